@@ -1,0 +1,180 @@
+/**
+ * Renders haproxy.cfg from the topology and the current runtime view, so that a reload never loses a runtime change
+ * (a reload forgets runtime address changes; see shared/notes/haproxy-redis.md). The same text serves the local
+ * sandbox and a remote host over SSH.
+ *
+ * Redis tier: one frontend per listen port, one backend per Redis port, one server per Redis host of the pair. The
+ * health check asks `info replication` and pipelines QUIT so a replica fails the `role:master` check at once instead
+ * of by timeout. A fenced server is rendered `disabled` (maint), so it stays out even across a reload.
+ */
+import type { Inventory } from "../topology/inventory.ts";
+import { getHost, type Topology } from "../topology/topology.ts";
+
+export interface RenderedServer {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** Rendered in maintenance: a fenced or not-yet-synced server. */
+  readonly disabled?: boolean;
+  readonly backup?: boolean;
+}
+
+export interface RedisBackend {
+  readonly listenPort: number;
+  readonly redisPort: number;
+  readonly servers: readonly RenderedServer[];
+}
+
+export interface RelayBackend {
+  readonly listenPort: number;
+  readonly servers: readonly RenderedServer[];
+}
+
+export interface HaproxyRenderInput {
+  /** The address this HAProxy binds its frontends and admin socket to. */
+  readonly bindAddress: string;
+  readonly adminPort: number;
+  /** Unix admin socket (mode 600): the local, safer way in; optional. */
+  readonly adminSocketPath?: string;
+  readonly checkIntervalMs?: number;
+  readonly redis?: readonly RedisBackend[];
+  /** App-side relays: listen port -> an upstream HAProxy, the others as backups. */
+  readonly relays?: readonly RelayBackend[];
+  /** Redis AUTH for the health check, when the servers require it. */
+  readonly checkPassword?: string;
+}
+
+export function redisBackendName(redisPort: number): string {
+  return `be_redis_${redisPort}`;
+}
+
+export function relayBackendName(listenPort: number): string {
+  return `be_relay_${listenPort}`;
+}
+
+export function renderHaproxyConfig(input: HaproxyRenderInput): string {
+  const inter = input.checkIntervalMs ?? 1000;
+  const fast = Math.max(50, Math.floor(inter / 2));
+  const lines = [
+    "# Rendered by failoverd. Edits are overwritten at the next change of the topology.",
+    "global",
+    "    maxconn 4000",
+    ...(input.adminSocketPath ? [`    stats socket ${input.adminSocketPath} mode 600 level admin`] : []),
+    `    stats socket ipv4@${input.bindAddress}:${input.adminPort} level admin`,
+    "    stats timeout 2m",
+    "defaults",
+    "    mode tcp",
+    "    retries 2",
+    "    timeout connect 1s",
+    "    timeout client 1h",
+    "    timeout server 1h",
+    "    timeout tunnel 1h",
+    "    timeout client-fin 30s",
+    "    timeout server-fin 30s",
+    `    timeout check ${Math.max(100, Math.min(1000, inter))}ms`,
+    "    option clitcpka",
+    "    option srvtcpka",
+    `    default-server inter ${inter}ms fastinter ${fast}ms downinter ${inter}ms fall 2 rise 2 on-marked-down shutdown-sessions`,
+  ];
+  for (const b of input.redis ?? []) {
+    const be = redisBackendName(b.redisPort);
+    lines.push(
+      `frontend fe_redis_${b.listenPort}`,
+      `    bind ${input.bindAddress}:${b.listenPort}`,
+      `    default_backend ${be}`,
+      `backend ${be}`,
+      "    balance first",
+      "    option tcp-check",
+      "    tcp-check connect",
+      ...(input.checkPassword ? [`    tcp-check send AUTH\\ ${escapeCheck(input.checkPassword)}\\r\\n`, "    tcp-check expect string +OK"] : []),
+      "    tcp-check send PING\\r\\n",
+      "    tcp-check expect string +PONG",
+      "    tcp-check send info\\ replication\\r\\nQUIT\\r\\n",
+      "    tcp-check expect string role:master",
+      ...b.servers.map(serverLine),
+    );
+  }
+  for (const r of input.relays ?? []) {
+    const be = relayBackendName(r.listenPort);
+    lines.push(
+      `frontend fe_relay_${r.listenPort}`,
+      `    bind ${input.bindAddress}:${r.listenPort}`,
+      `    default_backend ${be}`,
+      `backend ${be}`,
+      "    balance first",
+      ...r.servers.map(serverLine),
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function serverLine(s: RenderedServer): string {
+  return `    server ${s.name} ${s.address}:${s.port} check${s.backup ? " backup" : ""}${s.disabled ? " disabled" : ""}`;
+}
+
+function escapeCheck(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/ /g, "\\ ").replace(/"/g, '\\"');
+}
+
+/**
+ * The config of one HAProxy or app host, from the topology and where every host lives now. `outOfService` hosts
+ * are rendered disabled (fenced, or not yet a synced replica).
+ */
+export function renderForHost(
+  t: Topology,
+  inventory: Inventory,
+  hostName: string,
+  options: {
+    outOfService?: ReadonlySet<string>;
+    /** The current primary host per Redis port; the others are rendered `backup` so a reload routes right at once. */
+    primaryOf?: (redisPort: number) => string | undefined;
+    adminSocketPath?: string;
+    checkPassword?: string;
+  } = {},
+): string {
+  const host = getHost(t, hostName);
+  const out = options.outOfService ?? new Set<string>();
+  const bindAddress = inventory.addressOf(hostName);
+  const checkIntervalMs = Math.min(1000, Math.max(100, t.config.checks.intervalMs));
+  if (host.role === "haproxy") {
+    const redis = Object.entries(host.frontends).map(([listen, redisPort]) => {
+      const pair = t.pairs.find((p) => p.ports.includes(redisPort));
+      const servers = (pair?.hosts ?? []).map((h) => ({
+        name: h,
+        address: inventory.addressOf(h),
+        port: redisPort,
+        disabled: out.has(h),
+        backup: options.primaryOf !== undefined && options.primaryOf(redisPort) !== h,
+      }));
+      return { listenPort: Number(listen), redisPort, servers };
+    });
+    return renderHaproxyConfig({
+      bindAddress,
+      adminPort: host.adminPort,
+      checkIntervalMs,
+      redis,
+      ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
+      ...(options.checkPassword ? { checkPassword: options.checkPassword } : {}),
+    });
+  }
+  if (host.role === "app") {
+    const relays = Object.entries(host.frontends).map(([listen, haproxyPort]) => ({
+      listenPort: Number(listen),
+      servers: host.upstreams.map((u, i) => ({
+        name: u,
+        address: inventory.addressOf(u),
+        port: haproxyPort,
+        backup: i > 0,
+        disabled: out.has(u),
+      })),
+    }));
+    return renderHaproxyConfig({
+      bindAddress,
+      adminPort: host.adminPort,
+      checkIntervalMs,
+      relays,
+      ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
+    });
+  }
+  throw new Error(`${hostName} is a Redis host; it has no HAProxy config`);
+}

@@ -1,0 +1,218 @@
+/**
+ * A Redis client for probes and administration, on ioredis with probe-safe options: every command has a deadline
+ * (ioredis' connectTimeout does not catch a hung server; commandTimeout does), no offline queue, no retry, no silent
+ * reconnect. A broken connection is dropped and the next call opens a fresh one.
+ *
+ * Every failure is a ProbeError whose `kind` keeps the evidence (refused, timeout, reset, error-reply, loading,
+ * protocol), because a refusal confirmed by witnesses means something different from a timeout.
+ */
+import { Redis, ReplyError } from "ioredis";
+import { ProbeError, type ProbeFailureKind } from "../errors.ts";
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface RedisAuth {
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly tls?: boolean | undefined;
+}
+
+export type RoleReply =
+  | { readonly role: "primary"; readonly offset: number; readonly replicas: readonly ReplicaInfo[] }
+  | {
+      readonly role: "replica";
+      readonly primary: Endpoint;
+      readonly linkState: string;
+      readonly offset: number;
+    };
+
+export interface ReplicaInfo {
+  readonly address: string;
+  readonly port: number;
+  readonly offset: number;
+}
+
+export const endpointId = (e: Endpoint): string => `${e.address}:${e.port}`;
+
+export class RedisAdminClient {
+  private client: Redis | null = null;
+  private connecting: Promise<Redis> | null = null;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly timeoutMs: number,
+    private readonly auth: RedisAuth = {},
+  ) {}
+
+  /** Sends one command; resolves with its reply or rejects with a ProbeError within the deadline. */
+  async call(command: string, ...args: (string | number)[]): Promise<unknown> {
+    const deadline = this.timeoutMs;
+    const client = await this.connected();
+    try {
+      return await withDeadline(client.call(command, ...args), deadline, `${command} on ${endpointId(this.endpoint)}`);
+    } catch (e) {
+      const err = classify(e, this.endpoint, command);
+      if (err.kind === "timeout" || err.kind === "reset" || err.kind === "refused") this.drop();
+      throw err;
+    }
+  }
+
+  async role(): Promise<RoleReply> {
+    return parseRole(await this.call("ROLE"), this.endpoint);
+  }
+
+  async info(section: string): Promise<Record<string, string>> {
+    const reply = await this.call("INFO", section);
+    if (typeof reply !== "string") {
+      throw new ProbeError("protocol", `INFO ${section} on ${endpointId(this.endpoint)} answered a non-string`);
+    }
+    return parseInfo(reply);
+  }
+
+  close(): void {
+    this.drop();
+  }
+
+  private async connected(): Promise<Redis> {
+    if (this.client && this.client.status === "ready") return this.client;
+    if (this.connecting) return this.connecting;
+    this.drop();
+    const client = new Redis({
+      host: this.endpoint.address,
+      port: this.endpoint.port,
+      username: this.auth.username,
+      password: this.auth.password,
+      tls: this.auth.tls ? {} : undefined,
+      lazyConnect: true,
+      connectTimeout: this.timeoutMs,
+      commandTimeout: this.timeoutMs,
+      enableReadyCheck: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      reconnectOnError: () => false,
+      autoResubscribe: false,
+      showFriendlyErrorStack: false,
+    });
+    // Without a listener ioredis would print unhandled 'error' events. The socket's own error (ECONNREFUSED) is
+    // kept: ioredis rejects connect() with a generic "Connection is closed", which would lose the evidence.
+    let socketError: unknown;
+    client.on("error", (e: unknown) => {
+      socketError = e;
+    });
+    this.client = client;
+    this.connecting = withDeadline(client.connect(), this.timeoutMs, `connect to ${endpointId(this.endpoint)}`)
+      .then(() => client)
+      .catch((e: unknown) => {
+        this.drop();
+        throw classify(socketError ?? e, this.endpoint, "connect");
+      })
+      .finally(() => {
+        this.connecting = null;
+      });
+    return this.connecting;
+  }
+
+  private drop(): void {
+    const c = this.client;
+    this.client = null;
+    if (c) c.disconnect(false);
+  }
+}
+
+/** Keeps one admin client per endpoint so probes reuse their connection. */
+export class RedisClientPool {
+  private readonly clients = new Map<string, RedisAdminClient>();
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly auth: RedisAuth = {},
+  ) {}
+
+  get(endpoint: Endpoint): RedisAdminClient {
+    const id = endpointId(endpoint);
+    let c = this.clients.get(id);
+    if (!c) {
+      c = new RedisAdminClient(endpoint, this.timeoutMs, this.auth);
+      this.clients.set(id, c);
+    }
+    return c;
+  }
+
+  closeAll(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
+
+export function parseRole(reply: unknown, from: Endpoint): RoleReply {
+  const bad = (why: string) => new ProbeError("protocol", `ROLE on ${endpointId(from)}: ${why}`);
+  if (!Array.isArray(reply) || typeof reply[0] !== "string") throw bad("the reply is not a list");
+  const kind = reply[0];
+  if (kind === "master") {
+    const offset = Number(reply[1]);
+    const list = reply[2];
+    if (!Number.isFinite(offset) || !Array.isArray(list)) throw bad("malformed primary reply");
+    const replicas = list.map((r: unknown) => {
+      if (!Array.isArray(r) || r.length < 3) throw bad("malformed replica entry");
+      return { address: String(r[0]), port: Number(r[1]), offset: Number(r[2]) };
+    });
+    return { role: "primary", offset, replicas };
+  }
+  if (kind === "slave") {
+    const [, address, port, linkState, offset] = reply;
+    if (typeof address !== "string" || !Number.isFinite(Number(port))) throw bad("malformed replica reply");
+    return {
+      role: "replica",
+      primary: { address, port: Number(port) },
+      linkState: String(linkState),
+      offset: Number(offset),
+    };
+  }
+  throw new ProbeError("wrong-role", `ROLE on ${endpointId(from)} says '${kind}', not master or slave`);
+}
+
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\r\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const i = line.indexOf(":");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+export function classify(e: unknown, ep: Endpoint, command: string): ProbeError {
+  if (e instanceof ProbeError) return e;
+  const where = `${command} on ${endpointId(ep)}`;
+  if (e instanceof ReplyError) {
+    const msg = (e as Error).message.split("\n")[0] ?? "";
+    const kind: ProbeFailureKind = msg.startsWith("LOADING") ? "loading" : "error-reply";
+    return new ProbeError(kind, `${where}: ${msg}`);
+  }
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code;
+  const msg = err?.message ?? String(e);
+  if (code === "ECONNREFUSED") return new ProbeError("refused", `${where}: connection refused`);
+  if (code === "ETIMEDOUT" || /timed out|deadline/i.test(msg)) {
+    return new ProbeError("timeout", `${where}: no answer within the deadline`);
+  }
+  if (code === "ECONNRESET" || code === "EPIPE" || /Connection is closed|Stream isn't writeable/i.test(msg)) {
+    return new ProbeError("reset", `${where}: connection closed`);
+  }
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EADDRNOTAVAIL") {
+    return new ProbeError("timeout", `${where}: ${code}`);
+  }
+  return new ProbeError("protocol", `${where}: ${msg}`);
+}
+
+/** Rejects with a timeout-classified error when `p` does not settle within `ms`. */
+export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ProbeError("timeout", `${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,90 @@
+import { join } from "node:path";
+import type { Command } from "commander";
+import { type CheckRules, diagnose, DIAGNOSES, observe, type TargetHealth } from "../checks/detector.ts";
+import type { HaproxyObservation, Observation, RedisObservation } from "../checks/observation.ts";
+import { Checker, checkTargets } from "../checks/round.ts";
+import { redisAuthOf } from "../providers/index.ts";
+import { Inventory } from "../topology/inventory.ts";
+import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, table, withConfig } from "./common.ts";
+
+export function registerStatus(program: Command): void {
+  withConfig(program.command("status").description("one round of checks: every server's role, state, latency and what each HAProxy says (exit 1 unless all is healthy)"))
+    .option("--json", "print one JSON object")
+    .action(async (opts: ConfigOpts & { json?: boolean }) => {
+      const t = loadFrom(opts);
+      const inv = Inventory.load(t, join(t.config.stateDir, "inventory.json"));
+      const checker = new Checker(t.config.checks.timeoutMs, redisAuthOf(t));
+      let observations: Observation[];
+      try {
+        observations = await checker.round(checkTargets(t, inv));
+      } finally {
+        checker.close();
+      }
+      // One round: a single failure counts as down here (fall 1), so status answers at once.
+      const rules: CheckRules = { fall: 1, rise: 1, intervalMs: t.config.checks.intervalMs };
+      const health = new Map<string, TargetHealth>(observations.map((o) => [o.target, observe(undefined, o, rules)]));
+      const lastRoles = new Map<string, "primary" | "replica">();
+      for (const o of observations) if (o.type === "redis" && o.role) lastRoles.set(o.target, o.role);
+      const diagnoses = diagnose({ topology: t, addressOf: (h) => inv.addressOf(h), health, lastRoles });
+      const healthy = observations.every((o) => o.ok) && diagnoses.length === 0;
+      if (opts.json) {
+        out(JSON.stringify({ topology: t.name, healthy, observations, diagnoses }));
+      } else {
+        printStatus(observations);
+        out();
+        if (diagnoses.length === 0) out("diagnosis: NoProblem (every target is healthy)");
+        for (const d of diagnoses) {
+          out(`diagnosis: ${d.name} on ${d.host}: ${DIAGNOSES[d.name].description}`);
+          for (const e of d.evidence) out(`  - ${e}`);
+        }
+      }
+      if (!healthy) setExitCode(EXIT_FAILED);
+    });
+}
+
+function printStatus(observations: readonly Observation[]): void {
+  const redis = observations.filter((o): o is RedisObservation => o.type === "redis");
+  const proxies = observations.filter((o): o is HaproxyObservation => o.type === "haproxy");
+  const primaryOffset = new Map<number, number>();
+  for (const o of redis) if (o.role === "primary" && o.offset !== undefined) primaryOffset.set(o.port, o.offset);
+  const views = (o: RedisObservation) =>
+    proxies
+      .filter((p) => p.role === "haproxy")
+      .map((p) => {
+        if (!p.ok) return `${p.host}:?`;
+        const s = p.servers.find((v) => v.server === o.host && v.port === o.port);
+        return `${p.host}:${!s ? "-" : s.maint ? "MAINT" : s.up ? "UP" : "DOWN"}`;
+      })
+      .join(" ");
+  out(
+    table(
+      ["HOST", "SERVER", "ROLE", "STATE", "LATENCY", "OFFSET", "LAG", "HAPROXY VIEW"],
+      redis.map((o) => [
+        o.host,
+        `${o.address}:${o.port}`,
+        o.role ?? "-",
+        o.ok ? "up" : `DOWN (${o.failure?.kind})`,
+        `${o.latencyMs} ms`,
+        o.offset !== undefined ? String(o.offset) : "-",
+        o.role === "replica" && o.offset !== undefined
+          ? `${Math.max(0, (primaryOffset.get(o.port) ?? o.offset) - o.offset)} B${o.linkUp ? "" : " (link down)"}`
+          : "-",
+        views(o),
+      ]),
+    ),
+  );
+  out();
+  out(
+    table(
+      ["HOST", "ROLE", "ADDRESS", "STATE", "LATENCY", "BACKENDS"],
+      proxies.map((o) => [
+        o.host,
+        o.role,
+        o.address,
+        o.ok ? "up" : `DOWN (${o.failure?.kind}: ${o.failure?.message})`,
+        `${o.latencyMs} ms`,
+        o.servers.map((s) => `${s.backend}/${s.server}=${s.maint ? "MAINT" : s.up ? "UP" : "DOWN"}`).join(" "),
+      ]),
+    ),
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * Dry-run: wraps a provider set. Reads pass through to the real world; every write is recorded and described
+ * ("would terminate sandbox-redis1-1 (redis1 at 127.0.1.1)") and changes nothing.
+ */
+import type { AdminState } from "../admin/haproxy.ts";
+import { type Endpoint, endpointId } from "../admin/redis.ts";
+import type { LaunchRequest, Machine, Providers } from "./types.ts";
+
+export interface DescribedAction {
+  readonly provider: "compute" | "dns" | "proxies" | "redis" | "haproxy";
+  readonly description: string;
+}
+
+/** The address a dry-run launch pretends the new machine has. */
+export const dryRunAddress = (host: string) => `<new ${host} address>`;
+
+export function isDryRunAddress(address: string): boolean {
+  return address.startsWith("<new ");
+}
+
+export class DryRunRecorder {
+  readonly actions: DescribedAction[] = [];
+  constructor(private readonly onAction?: (a: DescribedAction) => void) {}
+  record(provider: DescribedAction["provider"], description: string): void {
+    const a = { provider, description };
+    this.actions.push(a);
+    this.onAction?.(a);
+  }
+}
+
+export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
+  const r = recorder;
+  const hap = (h: Endpoint) => `HAProxy ${endpointId(h)}`;
+  return {
+    compute: {
+      kind: `dry-run(${real.compute.kind})`,
+      async launch(req: LaunchRequest): Promise<Machine> {
+        r.record("compute", `would launch a ${req.role} machine for ${req.host}${req.ports ? ` serving ports ${req.ports.join(", ")}` : ""} (${real.compute.kind})`);
+        return { id: `<new ${req.host} machine>`, host: req.host, role: req.role, address: dryRunAddress(req.host) };
+      },
+      async terminate(m: Machine): Promise<void> {
+        r.record("compute", `would terminate ${m.id} (${m.host} at ${m.address})`);
+      },
+      find: (host, signal) => real.compute.find(host, signal),
+    },
+    dns: {
+      async upsert(name: string, address: string): Promise<void> {
+        r.record("dns", `would point ${name} at ${address} and wait until the change is in sync`);
+      },
+      resolve: (name, signal) => real.dns.resolve(name, signal),
+    },
+    proxies: {
+      readConfig: (m, signal) => (m.id.startsWith("<new") ? Promise.resolve(null) : real.proxies.readConfig(m, signal)),
+      async applyConfig(m: Machine, text: string): Promise<void> {
+        r.record("proxies", `would write haproxy.cfg (${text.split("\n").length} lines) on ${m.host}, check it with haproxy -c, and reload`);
+      },
+    },
+    redis: {
+      role: (ep) => real.redis.role(ep),
+      info: (ep, s) => real.redis.info(ep, s),
+      async promote(ep: Endpoint): Promise<void> {
+        r.record("redis", `would send REPLICAOF NO ONE to ${endpointId(ep)}`);
+      },
+      async replicate(ep: Endpoint, primary: Endpoint): Promise<void> {
+        r.record("redis", `would send REPLICAOF ${primary.address} ${primary.port} to ${endpointId(ep)}`);
+      },
+      close: () => real.redis.close(),
+    },
+    haproxy: {
+      serversState: (h, b) => real.haproxy.serversState(h, b),
+      async setState(h: Endpoint, b: string, s: string, state: AdminState): Promise<void> {
+        r.record("haproxy", `would send 'set server ${b}/${s} state ${state}' to ${hap(h)}`);
+      },
+      async setHealth(h: Endpoint, b: string, s: string, health: "up" | "down"): Promise<void> {
+        r.record("haproxy", `would send 'set server ${b}/${s} health ${health}' to ${hap(h)}`);
+      },
+      async shutdownSessions(h: Endpoint, b: string, s: string): Promise<void> {
+        r.record("haproxy", `would send 'shutdown sessions server ${b}/${s}' to ${hap(h)}`);
+      },
+      async setAddr(h: Endpoint, b: string, s: string, address: string, port: number): Promise<void> {
+        r.record("haproxy", `would send 'set server ${b}/${s} addr ${address} port ${port}' to ${hap(h)}`);
+      },
+    },
+    close: () => real.close(),
+  };
+}

@@ -1,0 +1,38 @@
+/** Builds the provider set a config asks for. */
+import type { RedisAuth } from "../admin/redis.ts";
+import { ConfigError } from "../errors.ts";
+import type { Topology } from "../topology/topology.ts";
+import { resolveSecret } from "../topology/secrets.ts";
+import { LocalCompute, LocalDns, LocalProxies } from "./local/index.ts";
+import { Sandbox } from "./local/sandbox.ts";
+import { NetHaproxyAdmin, NetRedisAdmin } from "./net-admin.ts";
+import type { Providers } from "./types.ts";
+
+export function redisAuthOf(t: Topology): RedisAuth {
+  const r = t.config.redis;
+  return {
+    username: r.username,
+    password: resolveSecret(r.password, "redis.password", t.source),
+    tls: r.tls,
+  };
+}
+
+export function createProviders(t: Topology): Providers {
+  const auth = redisAuthOf(t);
+  const timeoutMs = Math.max(t.config.checks.timeoutMs, 1000);
+  const redis = new NetRedisAdmin(timeoutMs, auth);
+  const haproxy = new NetHaproxyAdmin(timeoutMs);
+  const p = t.config.provider;
+  if (p.kind === "local") {
+    const sandbox = new Sandbox(t.name, p);
+    return {
+      compute: new LocalCompute(sandbox, auth.password),
+      dns: new LocalDns(sandbox),
+      proxies: new LocalProxies(sandbox),
+      redis,
+      haproxy,
+      close: async () => redis.close(),
+    };
+  }
+  throw new ConfigError(t.source, [`provider.kind: '${p.kind}' is not available yet in this build`]);
+}

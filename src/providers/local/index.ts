@@ -1,0 +1,73 @@
+/** The local sandbox as providers: compute = processes on loopback addresses, DNS = the sandbox's record map. */
+import { ProviderError } from "../../errors.ts";
+import type { ComputeProvider, DnsProvider, LaunchRequest, Machine, ProxyConfigurator } from "../types.ts";
+import type { Sandbox } from "./sandbox.ts";
+
+export class LocalCompute implements ComputeProvider {
+  readonly kind = "local";
+  constructor(
+    private readonly sandbox: Sandbox,
+    private readonly redisPassword?: string,
+  ) {}
+
+  async launch(req: LaunchRequest, signal: AbortSignal): Promise<Machine> {
+    if (req.role === "app") throw new ProviderError("the sandbox does not launch app machines", false);
+    signal.throwIfAborted();
+    const address = await this.sandbox.allocateAddress(req.role);
+    const m = await this.sandbox.createMachine(req.host, req.role, address);
+    if (req.role === "redis") {
+      for (const port of req.ports ?? []) {
+        await this.sandbox.startRedis(m, port, this.redisPassword ? { password: this.redisPassword } : {});
+      }
+    }
+    return { id: m.id, host: m.host, role: m.role, address: m.address };
+  }
+
+  async terminate(machine: Machine, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const rec = this.sandbox.read().machines.find((m) => m.id === machine.id);
+    if (!rec || rec.topology !== this.sandbox.topologyName || rec.host !== machine.host) {
+      throw new ProviderError(
+        `refusing to terminate ${machine.id} (${machine.host}): it is not a machine of topology '${this.sandbox.topologyName}'`,
+        false,
+      );
+    }
+    await this.sandbox.terminate(rec.id, "SIGKILL");
+  }
+
+  async find(host: string): Promise<Machine | null> {
+    const m = this.sandbox.machineOf(host);
+    return m ? { id: m.id, host: m.host, role: m.role, address: m.address } : null;
+  }
+}
+
+export class LocalDns implements DnsProvider {
+  constructor(private readonly sandbox: Sandbox) {}
+  async upsert(name: string, address: string, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    await this.sandbox.setDns(name, address);
+  }
+  async resolve(name: string): Promise<string | null> {
+    return this.sandbox.read().dns[name] ?? null;
+  }
+}
+
+export class LocalProxies implements ProxyConfigurator {
+  constructor(private readonly sandbox: Sandbox) {}
+
+  async readConfig(machine: Machine): Promise<string | null> {
+    const m = this.record(machine);
+    return this.sandbox.readHaproxyConfig(m);
+  }
+
+  async applyConfig(machine: Machine, text: string, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    await this.sandbox.applyHaproxy(this.record(machine), text);
+  }
+
+  private record(machine: Machine) {
+    const m = this.sandbox.read().machines.find((x) => x.id === machine.id && x.status === "running");
+    if (!m) throw new ProviderError(`machine ${machine.id} (${machine.host}) is not running in the sandbox`, false);
+    return m;
+  }
+}

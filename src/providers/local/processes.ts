@@ -1,0 +1,95 @@
+/**
+ * Starting and stopping sandbox processes. Processes are started detached (they outlive `failoverd sandbox up`)
+ * and stopped only by PID, after checking that the PID still belongs to the process we started (PID reuse).
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { canConnect } from "../../admin/tcp.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ProviderError } from "../../errors.ts";
+
+export interface StartedProcess {
+  readonly pid: number;
+  /** A string that /proc/<pid>/cmdline must contain for the PID to still be ours. */
+  readonly marker: string;
+}
+
+export function startDetached(command: string, args: readonly string[], logFile: string): number {
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", "ignore", "ignore"] });
+  const pid = child.pid;
+  child.on("error", () => {});
+  child.unref();
+  if (pid === undefined) throw new ProviderError(`cannot start ${command} (is it installed?); log: ${logFile}`, false);
+  return pid;
+}
+
+/** True while the process runs (a zombie or a reused PID counts as gone). */
+export function isRunning(p: StartedProcess): boolean {
+  try {
+    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "Z" || state === "X") return false;
+    const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replace(/\0/g, " ");
+    return cmdline.includes(p.marker);
+  } catch {
+    return false;
+  }
+}
+
+/** True while the process is stopped by SIGSTOP. */
+export function isStopped(p: StartedProcess): boolean {
+  try {
+    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "T";
+  } catch {
+    return false;
+  }
+}
+
+export function signal(p: StartedProcess, sig: NodeJS.Signals): boolean {
+  if (!isRunning(p)) return false;
+  try {
+    process.kill(p.pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops a process: `sig` first (SIGKILL for a crash), SIGKILL after `graceMs`; resolves once it is gone. */
+export async function stop(p: StartedProcess, sig: NodeJS.Signals = "SIGTERM", graceMs = 3000): Promise<void> {
+  if (!isRunning(p)) return;
+  signal(p, sig);
+  if (sig !== "SIGKILL") signal(p, "SIGCONT");
+  const start = Date.now();
+  while (isRunning(p)) {
+    if (Date.now() - start > graceMs) signal(p, "SIGKILL");
+    if (Date.now() - start > graceMs + 5000) throw new ProviderError(`process ${p.pid} does not stop`, true);
+    await sleep(10);
+  }
+}
+
+/** Resolves once a TCP connection to address:port succeeds; throws after `timeoutMs`. */
+export async function waitForPort(address: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    if (await canConnect(address, port, 500)) return;
+    if (signal?.aborted) throw new ProviderError(`gave up waiting for ${address}:${port}: aborted`, true);
+    if (Date.now() - start > timeoutMs) {
+      throw new ProviderError(`${address}:${port} does not accept connections after ${timeoutMs} ms`, true);
+    }
+    await sleep(20);
+  }
+}
+
+/** Null when address:port can be bound now; else why not (in use, or the address is not local). */
+export function whyNotFree(address: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", (e: NodeJS.ErrnoException) =>
+      resolve(e.code === "EADDRINUSE" ? `${address}:${port} is already in use` : `${address}:${port}: ${e.code ?? e.message}`),
+    );
+    srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(null)));
+  });
+}

@@ -1,0 +1,245 @@
+/**
+ * The local sandbox: a "machine" is a set of real processes bound to its own loopback address. A Redis machine runs
+ * one redis-server per port; an HAProxy or app machine runs haproxy (master-worker, reloaded with SIGUSR2). All run
+ * state (configs, logs, the machine table) lives under one run directory; processes are stopped only by PID.
+ */
+import { execFile } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { ProviderError } from "../../errors.ts";
+import { writeFileAtomic } from "../../topology/inventory.ts";
+import type { LocalProviderConfig } from "../../topology/schema.ts";
+import type { Machine, MachineRole } from "../types.ts";
+import { isRunning, type StartedProcess, startDetached, stop, waitForPort } from "./processes.ts";
+
+const execFileP = promisify(execFile);
+
+export interface ProcessRecord extends StartedProcess {
+  readonly kind: "redis" | "haproxy";
+  readonly port?: number;
+}
+
+export interface MachineRecord extends Machine {
+  readonly topology: string;
+  readonly dir: string;
+  readonly processes: ProcessRecord[];
+  status: "running" | "terminated";
+  readonly launchedAt: string;
+}
+
+export interface SandboxState {
+  topology: string;
+  machines: MachineRecord[];
+  /** The sandbox's DNS: record name -> address. */
+  dns: Record<string, string>;
+  launches: number;
+}
+
+export interface RedisStartOptions {
+  readonly replicaOf?: { address: string; port: number };
+  readonly password?: string;
+}
+
+export class Sandbox {
+  readonly runDir: string;
+  private readonly stateFile: string;
+
+  constructor(
+    readonly topologyName: string,
+    readonly config: LocalProviderConfig,
+  ) {
+    this.runDir = resolve(config.runDir);
+    this.stateFile = join(this.runDir, "sandbox.json");
+  }
+
+  read(): SandboxState {
+    try {
+      const s = JSON.parse(readFileSync(this.stateFile, "utf8")) as SandboxState;
+      if (s.topology !== this.topologyName) {
+        throw new ProviderError(
+          `${this.runDir} holds a sandbox of topology '${s.topology}', not '${this.topologyName}'; stop it first (failoverd sandbox down with its config)`,
+          false,
+        );
+      }
+      return s;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+        return { topology: this.topologyName, machines: [], dns: {}, launches: 0 };
+      }
+      if (e instanceof ProviderError) throw e;
+      throw new ProviderError(`cannot read ${this.stateFile}: ${(e as Error).message}`, false);
+    }
+  }
+
+  /** Read-modify-write of the machine table under a lock file (the daemon and `simulate` share it). */
+  async update<T>(fn: (s: SandboxState) => T): Promise<T> {
+    mkdirSync(this.runDir, { recursive: true });
+    const lock = join(this.runDir, "sandbox.lock");
+    const start = Date.now();
+    for (;;) {
+      try {
+        closeSync(openSync(lock, "wx"));
+        break;
+      } catch {
+        // A lock older than 10 s belongs to a process that died holding it.
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > 10_000) rmSync(lock, { force: true });
+        } catch {}
+        if (Date.now() - start > 15_000) throw new ProviderError(`cannot lock ${lock}`, true);
+        await sleep(5);
+      }
+    }
+    try {
+      const s = this.read();
+      const out = fn(s);
+      writeFileAtomic(this.stateFile, `${JSON.stringify(s, null, 2)}\n`);
+      return out;
+    } finally {
+      rmSync(lock, { force: true });
+    }
+  }
+
+  running(): MachineRecord[] {
+    return this.read().machines.filter((m) => m.status === "running");
+  }
+
+  machineOf(host: string): MachineRecord | undefined {
+    return this.running().find((m) => m.host === host);
+  }
+
+  /** Registers a new machine directory at `address`; processes are added by the start* methods. */
+  async createMachine(host: string, role: MachineRole, address: string): Promise<MachineRecord> {
+    return this.update((s) => {
+      s.launches += 1;
+      const id = `${this.topologyName}-${host}-${s.launches}`;
+      const dir = join(this.runDir, "machines", id);
+      mkdirSync(dir, { recursive: true });
+      const m: MachineRecord = {
+        id,
+        host,
+        role,
+        address,
+        topology: this.topologyName,
+        dir,
+        processes: [],
+        status: "running",
+        launchedAt: new Date().toISOString(),
+      };
+      s.machines.push(m);
+      return m;
+    });
+  }
+
+  async startRedis(m: MachineRecord, port: number, opts: RedisStartOptions = {}): Promise<ProcessRecord> {
+    const logFile = join(m.dir, `redis-${port}.log`);
+    const args = [
+      "--bind", m.address,
+      "--port", String(port),
+      "--bind-source-addr", m.address,
+      "--protected-mode", "no",
+      "--daemonize", "no",
+      "--dir", m.dir,
+      "--dbfilename", `dump-${port}.rdb`,
+      "--logfile", logFile,
+      "--save", "",
+      "--appendonly", "no",
+      "--repl-diskless-sync", "yes",
+      "--repl-diskless-sync-delay", "0",
+      "--repl-timeout", "10",
+      ...(opts.password ? ["--requirepass", opts.password, "--masterauth", opts.password] : []),
+      ...(opts.replicaOf ? ["--replicaof", opts.replicaOf.address, String(opts.replicaOf.port)] : []),
+    ];
+    const pid = startDetached(this.config.redisServer, args, logFile);
+    const rec: ProcessRecord = { pid, marker: `${m.address}:${port}`, kind: "redis", port };
+    await this.addProcess(m, rec);
+    await waitForPort(m.address, port, 10_000).catch((e: unknown) => {
+      throw new ProviderError(`redis-server on ${m.address}:${port} did not start: ${tail(logFile)} (${(e as Error).message})`, true);
+    });
+    return rec;
+  }
+
+  /** Validates `cfg` with `haproxy -c`, then starts HAProxy or reloads the running one. */
+  async applyHaproxy(m: MachineRecord, cfg: string): Promise<void> {
+    const cfgFile = join(m.dir, "haproxy.cfg");
+    const candidate = join(m.dir, "haproxy.cfg.new");
+    writeFileSync(candidate, cfg);
+    try {
+      await execFileP(this.config.haproxy, ["-c", "-q", "-f", candidate], { timeout: 10_000 });
+    } catch (e) {
+      const out = `${(e as { stderr?: string }).stderr ?? ""}`.trim().split("\n").filter((l) => l.includes("ALERT"))[0];
+      throw new ProviderError(`haproxy -c rejects the config for ${m.host}: ${out ?? (e as Error).message}`, false);
+    }
+    writeFileAtomic(cfgFile, cfg);
+    const current = this.read().machines.find((x) => x.id === m.id)?.processes.find((p) => p.kind === "haproxy");
+    if (current && isRunning(current)) {
+      process.kill(current.pid, "SIGUSR2");
+      return;
+    }
+    const pid = startDetached(this.config.haproxy, ["-W", "-db", "-f", cfgFile], join(m.dir, "haproxy.log"));
+    await this.addProcess(m, { pid, marker: cfgFile, kind: "haproxy" });
+  }
+
+  readHaproxyConfig(m: MachineRecord): string | null {
+    const f = join(m.dir, "haproxy.cfg");
+    return existsSync(f) ? readFileSync(f, "utf8") : null;
+  }
+
+  /** Stops every process of a machine (SIGKILL: a machine that is terminated does not shut down cleanly). */
+  async terminate(id: string, sig: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const m = this.read().machines.find((x) => x.id === id);
+    if (!m) throw new ProviderError(`machine ${id} is not one of this sandbox's; refusing to terminate it`, false);
+    await Promise.all(m.processes.map((p) => stop(p, sig)));
+    await this.update((s) => {
+      const rec = s.machines.find((x) => x.id === id);
+      if (rec) rec.status = "terminated";
+    });
+  }
+
+  /** Stops every process this sandbox started and removes its machine table. */
+  async down(): Promise<number> {
+    const s = this.read();
+    const procs = s.machines.flatMap((m) => m.processes).filter(isRunning);
+    await Promise.all(procs.map((p) => stop(p, "SIGTERM", 3000)));
+    await this.update((st) => {
+      for (const m of st.machines) m.status = "terminated";
+    });
+    return procs.length;
+  }
+
+  /** The next free address of the role's pool: never one a machine of this sandbox ever had. */
+  async allocateAddress(role: "redis" | "haproxy"): Promise<string> {
+    const pool = this.config.addressPool?.[role];
+    if (!pool) throw new ProviderError(`provider.addressPool.${role} is not set: the sandbox has no address for a replacement`, false);
+    const used = new Set(this.read().machines.map((m) => m.address));
+    const free = pool.find((a) => !used.has(a));
+    if (!free) throw new ProviderError(`provider.addressPool.${role} is exhausted (${pool.length} addresses used); run failoverd sandbox down and up`, false);
+    return free;
+  }
+
+  async setDns(name: string, address: string): Promise<void> {
+    await this.update((s) => {
+      s.dns[name] = address;
+    });
+  }
+
+  private async addProcess(m: MachineRecord, rec: ProcessRecord): Promise<void> {
+    await this.update((s) => {
+      const target = s.machines.find((x) => x.id === m.id);
+      if (!target) throw new ProviderError(`machine ${m.id} vanished from the sandbox table`, false);
+      const i = target.processes.findIndex((p) => p.kind === rec.kind && p.port === rec.port);
+      if (i >= 0) target.processes.splice(i, 1);
+      target.processes.push(rec);
+    });
+    m.processes.push(rec);
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").trim().split("\n").slice(-1)[0] ?? "";
+  } catch {
+    return "no log";
+  }
+}

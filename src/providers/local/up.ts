@@ -1,0 +1,174 @@
+/**
+ * `failoverd sandbox up|down|status`: the whole declared topology as real processes, and its teardown.
+ * The first host of each pair starts as primary; its twin replicates it port by port.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { renderForHost } from "../../admin/haproxy-config.ts";
+import { HaproxyAdminClient } from "../../admin/haproxy.ts";
+import { RedisAdminClient, type RedisAuth } from "../../admin/redis.ts";
+import { ProviderError } from "../../errors.ts";
+import { Inventory } from "../../topology/inventory.ts";
+import type { Topology } from "../../topology/topology.ts";
+import { isRunning, isStopped, whyNotFree } from "./processes.ts";
+import { type MachineRecord, Sandbox } from "./sandbox.ts";
+
+export function sandboxOf(t: Topology): Sandbox {
+  const p = t.config.provider;
+  if (p.kind !== "local") throw new ProviderError(`the sandbox needs provider.kind local; ${t.source} uses ${p.kind}`, false);
+  return new Sandbox(t.name, p);
+}
+
+/** Every address:port the declared topology listens on. */
+export function declaredListeners(t: Topology): { address: string; port: number; what: string }[] {
+  const out: { address: string; port: number; what: string }[] = [];
+  for (const h of t.hosts.values()) {
+    if (h.role === "redis") for (const port of h.ports) out.push({ address: h.address, port, what: `${h.name} redis` });
+    else {
+      out.push({ address: h.address, port: h.adminPort, what: `${h.name} admin` });
+      for (const l of Object.keys(h.frontends)) out.push({ address: h.address, port: Number(l), what: `${h.name} frontend` });
+    }
+  }
+  return out;
+}
+
+export interface UpOptions {
+  readonly auth?: RedisAuth;
+  readonly timeoutMs?: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sandbox> {
+  const sandbox = sandboxOf(t);
+  const say = opts.onProgress ?? (() => {});
+  const live = sandbox.running().filter((m) => m.processes.some(isRunning));
+  if (live.length > 0) {
+    throw new ProviderError(
+      `a sandbox is already running in ${sandbox.runDir} (${live.map((m) => m.host).join(", ")}); run failoverd sandbox down first`,
+      false,
+    );
+  }
+  const busy = (await Promise.all(declaredListeners(t).map((l) => whyNotFree(l.address, l.port)))).filter(
+    (w): w is string => w !== null,
+  );
+  if (busy.length > 0) throw new ProviderError(`cannot start the sandbox: ${busy.join("; ")}`, false);
+  await sandbox.update((s) => {
+    s.machines = [];
+    s.dns = {};
+  });
+
+  const password = opts.auth?.password;
+  const inventory = new Inventory(t);
+  for (const pair of t.pairs) {
+    const [primaryHost, replicaHost] = pair.hosts;
+    const primary = await sandbox.createMachine(primaryHost, "redis", inventory.addressOf(primaryHost));
+    for (const port of pair.ports) await sandbox.startRedis(primary, port, password ? { password } : {});
+    const replica = await sandbox.createMachine(replicaHost, "redis", inventory.addressOf(replicaHost));
+    for (const port of pair.ports) {
+      await sandbox.startRedis(replica, port, {
+        replicaOf: { address: primary.address, port },
+        ...(password ? { password } : {}),
+      });
+    }
+    say(`redis   ${primaryHost} ${primary.address} ports ${pair.ports.join(", ")} (primary)`);
+    say(`redis   ${replicaHost} ${replica.address} ports ${pair.ports.join(", ")} (replica of ${primaryHost})`);
+  }
+  const primaryOf = (port: number) => t.pairs.find((p) => p.ports.includes(port))?.hosts[0];
+  for (const h of t.haproxyHosts) {
+    const m = await sandbox.createMachine(h.name, "haproxy", h.address);
+    await sandbox.applyHaproxy(m, renderForHost(t, inventory, h.name, { primaryOf, ...(password ? { checkPassword: password } : {}) }));
+    if (h.dnsName) await sandbox.setDns(h.dnsName, h.address);
+    say(`haproxy ${h.name} ${h.address} ${Object.entries(h.frontends).map(([l, r]) => `${l}->${r}`).join(", ")}, admin ${h.address}:${h.adminPort}`);
+  }
+  for (const h of t.appHosts) {
+    const m = await sandbox.createMachine(h.name, "app", h.address);
+    await sandbox.applyHaproxy(m, renderForHost(t, inventory, h.name));
+    say(`app     ${h.name} ${h.address} ${Object.entries(h.frontends).map(([l, r]) => `${l}->${r}`).join(", ")} via ${h.upstreams.join(", ")}`);
+  }
+  await waitUntilServing(t, inventory, opts.auth ?? {}, opts.timeoutMs ?? 20_000);
+  return sandbox;
+}
+
+/** Resolves once every replica is in sync and every app frontend reaches the primary. */
+export async function waitUntilServing(t: Topology, inv: Inventory, auth: RedisAuth, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let why = "";
+  while (Date.now() < deadline) {
+    why = (await whyNotServing(t, inv, auth)) ?? "";
+    if (why === "") return;
+    await sleep(50);
+  }
+  throw new ProviderError(`the sandbox did not become healthy within ${timeoutMs} ms: ${why}`, true);
+}
+
+async function whyNotServing(t: Topology, inv: Inventory, auth: RedisAuth): Promise<string | null> {
+  const clients: RedisAdminClient[] = [];
+  const client = (address: string, port: number) => {
+    const c = new RedisAdminClient({ address, port }, 1000, auth);
+    clients.push(c);
+    return c;
+  };
+  try {
+    for (const pair of t.pairs) {
+      for (const port of pair.ports) {
+        const info = await client(inv.addressOf(pair.hosts[1]), port).info("replication");
+        if (info["master_link_status"] !== "up" || info["master_sync_in_progress"] !== "0") {
+          return `${pair.hosts[1]}:${port} is not in sync yet`;
+        }
+      }
+    }
+    for (const h of t.haproxyHosts) {
+      const states = await new HaproxyAdminClient({ address: inv.addressOf(h.name), port: h.adminPort }, 1000).showServersState();
+      for (const [, redisPort] of Object.entries(h.frontends)) {
+        const primary = t.pairs.find((p) => p.ports.includes(redisPort))?.hosts[0];
+        const row = states.find((s) => s.server === primary && s.port === redisPort);
+        if (!row?.isUp) return `${h.name} does not see ${primary}:${redisPort} up yet`;
+      }
+    }
+    for (const h of t.appHosts) {
+      for (const listen of Object.keys(h.frontends)) {
+        const role = await client(inv.addressOf(h.name), Number(listen)).role();
+        if (role.role !== "primary") return `${h.name}:${listen} does not reach a primary yet`;
+      }
+    }
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
+export async function sandboxDown(t: Topology): Promise<number> {
+  return sandboxOf(t).down();
+}
+
+export interface MachineStatus {
+  readonly host: string;
+  readonly id: string;
+  readonly role: string;
+  readonly address: string;
+  readonly processes: { pid: number; kind: string; port?: number; state: "running" | "stopped" | "gone" }[];
+}
+
+export function sandboxStatus(t: Topology): { runDir: string; machines: MachineStatus[]; dns: Record<string, string> } {
+  const sandbox = sandboxOf(t);
+  const s = sandbox.read();
+  return {
+    runDir: sandbox.runDir,
+    dns: s.dns,
+    machines: s.machines
+      .filter((m: MachineRecord) => m.status === "running")
+      .map((m) => ({
+        host: m.host,
+        id: m.id,
+        role: m.role,
+        address: m.address,
+        processes: m.processes.map((p) => ({
+          pid: p.pid,
+          kind: p.kind,
+          ...(p.port !== undefined ? { port: p.port } : {}),
+          state: !isRunning(p) ? ("gone" as const) : isStopped(p) ? ("stopped" as const) : ("running" as const),
+        })),
+      })),
+  };
+}

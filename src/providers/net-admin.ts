@@ -1,0 +1,53 @@
+/** RedisAdmin and HaproxyAdmin over the network: the real implementations that every provider set uses. */
+import { HaproxyAdminClient } from "../admin/haproxy.ts";
+import type { AdminState, ServerState } from "../admin/haproxy.ts";
+import { type Endpoint, type RedisAuth, RedisClientPool, type RoleReply } from "../admin/redis.ts";
+import type { HaproxyAdmin, RedisAdmin } from "./types.ts";
+
+export class NetRedisAdmin implements RedisAdmin {
+  private readonly pool: RedisClientPool;
+  constructor(timeoutMs: number, auth: RedisAuth = {}) {
+    this.pool = new RedisClientPool(timeoutMs, auth);
+  }
+  role(ep: Endpoint): Promise<RoleReply> {
+    return this.pool.get(ep).role();
+  }
+  info(ep: Endpoint, section: string): Promise<Record<string, string>> {
+    return this.pool.get(ep).info(section);
+  }
+  async promote(ep: Endpoint): Promise<void> {
+    const reply = await this.pool.get(ep).call("REPLICAOF", "NO", "ONE");
+    if (reply !== "OK") throw new Error(`REPLICAOF NO ONE on ${ep.address}:${ep.port} answered ${String(reply)}`);
+  }
+  async replicate(ep: Endpoint, primary: Endpoint): Promise<void> {
+    const reply = await this.pool.get(ep).call("REPLICAOF", primary.address, primary.port);
+    if (typeof reply !== "string" || !reply.startsWith("OK")) {
+      throw new Error(`REPLICAOF on ${ep.address}:${ep.port} answered ${String(reply)}`);
+    }
+  }
+  close(): void {
+    this.pool.closeAll();
+  }
+}
+
+export class NetHaproxyAdmin implements HaproxyAdmin {
+  constructor(private readonly timeoutMs: number) {}
+  private client(h: Endpoint) {
+    return new HaproxyAdminClient({ address: h.address, port: h.port }, this.timeoutMs);
+  }
+  serversState(h: Endpoint, backend?: string): Promise<ServerState[]> {
+    return this.client(h).showServersState(backend);
+  }
+  setState(h: Endpoint, backend: string, server: string, state: AdminState): Promise<void> {
+    return this.client(h).setState(backend, server, state);
+  }
+  setHealth(h: Endpoint, backend: string, server: string, health: "up" | "down"): Promise<void> {
+    return this.client(h).setHealth(backend, server, health);
+  }
+  shutdownSessions(h: Endpoint, backend: string, server: string): Promise<void> {
+    return this.client(h).shutdownSessions(backend, server);
+  }
+  setAddr(h: Endpoint, backend: string, server: string, address: string, port: number): Promise<void> {
+    return this.client(h).setAddr(backend, server, address, port);
+  }
+}

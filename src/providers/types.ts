@@ -1,0 +1,87 @@
+/**
+ * The narrow interfaces through which failoverd touches the world. Every implementation (local sandbox, AWS,
+ * dry-run) passes the same contract suite (test/contract/). Each method takes an AbortSignal: nothing waits forever.
+ */
+import type { Endpoint, RoleReply } from "../admin/redis.ts";
+import type { AdminState, ServerState } from "../admin/haproxy.ts";
+
+export type MachineRole = "redis" | "haproxy" | "app";
+
+/** One machine: a cloud instance, or in the sandbox a set of processes bound to one loopback address. */
+export interface Machine {
+  readonly id: string;
+  readonly host: string;
+  readonly role: MachineRole;
+  readonly address: string;
+}
+
+export interface LaunchRequest {
+  readonly host: string;
+  readonly role: MachineRole;
+  /** Redis ports the machine must serve (redis role). */
+  readonly ports?: readonly number[];
+}
+
+export interface ComputeProvider {
+  readonly kind: string;
+  /**
+   * Starts a replacement machine for `host` from the image and resolves once it runs and its role's ports accept
+   * connections: a Redis machine serves empty Redis servers; an HAProxy machine is reachable but unconfigured.
+   * Not idempotent by itself: the runner journals the returned machine so a resumed recovery never launches twice.
+   * Throws ProviderError (retryable or not).
+   */
+  launch(req: LaunchRequest, signal: AbortSignal): Promise<Machine>;
+  /**
+   * Stops a machine for good. Idempotent: a machine already gone resolves. Refuses (ProviderError, not retryable)
+   * a machine that is not managed by this topology: a config typo must never terminate a stranger's machine.
+   */
+  terminate(machine: Machine, signal: AbortSignal): Promise<void>;
+  /** The machine currently serving `host`, if the provider knows one. */
+  find(host: string, signal: AbortSignal): Promise<Machine | null>;
+}
+
+export interface DnsProvider {
+  /** Creates or replaces the A record `name` -> `address` and resolves once the change is in sync. Idempotent. */
+  upsert(name: string, address: string, signal: AbortSignal): Promise<void>;
+  /** The address the record points at now, or null. */
+  resolve(name: string, signal: AbortSignal): Promise<string | null>;
+}
+
+/** Configures HAProxy machines: the configuration file and its reload (locally, or over SSH). */
+export interface ProxyConfigurator {
+  /** The machine's current haproxy.cfg, or null when it has none yet (freshly launched). */
+  readConfig(machine: Machine, signal: AbortSignal): Promise<string | null>;
+  /** Writes the config, validates it (`haproxy -c`) and starts or reloads HAProxy. Idempotent. */
+  applyConfig(machine: Machine, text: string, signal: AbortSignal): Promise<void>;
+}
+
+/** Redis administration. Reads are probes; writes change replication. Every call has a deadline. */
+export interface RedisAdmin {
+  role(ep: Endpoint): Promise<RoleReply>;
+  info(ep: Endpoint, section: string): Promise<Record<string, string>>;
+  /** `REPLICAOF NO ONE`. Resolves when Redis accepted it; the caller confirms with `role()`. */
+  promote(ep: Endpoint): Promise<void>;
+  /** `REPLICAOF host port`. Resolves when accepted; sync happens in the background. */
+  replicate(ep: Endpoint, primary: Endpoint): Promise<void>;
+  close(): void;
+}
+
+/** HAProxy Runtime API administration, addressed by the HAProxy's admin endpoint. */
+export interface HaproxyAdmin {
+  serversState(haproxy: Endpoint, backend?: string): Promise<ServerState[]>;
+  setState(haproxy: Endpoint, backend: string, server: string, state: AdminState): Promise<void>;
+  setHealth(haproxy: Endpoint, backend: string, server: string, health: "up" | "down"): Promise<void>;
+  shutdownSessions(haproxy: Endpoint, backend: string, server: string): Promise<void>;
+  setAddr(haproxy: Endpoint, backend: string, server: string, address: string, port: number): Promise<void>;
+}
+
+/** Everything a playbook may touch. */
+export interface Providers {
+  readonly compute: ComputeProvider;
+  readonly dns: DnsProvider;
+  readonly proxies: ProxyConfigurator;
+  readonly redis: RedisAdmin;
+  readonly haproxy: HaproxyAdmin;
+  /** Stops background resources (connections). */
+  close(): Promise<void>;
+}

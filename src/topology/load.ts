@@ -1,0 +1,168 @@
+/**
+ * Loads a configuration file into an immutable Topology. Every problem is reported at once, each with its path
+ * (`hosts.redis1.ports[1]: 70000 is not a port`); nothing here throws anything but ConfigError.
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, errorMessage } from "../errors.ts";
+import { type Config, configSchema } from "./schema.ts";
+import { buildTopology, type Topology } from "./topology.ts";
+
+/** The bundled sandbox: the seed topology on loopback. Used when no --config is given. */
+export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL("../../config/sandbox.yaml", import.meta.url));
+
+export function loadTopology(path: string = DEFAULT_CONFIG_PATH): Topology {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : errorMessage(e);
+    throw new ConfigError(path, [`cannot read the config: ${why}`]);
+  }
+  return parseTopology(text, path);
+}
+
+export function parseTopology(text: string, source: string): Topology {
+  const config = parseConfig(text, source);
+  const problems = crossCheck(config);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return buildTopology(config, source);
+}
+
+export function parseConfig(text: string, source: string): Config {
+  if (text.includes("\u0000")) throw new ConfigError(source, ["is not a text file (it contains NUL bytes)"]);
+  if (text.trim() === "") throw new ConfigError(source, ["the file is empty; see config/sandbox.yaml for an example"]);
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.slice(0, 5).map((e) => `invalid YAML at line ${e.linePos?.[0]?.line ?? "?"}: ${firstLine(e.message)}`),
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(source, [`invalid YAML: ${firstLine(errorMessage(e))}`]);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(source, ["the top level must be a mapping (topology:, hosts:, pairs:, ...)"]);
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(source, result.error.issues.map(formatIssue));
+  return result.data;
+}
+
+export function formatIssue(issue: z.core.$ZodIssue): string {
+  const path = formatPath(issue.path);
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") {
+    message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+  } else if (issue.code === "invalid_type" && message.startsWith("Invalid input: expected")) {
+    message = issue.input === undefined ? `is required (${issue.expected})` : `must be ${article(issue.expected)}`;
+  }
+  return path ? `${path}: ${message}` : message;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out === "" ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+/** Rules that span fields: conflicts and references. */
+function crossCheck(config: Config): string[] {
+  const problems: string[] = [];
+  const hosts = config.hosts;
+  const byAddress = new Map<string, string>();
+  for (const [name, host] of Object.entries(hosts)) {
+    const other = byAddress.get(host.address);
+    if (other) problems.push(`hosts.${name}.address: ${host.address} is already the address of ${other}`);
+    else byAddress.set(host.address, name);
+  }
+  for (const [name, host] of Object.entries(hosts)) {
+    const seen = new Map<number, string>();
+    const claim = (p: number, what: string) => {
+      const prev = seen.get(p);
+      if (prev) problems.push(`hosts.${name}: ${host.address}:${p} is used twice (${prev} and ${what})`);
+      else seen.set(p, what);
+    };
+    if (host.role === "redis") {
+      for (const [i, p] of host.ports.entries()) claim(p, `ports[${i}]`);
+    } else {
+      claim(host.adminPort, "adminPort");
+      for (const listen of Object.keys(host.frontends)) claim(Number(listen), `frontends.${listen}`);
+    }
+  }
+
+  const paired = new Map<string, number>();
+  config.pairs.forEach(([a, b], i) => {
+    for (const [j, name] of [a, b].entries()) {
+      const host = hosts[name];
+      if (!host) problems.push(`pairs[${i}][${j}]: unknown host '${name}'`);
+      else if (host.role !== "redis") problems.push(`pairs[${i}][${j}]: ${name} is a ${host.role} host, not redis`);
+      else if (paired.has(name) && a !== b) problems.push(`pairs[${i}][${j}]: ${name} is already in pairs[${paired.get(name)}]`);
+      else paired.set(name, i);
+    }
+    if (a === b) problems.push(`pairs[${i}]: a pair needs two different hosts, not ${a} twice`);
+    const ha = hosts[a];
+    const hb = hosts[b];
+    if (ha?.role === "redis" && hb?.role === "redis" && a !== b) {
+      const pa = [...ha.ports].sort((x, y) => x - y).join(",");
+      const pb = [...hb.ports].sort((x, y) => x - y).join(",");
+      if (pa !== pb) problems.push(`pairs[${i}]: ${a} runs ports ${pa} but ${b} runs ${pb}; twins must run the same ports`);
+    }
+  });
+  const portOwner = new Map<number, number>();
+  config.pairs.forEach(([a], i) => {
+    const ha = hosts[a];
+    if (ha?.role !== "redis") return;
+    for (const p of ha.ports) {
+      const other = portOwner.get(p);
+      if (other !== undefined && other !== i) {
+        problems.push(`pairs[${i}]: port ${p} is also run by pairs[${other}]; an HAProxy frontend could not tell them apart`);
+      } else portOwner.set(p, i);
+    }
+  });
+  const redisPorts = new Set<number>();
+  for (const [name, host] of Object.entries(hosts)) {
+    if (host.role !== "redis") continue;
+    for (const p of host.ports) redisPorts.add(p);
+    if (!paired.has(name)) problems.push(`hosts.${name}: Redis host is in no pair; add it to pairs`);
+  }
+  const frontendPorts = new Set<number>();
+  for (const [name, host] of Object.entries(hosts)) {
+    if (host.role !== "haproxy") continue;
+    for (const [listen, target] of Object.entries(host.frontends)) {
+      frontendPorts.add(Number(listen));
+      if (!redisPorts.has(target)) problems.push(`hosts.${name}.frontends.${listen}: no Redis host runs port ${target}`);
+    }
+  }
+  for (const [name, host] of Object.entries(hosts)) {
+    if (host.role !== "app") continue;
+    host.upstreams.forEach((u, i) => {
+      const up = hosts[u];
+      if (!up) problems.push(`hosts.${name}.upstreams[${i}]: unknown host '${u}'`);
+      else if (up.role !== "haproxy") problems.push(`hosts.${name}.upstreams[${i}]: ${u} is a ${up.role} host, not haproxy`);
+    });
+    for (const [listen, target] of Object.entries(host.frontends)) {
+      if (!frontendPorts.has(target)) problems.push(`hosts.${name}.frontends.${listen}: no HAProxy listens on port ${target}`);
+    }
+  }
+  return problems;
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0]?.trim() ?? s;
+}
+
+function article(expected: string): string {
+  const names: Record<string, string> = { object: "a mapping", array: "a list", string: "a string", number: "a number" };
+  return names[expected] ?? `a ${expected}`;
+}

@@ -51,8 +51,9 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
     },
     proxies: {
       readConfig: (m, signal) => (m.id.startsWith("<new") ? Promise.resolve(null) : real.proxies.readConfig(m, signal)),
-      async applyConfig(m: Machine, text: string): Promise<void> {
-        r.record("proxies", `would write haproxy.cfg (${text.split("\n").length} lines) on ${m.host}, check it with haproxy -c, and reload`);
+      async applyConfig(m: Machine, text: string, _signal: AbortSignal, options?: { reload?: boolean }): Promise<void> {
+        const then = options?.reload === false ? "keep it for the next reload" : "start or reload HAProxy";
+        r.record("proxies", `would write haproxy.cfg (${text.split("\n").length} lines) on ${m.host}, check it with haproxy -c, and ${then}`);
       },
     },
     redis: {

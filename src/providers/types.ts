@@ -51,8 +51,12 @@ export interface DnsProvider {
 export interface ProxyConfigurator {
   /** The machine's current haproxy.cfg, or null when it has none yet (freshly launched). */
   readConfig(machine: Machine, signal: AbortSignal): Promise<string | null>;
-  /** Writes the config, validates it (`haproxy -c`) and starts or reloads HAProxy. Idempotent. */
-  applyConfig(machine: Machine, text: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Writes the config after validating it (`haproxy -c`), then starts HAProxy or reloads it. With `reload: false`
+   * the file is only written (a runtime change was already made; the file keeps it across a later reload), unless
+   * HAProxy is not running, in which case it is started. Idempotent.
+   */
+  applyConfig(machine: Machine, text: string, signal: AbortSignal, options?: { reload?: boolean }): Promise<void>;
 }
 
 /** Redis administration. Reads are probes; writes change replication. Every call has a deadline. */

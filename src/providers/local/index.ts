@@ -60,9 +60,9 @@ export class LocalProxies implements ProxyConfigurator {
     return this.sandbox.readHaproxyConfig(m);
   }
 
-  async applyConfig(machine: Machine, text: string, signal: AbortSignal): Promise<void> {
+  async applyConfig(machine: Machine, text: string, signal: AbortSignal, options?: { reload?: boolean }): Promise<void> {
     signal.throwIfAborted();
-    await this.sandbox.applyHaproxy(this.record(machine), text);
+    await this.sandbox.applyHaproxy(this.record(machine), text, options?.reload ?? true);
   }
 
   private record(machine: Machine) {

@@ -161,7 +161,7 @@ export class Sandbox {
   }
 
   /** Validates `cfg` with `haproxy -c`, then starts HAProxy or reloads the running one. */
-  async applyHaproxy(m: MachineRecord, cfg: string): Promise<void> {
+  async applyHaproxy(m: MachineRecord, cfg: string, reload = true): Promise<void> {
     const cfgFile = join(m.dir, "haproxy.cfg");
     const candidate = join(m.dir, "haproxy.cfg.new");
     writeFileSync(candidate, cfg);
@@ -174,7 +174,7 @@ export class Sandbox {
     writeFileAtomic(cfgFile, cfg);
     const current = this.read().machines.find((x) => x.id === m.id)?.processes.find((p) => p.kind === "haproxy");
     if (current && isRunning(current)) {
-      process.kill(current.pid, "SIGUSR2");
+      if (reload) process.kill(current.pid, "SIGUSR2");
       return;
     }
     const pid = startDetached(this.config.haproxy, ["-W", "-db", "-f", cfgFile], join(m.dir, "haproxy.log"));

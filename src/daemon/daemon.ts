@@ -1,0 +1,266 @@
+/**
+ * The daemon: checks on schedule -> detector -> decider -> runner. One actor: only the lease holder acts, one
+ * recovery per group at a time, and an unfinished recovery in the journal is resumed before anything new starts.
+ *
+ * Every target has its own check loop, scheduled from the start of its previous check (no drift); a check has a
+ * deadline, so a hung server delays its own loop and never the others.
+ */
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type CheckRules, type Diagnosis, diagnose, nextCheckDelay, observe, type TargetHealth, type TargetStatus } from "../checks/detector.ts";
+import type { Observation } from "../checks/observation.ts";
+import { type CheckTarget, Checker, checkTargets, targetId } from "../checks/round.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { redisAuthOf } from "../providers/index.ts";
+import { DryRunRecorder, dryRun } from "../providers/dry-run.ts";
+import type { Providers } from "../providers/types.ts";
+import { decide, type Decision, groupOf } from "../recovery/decider.ts";
+import { FileJournal, type Journal, MemoryJournal, unfinished } from "../recovery/journal.ts";
+import { type Lease, LocalLease } from "../recovery/lease.ts";
+import { playbookFor } from "../recovery/registry.ts";
+import { Runner } from "../recovery/runner.ts";
+import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
+import { Inventory } from "../topology/inventory.ts";
+import type { Topology } from "../topology/topology.ts";
+import { DaemonState } from "./state.ts";
+
+export interface DaemonOptions {
+  readonly topology: Topology;
+  readonly providers: Providers;
+  readonly log: Logger;
+  /** Shadow mode: monitor for real, describe the recovery it would run, change nothing. */
+  readonly dryRun?: boolean;
+  readonly journal?: Journal;
+  readonly lease?: Lease;
+  readonly now?: () => number;
+}
+
+export class Daemon {
+  private topology: Topology;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly stopping = new AbortController();
+  private readonly health = new Map<string, TargetHealth>();
+  private readonly lastRoles = new Map<string, "primary" | "replica">();
+  private readonly recoveries = new Map<string, Promise<void>>();
+  private readonly loops: Promise<void>[] = [];
+  private readonly lastAlert = new Map<string, { text: string; at: number }>();
+  private inventory: Inventory;
+  private checker: Checker;
+  private readonly journal: Journal;
+  private readonly lease: Lease;
+  private readonly state: DaemonState;
+  private readonly providers: Providers;
+  private targets: CheckTarget[] = [];
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.topology = opts.topology;
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    const dir = opts.topology.config.stateDir;
+    this.inventory = Inventory.load(opts.topology, join(dir, "inventory.json"));
+    this.checker = new Checker(opts.topology.config.checks.timeoutMs, redisAuthOf(opts.topology));
+    this.journal = opts.journal ?? (opts.dryRun ? new MemoryJournal() : new FileJournal(join(dir, "journal.jsonl")));
+    this.lease = opts.lease ?? new LocalLease(join(dir, "daemon.lock"));
+    this.state = DaemonState.load(join(dir, "daemon.json"), opts.dryRun === true);
+    const recorder = new DryRunRecorder((a) => this.log.info({ provider: a.provider, dryRun: true }, a.description));
+    this.providers = opts.dryRun ? dryRun(opts.providers, recorder) : opts.providers;
+  }
+
+  get rules(): CheckRules {
+    const c = this.topology.config.checks;
+    return { fall: c.fall, rise: c.rise, intervalMs: c.intervalMs, fastIntervalMs: c.fastIntervalMs ?? Math.max(10, Math.floor(c.intervalMs / 4)) };
+  }
+
+  /** Takes the lease, resumes any unfinished recovery, and starts the check loops. */
+  async start(): Promise<void> {
+    if (!this.opts.dryRun) await this.lease.acquire();
+    const pending = unfinished(await this.journal.read());
+    this.targets = checkTargets(this.topology, this.inventory);
+    const c = this.topology.config.checks;
+    this.log.info(
+      { targets: this.targets.length, intervalMs: c.intervalMs, fall: c.fall, dryRun: this.opts.dryRun === true },
+      `failoverd started on topology ${this.topology.name}: ${this.targets.length} targets, down after ${c.fall} failed checks every ${c.intervalMs} ms`,
+    );
+    // Discover roles before deciding anything: one round first.
+    const first = await this.checker.round(this.targets.filter((t) => !this.state.unmonitored.has(t.host)));
+    for (const o of first) this.ingest(o, false);
+    this.logRoles();
+    for (const r of pending) {
+      this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r);
+    }
+    for (const t of this.targets) this.loops.push(this.loop(targetId(t)));
+  }
+
+  /** Stops the loops; a running recovery finishes its current step (journaled) and resumes at the next start. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.allSettled([...this.loops, ...this.recoveries.values()]);
+    this.checker.close();
+    await this.opts.providers.close();
+    if (!this.opts.dryRun) await this.lease.release();
+    this.log.info("failoverd stopped");
+  }
+
+  /** Applies a new config (SIGHUP). Hosts and pairs must stay the same while a recovery runs. */
+  reload(next: Topology): void {
+    if (this.recoveries.size > 0) {
+      this.log.warn("config reload postponed: a recovery is under way");
+      return;
+    }
+    this.topology = next;
+    this.inventory = Inventory.load(next, join(next.config.stateDir, "inventory.json"));
+    this.checker.close();
+    this.checker = new Checker(next.config.checks.timeoutMs, redisAuthOf(next));
+    const before = new Set(this.targets.map(targetId));
+    this.targets = checkTargets(next, this.inventory);
+    for (const t of this.targets) if (!before.has(targetId(t))) this.loops.push(this.loop(targetId(t)));
+    this.log.info(`config reloaded from ${next.source}`);
+  }
+
+  healthOf(target: string): TargetHealth | undefined {
+    return this.health.get(target);
+  }
+
+  private async loop(id: string): Promise<void> {
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      const started = this.now();
+      const target = this.targets.find((t) => targetId(t) === id);
+      if (!target) return; // removed by a reload
+      let delay = this.rules.intervalMs;
+      if (!this.state.unmonitored.has(target.host)) {
+        try {
+          const obs = await this.checker.check({ ...target, address: this.inventory.addressOf(target.host) });
+          if (signal.aborted) return;
+          if (!this.state.unmonitored.has(target.host)) {
+            this.ingest(obs, true);
+            const h = this.health.get(id);
+            if (h) delay = nextCheckDelay(h, this.rules);
+          }
+        } catch (e) {
+          this.log.error({ target: id, err: errorMessage(e) }, "check failed unexpectedly (a bug); the loop goes on");
+        }
+      }
+      const wait = Math.max(0, started + delay - this.now());
+      await sleep(wait, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  private ingest(obs: Observation, evaluate: boolean): void {
+    const prev = this.health.get(obs.target);
+    const next = observe(prev, obs, this.rules);
+    this.health.set(obs.target, next);
+    if (obs.type === "redis" && obs.ok && obs.role) this.lastRoles.set(obs.target, obs.role);
+    if (prev && prev.status !== next.status) {
+      const line = `${obs.target} is ${next.status}${obs.failure ? ` (${obs.failure.kind}: ${obs.failure.message})` : ""}`;
+      if (next.status === "down") this.log.warn({ target: obs.target, failures: next.failures }, line);
+      else this.log.info({ target: obs.target }, line);
+    }
+    if (evaluate && (next.status === "down" || prev?.status === "down")) this.evaluate();
+  }
+
+  private evaluate(): void {
+    const monitored = [...this.health.values()].filter((h) => !this.state.unmonitored.has(hostOf(h.target)));
+    const diagnoses = diagnose({
+      topology: this.topology,
+      addressOf: (h) => this.inventory.addressOf(h),
+      health: this.health,
+      lastRoles: this.lastRoles,
+      unmonitored: this.state.unmonitored,
+    });
+    const decisions = decide({
+      topology: this.topology,
+      diagnoses,
+      targetsTotal: monitored.length,
+      targetsDown: monitored.filter((h) => h.status === "down").length,
+      state: {
+        paused: this.state.paused,
+        active: new Set(this.recoveries.keys()),
+        lastEnded: this.state.lastEnded,
+      },
+      now: this.now(),
+    });
+    for (const d of decisions) this.act(d);
+  }
+
+  private act(d: Decision): void {
+    if (d.kind === "alert") {
+      const key = `${d.diagnosis.name}:${d.host}`;
+      const prev = this.lastAlert.get(key);
+      // Repeated non-actionable findings are throttled: once, then once a minute while they last.
+      if (prev && prev.text === d.reason && this.now() - prev.at < 60_000) return;
+      this.lastAlert.set(key, { text: d.reason, at: this.now() });
+      this.log.warn({ diagnosis: d.diagnosis.name, host: d.host, evidence: d.diagnosis.evidence }, `${d.diagnosis.name} on ${d.host}: ${d.reason}`);
+      return;
+    }
+    this.log.warn(
+      { diagnosis: d.diagnosis.name, host: d.host, evidence: d.diagnosis.evidence, playbook: d.playbook },
+      `${d.diagnosis.name} on ${d.host}: running ${d.playbook}`,
+    );
+    const failingSince = Math.min(...d.diagnosis.targets.map((t) => this.health.get(t)?.failingSince ?? this.now()));
+    this.startRecovery(d.playbook, d.host, { diagnosis: d.diagnosis.name, failingSince });
+  }
+
+  private startRecovery(
+    playbook: PlaybookName,
+    host: string,
+    meta: { diagnosis: string; failingSince?: number | undefined },
+    resume?: Parameters<Runner["run"]>[2],
+  ): void {
+    const group = groupOf(this.topology, host);
+    const runner = new Runner({
+      topology: this.topology,
+      inventory: this.inventory,
+      providers: this.providers,
+      journal: this.journal,
+      monitor: this.monitorControl(),
+      log: this.log,
+      dryRun: this.opts.dryRun === true,
+      saveInventory: () => this.inventory.save(join(this.topology.config.stateDir, "inventory.json")),
+      shutdown: this.stopping.signal,
+      now: this.now,
+    });
+    const run = runner
+      .run(playbookFor(playbook, host), meta, resume)
+      .then((outcome) => {
+        if (outcome !== "interrupted") this.state.recoveryEnded(group, this.now());
+        if (outcome === "failed") this.state.setMonitored(host, true);
+      })
+      .catch((e: unknown) => this.log.error({ err: errorMessage(e), host }, "recovery crashed (a bug)"))
+      .finally(() => this.recoveries.delete(group));
+    this.recoveries.set(group, run);
+  }
+
+  private monitorControl(): MonitorControl {
+    return {
+      unmonitor: async (host) => {
+        this.state.setMonitored(host, false);
+      },
+      monitor: async (host) => {
+        // A new machine starts with a clean record: its roles are learned again, its failures counted anew.
+        for (const k of [...this.health.keys()]) if (hostOf(k) === host) this.health.delete(k);
+        for (const k of [...this.lastRoles.keys()]) if (hostOf(k) === host) this.lastRoles.delete(k);
+        this.targets = checkTargets(this.topology, this.inventory);
+        this.state.setMonitored(host, true);
+      },
+      statusOf: (target: string): TargetStatus => {
+        if (this.state.unmonitored.has(hostOf(target))) return "down";
+        return this.health.get(target)?.status ?? "unknown";
+      },
+    };
+  }
+
+  private logRoles(): void {
+    const roles = [...this.lastRoles.entries()].map(([t, r]) => `${t}=${r}`).join(" ");
+    this.log.info({ roles: Object.fromEntries(this.lastRoles) }, `roles discovered: ${roles || "none reachable"}`);
+  }
+}
+
+function hostOf(target: string): string {
+  const i = target.indexOf(":");
+  return i < 0 ? target : target.slice(0, i);
+}
+
+export type { Diagnosis };

@@ -1,0 +1,172 @@
+/**
+ * The recovery journal: an append-only record of every recovery and step, written (and fsynced) before the runner
+ * moves on. A daemon that restarts reads it and resumes an unfinished recovery instead of starting a second one.
+ *
+ * `Journal` is the interface; `FileJournal` keeps JSON lines in the state directory. A later implementation keeps
+ * the same records in etcd so the next leader resumes what the last one began.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import { FailoverdError } from "../errors.ts";
+
+export type RecoveryOutcome = "succeeded" | "rolled-back" | "failed";
+
+export type JournalRecord =
+  | {
+      readonly type: "recovery-start";
+      readonly id: string;
+      readonly at: number;
+      readonly playbook: string;
+      readonly host: string;
+      readonly diagnosis: string;
+      /** When the fault was first seen (the first failed check). */
+      readonly failingSince?: number | undefined;
+      readonly dryRun?: boolean;
+    }
+  | { readonly type: "step-start"; readonly id: string; readonly at: number; readonly step: string; readonly attempt: number }
+  | {
+      readonly type: "step-end";
+      readonly id: string;
+      readonly at: number;
+      readonly step: string;
+      readonly ok: boolean;
+      readonly result?: unknown;
+      readonly error?: string;
+    }
+  | { readonly type: "rollback"; readonly id: string; readonly at: number; readonly step: string; readonly ok: boolean; readonly error?: string }
+  | { readonly type: "recovery-end"; readonly id: string; readonly at: number; readonly outcome: RecoveryOutcome; readonly error?: string };
+
+export interface Journal {
+  /** Appends a record durably: when the promise resolves the record survives a crash. */
+  append(record: JournalRecord): Promise<void>;
+  /** Every record, oldest first. Throws JournalCorruptError on a record that cannot be read. */
+  read(): Promise<JournalRecord[]>;
+}
+
+export class JournalCorruptError extends FailoverdError {
+  override name = "JournalCorruptError";
+}
+
+export class FileJournal implements Journal {
+  constructor(readonly path: string) {}
+
+  async append(record: JournalRecord): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true });
+    const fd = openSync(this.path, "a", 0o600);
+    try {
+      writeSync(fd, `${JSON.stringify(record)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async read(): Promise<JournalRecord[]> {
+    let text: string;
+    try {
+      text = readFileSync(this.path, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw new JournalCorruptError(`cannot read the journal ${this.path}: ${(e as Error).message}`);
+    }
+    const out: JournalRecord[] = [];
+    const lines = text.split("\n");
+    for (const [i, line] of lines.entries()) {
+      if (line.trim() === "") continue;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        rec = undefined;
+      }
+      if (!isRecord(rec)) {
+        throw new JournalCorruptError(
+          `the journal ${this.path} is corrupt at line ${i + 1}: failoverd will not act blindly. ` +
+            "Check the topology by hand (failoverd status), then move the journal aside to start afresh",
+        );
+      }
+      out.push(rec);
+    }
+    return out;
+  }
+}
+
+export class MemoryJournal implements Journal {
+  readonly records: JournalRecord[] = [];
+  async append(record: JournalRecord): Promise<void> {
+    this.records.push(record);
+  }
+  async read(): Promise<JournalRecord[]> {
+    return [...this.records];
+  }
+}
+
+const TYPES = new Set(["recovery-start", "step-start", "step-end", "rollback", "recovery-end"]);
+
+function isRecord(r: unknown): r is JournalRecord {
+  if (typeof r !== "object" || r === null) return false;
+  const o = r as Record<string, unknown>;
+  return typeof o["type"] === "string" && TYPES.has(o["type"]) && typeof o["id"] === "string" && typeof o["at"] === "number";
+}
+
+export interface RecoverySummary {
+  readonly id: string;
+  readonly playbook: string;
+  readonly host: string;
+  readonly diagnosis: string;
+  readonly startedAt: number;
+  readonly failingSince?: number | undefined;
+  readonly endedAt?: number;
+  readonly outcome?: RecoveryOutcome;
+  readonly error?: string;
+  /** Steps that ended well, with the result each journaled (a launched machine, promoted servers...). */
+  readonly completed: ReadonlyMap<string, unknown>;
+  readonly steps: readonly { step: string; startedAt: number; endedAt?: number; ok?: boolean; error?: string; attempts: number }[];
+  readonly dryRun: boolean;
+}
+
+/** Folds the records into one summary per recovery, oldest first. */
+export function summarize(records: readonly JournalRecord[]): RecoverySummary[] {
+  const byId = new Map<string, RecoverySummary & { completed: Map<string, unknown>; steps: RecoverySummary["steps"][number][] }>();
+  for (const r of records) {
+    if (r.type === "recovery-start") {
+      byId.set(r.id, {
+        id: r.id,
+        playbook: r.playbook,
+        host: r.host,
+        diagnosis: r.diagnosis,
+        startedAt: r.at,
+        failingSince: r.failingSince,
+        completed: new Map(),
+        steps: [],
+        dryRun: r.dryRun === true,
+      });
+      continue;
+    }
+    const s = byId.get(r.id);
+    if (!s) continue;
+    if (r.type === "step-start") {
+      const last = s.steps[s.steps.length - 1];
+      if (last && last.step === r.step && last.endedAt === undefined) last.attempts = r.attempt;
+      else s.steps.push({ step: r.step, startedAt: r.at, attempts: r.attempt });
+    } else if (r.type === "step-end") {
+      const st = [...s.steps].reverse().find((x) => x.step === r.step);
+      if (st) {
+        st.endedAt = r.at;
+        st.ok = r.ok;
+        if (r.error !== undefined) st.error = r.error;
+      }
+      if (r.ok) s.completed.set(r.step, r.result);
+    } else if (r.type === "rollback") {
+      if (r.ok) s.completed.delete(r.step);
+    } else if (r.type === "recovery-end") {
+      byId.set(r.id, { ...s, endedAt: r.at, outcome: r.outcome, ...(r.error !== undefined ? { error: r.error } : {}) });
+    }
+  }
+  return [...byId.values()];
+}
+
+/** The recovery that was started and never ended, if any. */
+export function unfinished(records: readonly JournalRecord[]): RecoverySummary[] {
+  return summarize(records).filter((s) => s.outcome === undefined && !s.dryRun);
+}

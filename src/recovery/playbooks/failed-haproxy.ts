@@ -1,0 +1,23 @@
+/** failed_haproxy, as in the runbook (shared/seeds/002_*.txt, shared/DESIGN.md), with step 5 automated. */
+import { configureLikeSurvivor, pointDnsAtReplacement } from "../steps/haproxy.ts";
+import { launchReplacement, terminateFailedMachine } from "../steps/machines.ts";
+import { monitorHost, unmonitorHost } from "../steps/monitoring.ts";
+import type { Playbook, Step } from "../types.ts";
+
+/** Terminating is what cannot be undone here: after it, only forward. */
+const terminate: Step = { ...terminateFailedMachine, pointOfNoReturn: true };
+
+export function failedHaproxy(host: string): Playbook {
+  return {
+    name: "failed_haproxy",
+    host,
+    steps: [
+      unmonitorHost, //          1. Unmonitor the failed machine.
+      terminate, //              2. Terminate it.                                 (point of no return)
+      launchReplacement, //      3. Launch a new machine from the AMI with an unconfigured HAProxy.
+      configureLikeSurvivor, //  4. Configure it exactly like the surviving HAProxy.
+      pointDnsAtReplacement, //  5. Point DNS at the new machine (and the app-side HAProxies).
+      monitorHost, //            6. Start monitoring the new HAProxy.
+    ],
+  };
+}

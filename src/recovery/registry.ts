@@ -1,0 +1,25 @@
+/**
+ * Diagnosis -> playbook, or alert only. A Record over every DiagnosisName, so adding a diagnosis makes the compiler
+ * ask for a decision here.
+ */
+import type { DiagnosisName } from "../checks/detector.ts";
+import { failedHaproxy } from "./playbooks/failed-haproxy.ts";
+import { failedRedis } from "./playbooks/failed-redis.ts";
+import type { Playbook, PlaybookName } from "./types.ts";
+
+export const PLAYBOOK_FOR: Readonly<Record<DiagnosisName, PlaybookName | null>> = {
+  NoProblem: null,
+  DeadPrimary: "failed_redis",
+  UnreachablePrimary: null,
+  DeadReplica: "failed_redis",
+  UnreachableReplica: null,
+  PairDown: null,
+  TwoPrimaries: null,
+  HaproxyDown: "failed_haproxy",
+  UnreachableHaproxy: null,
+  AppProxyDown: null,
+};
+
+export function playbookFor(name: PlaybookName, host: string): Playbook {
+  return name === "failed_redis" ? failedRedis(host) : failedHaproxy(host);
+}

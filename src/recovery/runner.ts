@@ -1,0 +1,231 @@
+/**
+ * The runner owns a recovery's control flow: step order, per-step deadlines (AbortSignal), bounded retries of
+ * retryable errors, the journal (every step's start and end appended before the next step starts), dry-run,
+ * progress events, and the point of no return (before it a failure rolls back; after it the recovery only goes
+ * forward). Steps contain no control flow of their own beyond their work and its verification.
+ */
+import { EventEmitter } from "node:events";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { errorMessage, FailoverdError, isRetryable } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Providers } from "../providers/types.ts";
+import type { Inventory } from "../topology/inventory.ts";
+import type { Topology } from "../topology/topology.ts";
+import type { Journal, RecoveryOutcome, RecoverySummary } from "./journal.ts";
+import type { MonitorControl, Playbook, Step, StepContext } from "./types.ts";
+
+export interface RunnerDeps {
+  readonly topology: Topology;
+  readonly inventory: Inventory;
+  readonly providers: Providers;
+  readonly journal: Journal;
+  readonly monitor: MonitorControl;
+  readonly log: Logger;
+  readonly dryRun?: boolean;
+  /** Persists the inventory after a step changed it (not called in dry-run). */
+  readonly saveInventory?: () => void;
+  /** Aborted when the daemon shuts down: the current step finishes or is journaled, no next step starts. */
+  readonly shutdown?: AbortSignal;
+  readonly now?: () => number;
+}
+
+export interface RecoveryMeta {
+  readonly diagnosis: string;
+  readonly failingSince?: number | undefined;
+}
+
+export type RunOutcome = RecoveryOutcome | "interrupted";
+
+export interface StepEvent {
+  readonly recoveryId: string;
+  readonly playbook: string;
+  readonly host: string;
+  readonly step: string;
+  readonly title: string;
+  readonly attempt: number;
+  readonly at: number;
+  readonly ok?: boolean;
+  readonly error?: string;
+}
+
+export class StepVerificationError extends FailoverdError {
+  override name = "StepVerificationError";
+}
+
+export class Runner extends EventEmitter {
+  constructor(private readonly deps: RunnerDeps) {
+    super();
+  }
+
+  /** Runs a playbook to its end, or resumes it from a journaled summary of an unfinished run. */
+  async run(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
+    const { journal, topology } = this.deps;
+    const now = this.deps.now ?? Date.now;
+    const id = resume?.id ?? `${new Date(now()).toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${playbook.host}-${randomBytes(3).toString("hex")}`;
+    const log = this.deps.log.child({ recoveryId: id, playbook: playbook.name, host: playbook.host });
+    const results = new Map<string, unknown>(resume?.completed ?? []);
+    if (!resume) {
+      await journal.append({
+        type: "recovery-start",
+        id,
+        at: now(),
+        playbook: playbook.name,
+        host: playbook.host,
+        diagnosis: meta.diagnosis,
+        failingSince: meta.failingSince,
+        ...(this.deps.dryRun ? { dryRun: true } : {}),
+      });
+      log.info({ diagnosis: meta.diagnosis }, `recovery started: ${playbook.name} for ${playbook.host}`);
+      this.emit("recovery-start", { recoveryId: id, playbook: playbook.name, host: playbook.host, at: now() });
+    } else {
+      log.info({ completed: [...results.keys()] }, `resuming the unfinished recovery ${id}`);
+    }
+
+    const done: Step[] = playbook.steps.filter((s) => results.has(s.name));
+    let pastNoReturn = done.some((s) => s.pointOfNoReturn);
+    for (const step of playbook.steps) {
+      if (results.has(step.name)) continue;
+      if (this.deps.shutdown?.aborted) {
+        log.info({ step: step.name }, "shutting down before the next step; the recovery resumes at the next start");
+        return "interrupted";
+      }
+      const stepLog = log.child({ step: step.name });
+      const outcome = await this.runStep(id, playbook, step, results, stepLog);
+      if (outcome === "interrupted") return "interrupted";
+      if (outcome instanceof Error) {
+        if (!pastNoReturn) {
+          await this.rollback(id, playbook, done, results, log);
+          await this.end(id, "rolled-back", log, `${step.name}: ${outcome.message}`);
+          return "rolled-back";
+        }
+        await this.end(id, "failed", log, `${step.name}: ${outcome.message}`);
+        return "failed";
+      }
+      done.push(step);
+      if (step.pointOfNoReturn) pastNoReturn = true;
+    }
+    await this.end(id, "succeeded", log);
+    return "succeeded";
+  }
+
+  private async runStep(
+    id: string,
+    playbook: Playbook,
+    step: Step,
+    results: Map<string, unknown>,
+    log: Logger,
+  ): Promise<"ok" | "interrupted" | Error> {
+    const { journal, topology } = this.deps;
+    const now = this.deps.now ?? Date.now;
+    const attempts = topology.config.recovery.stepAttempts;
+    const timeoutMs = step.timeoutMs?.(topology) ?? topology.config.recovery.stepTimeoutMs;
+    let lastError: Error = new Error("not run");
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const base = { recoveryId: id, playbook: playbook.name, host: playbook.host, step: step.name, title: step.title, attempt };
+      await journal.append({ type: "step-start", id, at: now(), step: step.name, attempt });
+      this.emit("step-start", { ...base, at: now() } satisfies StepEvent);
+      log.info({ attempt }, `step ${step.name}: ${step.title}`);
+      const signal = AbortSignal.timeout(timeoutMs);
+      try {
+        const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log)), signal, step.name, timeoutMs);
+        await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
+        results.set(step.name, result);
+        this.emit("step-end", { ...base, at: now(), ok: true } satisfies StepEvent);
+        log.info({ result }, `step ${step.name} done`);
+        return "ok";
+      } catch (e) {
+        lastError = e instanceof Error ? e : new Error(String(e));
+        await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
+        this.emit("step-end", { ...base, at: now(), ok: false, error: lastError.message } satisfies StepEvent);
+        const retry = attempt < attempts && (isRetryable(e) || e instanceof StepVerificationError || signal.aborted);
+        log.warn({ attempt, err: lastError.message, retry }, `step ${step.name} failed`);
+        if (this.deps.shutdown?.aborted) return "interrupted";
+        if (!retry) break;
+        await sleep(Math.min(5000, 200 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+      }
+    }
+    return lastError;
+  }
+
+  private async rollback(id: string, playbook: Playbook, done: readonly Step[], results: Map<string, unknown>, log: Logger) {
+    const now = this.deps.now ?? Date.now;
+    for (const step of [...done].reverse()) {
+      if (!step.rollback) continue;
+      const signal = AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs);
+      try {
+        await step.rollback(this.context(playbook, results, signal, log.child({ step: step.name })));
+        await this.deps.journal.append({ type: "rollback", id, at: now(), step: step.name, ok: true });
+        log.info(`rolled back ${step.name}`);
+      } catch (e) {
+        await this.deps.journal.append({ type: "rollback", id, at: now(), step: step.name, ok: false, error: errorMessage(e) });
+        log.error({ err: errorMessage(e) }, `rollback of ${step.name} failed`);
+      }
+    }
+  }
+
+  private async end(id: string, outcome: RecoveryOutcome, log: Logger, error?: string): Promise<void> {
+    const now = this.deps.now ?? Date.now;
+    await this.deps.journal.append({ type: "recovery-end", id, at: now(), outcome, ...(error ? { error } : {}) });
+    const line = `recovery ${outcome}${error ? `: ${error}` : ""}`;
+    if (outcome === "succeeded") log.info(line);
+    else log.error(line);
+    this.emit("recovery-end", { recoveryId: id, outcome, error, at: now() });
+  }
+
+  private withDeadline<T>(p: Promise<T>, signal: AbortSignal, step: string, ms: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new StepVerificationError(`step ${step} did not finish within ${ms} ms`));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  private context(playbook: Playbook, results: Map<string, unknown>, signal: AbortSignal, log: Logger): StepContext {
+    const d = this.deps;
+    const dryRun = d.dryRun === true;
+    return {
+      topology: d.topology,
+      inventory: d.inventory,
+      providers: d.providers,
+      monitor: d.monitor,
+      log,
+      signal,
+      dryRun,
+      host: playbook.host,
+      result: <T>(step: string) => results.get(step) as T | undefined,
+      place: (host, address, machineId) => {
+        d.inventory.place(host, address, machineId);
+        if (!dryRun) d.saveInventory?.();
+      },
+      verify: async (what, check) => {
+        if (dryRun) return;
+        if (!(await check())) throw new StepVerificationError(`could not confirm that ${what}`);
+      },
+      waitFor: async (what, check, everyMs = 50) => {
+        if (dryRun) return;
+        let why = "";
+        while (!signal.aborted) {
+          try {
+            const r = await check();
+            if (r === true) return;
+            why = r;
+          } catch (e) {
+            why = errorMessage(e);
+          }
+          await sleep(everyMs);
+        }
+        throw new StepVerificationError(`gave up waiting until ${what}${why ? ` (${why})` : ""}`);
+      },
+      read: async (fn) => {
+        try {
+          return await fn();
+        } catch (e) {
+          if (dryRun) return undefined;
+          throw e;
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The Redis half of failed_redis: fence the failed servers on every HAProxy, promote their twins, make the new
+ * machine's servers replicas and wait for sync, register them with every HAProxy.
+ */
+import { renderForHost, redisBackendName } from "../../admin/haproxy-config.ts";
+import { type Endpoint, endpointId, type RoleReply } from "../../admin/redis.ts";
+import { errorMessage, FailoverdError } from "../../errors.ts";
+import { getHost, type HaproxyHost, twinOf } from "../../topology/topology.ts";
+import type { Step, StepContext } from "../types.ts";
+import { currentPrimaries } from "./haproxy.ts";
+
+function failedPorts(ctx: StepContext): readonly number[] {
+  const h = getHost(ctx.topology, ctx.host);
+  if (h.role !== "redis") throw new FailoverdError(`${ctx.host} is not a Redis host`);
+  return h.ports;
+}
+
+function twin(ctx: StepContext): string {
+  const t = twinOf(ctx.topology, ctx.host);
+  if (!t) throw new FailoverdError(`${ctx.host} is in no pair`);
+  return t;
+}
+
+const adminOf = (ctx: StepContext, h: HaproxyHost): Endpoint => ({ address: ctx.inventory.addressOf(h.name), port: h.adminPort });
+
+/**
+ * Runs `fn` on every HAProxy. An HAProxy that fails is tolerated only when the daemon has confirmed it down
+ * (a dead HAProxy routes nothing, and it is rebuilt from the topology); any other failure fails the step.
+ */
+async function onEveryHaproxy(ctx: StepContext, what: string, fn: (h: HaproxyHost, admin: Endpoint) => Promise<void>) {
+  const done: string[] = [];
+  const skipped: string[] = [];
+  await Promise.all(
+    ctx.topology.haproxyHosts.map(async (h) => {
+      try {
+        await fn(h, adminOf(ctx, h));
+        done.push(h.name);
+      } catch (e) {
+        if (ctx.monitor.statusOf(h.name) !== "down") throw e;
+        skipped.push(h.name);
+        ctx.log.warn({ haproxy: h.name, err: errorMessage(e) }, `${what}: ${h.name} is down, skipped`);
+      }
+    }),
+  );
+  return { done: done.sort(), skipped: skipped.sort() };
+}
+
+export const fenceFailedServers: Step = {
+  name: "fence",
+  title: "Unregister its Redis servers from every HAProxy (maint, sessions shut)",
+  async run(ctx) {
+    const ports = failedPorts(ctx);
+    const r = await onEveryHaproxy(ctx, "fence", async (h, admin) => {
+      for (const p of ports) {
+        await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "maint");
+        await ctx.providers.haproxy.shutdownSessions(admin, redisBackendName(p), ctx.host);
+      }
+      await ctx.verify(`${ctx.host} is in maint on ${h.name}`, async () => {
+        const rows = await ctx.providers.haproxy.serversState(admin);
+        return ports.every((p) => rows.some((r) => r.server === ctx.host && r.backend === redisBackendName(p) && r.inMaint));
+      });
+    });
+    return { fencedOn: r.done, skipped: r.skipped };
+  },
+  async rollback(ctx) {
+    const ports = failedPorts(ctx);
+    await onEveryHaproxy(ctx, "unfence", async (_h, admin) => {
+      for (const p of ports) await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready");
+    });
+  },
+};
+
+/** Null when `role` (the candidate's ROLE reply) may be promoted in place of `failed`; else why not. */
+export function whyNotPromotable(candidate: string, role: RoleReply | undefined, failed: Endpoint): string | null {
+  if (!role) return `${candidate} cannot be reached`;
+  if (role.role === "primary") return null;
+  if (role.primary.address !== failed.address || role.primary.port !== failed.port) {
+    return `${candidate} replicates ${endpointId(role.primary)}, not the failed ${endpointId(failed)}`;
+  }
+  return null;
+}
+
+export interface PromoteResult {
+  readonly primary: string;
+  readonly promoted: readonly number[];
+  readonly alreadyPrimary: readonly number[];
+}
+
+export const promoteSurvivor: Step = {
+  name: "promote",
+  title: "Make the remaining Redis the primary",
+  pointOfNoReturn: true,
+  async run(ctx): Promise<PromoteResult> {
+    const survivor = twin(ctx);
+    const failedAddress = ctx.inventory.addressOf(ctx.host);
+    const promoted: number[] = [];
+    const alreadyPrimary: number[] = [];
+    await Promise.all(
+      failedPorts(ctx).map(async (port) => {
+        const ep = { address: ctx.inventory.addressOf(survivor), port };
+        const role = await ctx.read(() => ctx.providers.redis.role(ep));
+        if (role?.role === "primary") {
+          alreadyPrimary.push(port);
+          return;
+        }
+        const why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
+        if (why) throw new FailoverdError(`cannot promote: ${why}`);
+        await ctx.providers.redis.promote(ep);
+        await ctx.waitFor(`${survivor}:${port} answers ROLE master`, async () =>
+          (await ctx.providers.redis.role(ep)).role === "primary" ? true : "still a replica",
+        5);
+        promoted.push(port);
+      }),
+    );
+    // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks.
+    await onEveryHaproxy(ctx, "route to the new primary", async (_h, admin) => {
+      for (const p of promoted) {
+        await ctx.providers.haproxy.setState(admin, redisBackendName(p), survivor, "ready");
+        await ctx.providers.haproxy.setHealth(admin, redisBackendName(p), survivor, "up");
+      }
+    });
+    return { primary: survivor, promoted: promoted.sort(), alreadyPrimary: alreadyPrimary.sort() };
+  },
+};
+
+export const replicateFromSurvivor: Step = {
+  name: "replicate",
+  title: "Make each new Redis server a replica of the survivor, and wait until it is in sync",
+  timeoutMs: (t) => t.config.recovery.syncTimeoutMs,
+  async run(ctx) {
+    const survivor = twin(ctx);
+    const address = ctx.inventory.addressOf(ctx.host);
+    const ports = failedPorts(ctx);
+    await Promise.all(
+      ports.map(async (port) => {
+        const replica = { address, port };
+        const primary = { address: ctx.inventory.addressOf(survivor), port };
+        const role = await ctx.read(() => ctx.providers.redis.role(replica));
+        const following = role?.role === "replica" && role.primary.address === primary.address && role.primary.port === port;
+        if (!following) await ctx.providers.redis.replicate(replica, primary);
+        await ctx.waitFor(`${ctx.host}:${port} is in sync with ${survivor}:${port}`, () => inSync(ctx, replica, primary), 20);
+      }),
+    );
+    return { primary: survivor, ports };
+  },
+};
+
+/**
+ * In sync: the link is up, no sync is in progress, and the replica has reached the offset the primary had just
+ * before (read the primary first, so continuous writes cannot make this fail forever).
+ */
+async function inSync(ctx: StepContext, replica: Endpoint, primary: Endpoint): Promise<true | string> {
+  const p = await ctx.providers.redis.info(primary, "replication");
+  const r = await ctx.providers.redis.info(replica, "replication");
+  if (r["role"] !== "slave") return "not a replica yet";
+  if (r["master_link_status"] !== "up") return "link down";
+  if (r["master_sync_in_progress"] !== "0") return "initial sync in progress";
+  const lag = Number(p["master_repl_offset"]) - Number(r["slave_repl_offset"]);
+  return lag <= 0 ? true : `${lag} bytes behind`;
+}
+
+export const registerReplacement: Step = {
+  name: "register",
+  title: "Register the new Redis servers with every HAProxy",
+  async run(ctx) {
+    const ports = failedPorts(ctx);
+    const address = ctx.inventory.addressOf(ctx.host);
+    const primaryOf = await currentPrimaries(ctx, twin(ctx));
+    const r = await onEveryHaproxy(ctx, "register", async (h, admin) => {
+      for (const p of ports) {
+        await ctx.providers.haproxy.setAddr(admin, redisBackendName(p), ctx.host, address, p);
+        await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready");
+      }
+      await ctx.verify(`${ctx.host} is registered at ${address} on ${h.name}`, async () => {
+        const rows = await ctx.providers.haproxy.serversState(admin);
+        return ports.every((p) =>
+          rows.some((x) => x.backend === redisBackendName(p) && x.server === ctx.host && x.address === address && !x.inMaint),
+        );
+      });
+      // The file too, so a later reload keeps the new address (a reload forgets runtime changes).
+      const machine = await ctx.providers.compute.find(h.name, ctx.signal);
+      if (machine) {
+        const text = renderForHost(ctx.topology, ctx.inventory, h.name, { primaryOf });
+        await ctx.providers.proxies.applyConfig(machine, text, ctx.signal, { reload: false });
+      }
+    });
+    return { address, registeredOn: r.done, skipped: r.skipped };
+  },
+};

@@ -1,0 +1,64 @@
+/**
+ * Playbooks and steps. A playbook is the runbook it automates: an ordered list of named steps, one line each.
+ * A step is safe to run twice and verifies its effect by looking at the system again (in `run`, through
+ * `ctx.verify` / `ctx.waitFor`, which dry-run skips).
+ */
+import type { TargetStatus } from "../checks/detector.ts";
+import type { Logger } from "../log.ts";
+import type { Providers } from "../providers/types.ts";
+import type { Inventory } from "../topology/inventory.ts";
+import type { Topology } from "../topology/topology.ts";
+
+export type PlaybookName = "failed_redis" | "failed_haproxy";
+
+export interface Step {
+  /** A verb: `fence`, `promote`, `launch`. Journal key: unique within its playbook. */
+  readonly name: string;
+  /** The runbook line this step automates. */
+  readonly title: string;
+  /** Once this step has succeeded, a later failure no longer rolls back: recovery only goes forward. */
+  readonly pointOfNoReturn?: boolean;
+  /** The step's deadline; the recovery's stepTimeoutMs when absent. */
+  readonly timeoutMs?: (t: Topology) => number;
+  /** Does the work and verifies it. Returns a JSON-serialisable result for the journal (and later steps). */
+  run(ctx: StepContext): Promise<unknown>;
+  /** Undoes the step when a later step fails before the point of no return. Idempotent. */
+  rollback?(ctx: StepContext): Promise<void>;
+}
+
+export interface Playbook {
+  readonly name: PlaybookName;
+  /** The failed host the playbook recovers. */
+  readonly host: string;
+  readonly steps: readonly Step[];
+}
+
+/** Monitoring switches of the daemon (the runbook's "unmonitor" and "monitor"). */
+export interface MonitorControl {
+  unmonitor(host: string): Promise<void>;
+  monitor(host: string): Promise<void>;
+  /** The daemon's confirmed view of a target (`redis1:9001`, `haproxy2`): used to tolerate a dead peer. */
+  statusOf(target: string): TargetStatus;
+}
+
+export interface StepContext {
+  readonly topology: Topology;
+  readonly inventory: Inventory;
+  readonly providers: Providers;
+  readonly monitor: MonitorControl;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+  readonly dryRun: boolean;
+  /** The failed host. */
+  readonly host: string;
+  /** The result an earlier step of this recovery journaled. */
+  result<T>(step: string): T | undefined;
+  /** Records where a host lives now (persisted, except in dry-run). */
+  place(host: string, address: string, machineId?: string): void;
+  /** Confirms an effect by looking again; throws when `check` says no. Skipped in dry-run. */
+  verify(what: string, check: () => Promise<boolean>): Promise<void>;
+  /** Polls `check` until it returns true, within the step's deadline. A string return is the reason it is not yet. */
+  waitFor(what: string, check: () => Promise<true | string>, everyMs?: number): Promise<void>;
+  /** A read that may fail in dry-run (the server may be unreachable from where `plan` runs): undefined then. */
+  read<T>(fn: () => Promise<T>): Promise<T | undefined>;
+}

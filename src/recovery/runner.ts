@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage, FailoverdError, isRetryable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Providers } from "../providers/types.ts";
-import type { Inventory } from "../topology/inventory.ts";
+import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { Journal, RecoveryOutcome, RecoverySummary } from "./journal.ts";
 import type { MonitorControl, Playbook, Step, StepContext } from "./types.ts";
@@ -54,8 +54,12 @@ export class StepVerificationError extends FailoverdError {
 }
 
 export class Runner extends EventEmitter {
-  constructor(private readonly deps: RunnerDeps) {
+  private readonly deps: RunnerDeps;
+
+  constructor(deps: RunnerDeps) {
     super();
+    // A dry run changes nothing, not even where failoverd believes the hosts are.
+    this.deps = deps.dryRun ? { ...deps, inventory: new Inventory(deps.topology, deps.inventory.all()) } : deps;
   }
 
   /** Runs a playbook to its end, or resumes it from a journaled summary of an unfinished run. */

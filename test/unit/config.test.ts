@@ -587,13 +587,6 @@ describe("parseTopology: broken YAML", () => {
     });
   }
 
-  test("invalid YAML: the problem names the line of the error", () => {
-    // Expected `invalid YAML at line 2: Tabs are not allowed as indentation`; src/topology/load.ts parses with
-    // prettyErrors: false, so the YAML errors carry no linePos and the line is always printed as "?".
-    const problems = problemsOf("topology: x\n\thosts: 1\n");
-    assert.match(problems[0] ?? "", /^invalid YAML at line 2: /);
-  });
-
   test("an alias bomb (billion laughs) is refused with a ConfigError", () => {
     const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
     for (let i = 1; i < 10; i++) {
@@ -678,6 +671,13 @@ describe("parseTopology: broken YAML", () => {
 });
 
 describe("parseTopology: reported src defects (expected behaviour)", () => {
+  test("invalid YAML: the problem names the line of the error", () => {
+    // Expected `invalid YAML at line 2: Tabs are not allowed as indentation`; src/topology/load.ts parses with
+    // prettyErrors: false, so the YAML errors carry no linePos and the line is always printed as "?".
+    const problems = problemsOf("topology: x\n\thosts: 1\n");
+    assert.match(problems[0] ?? "", /^invalid YAML at line 2: /);
+  });
+
   test("an unknown key containing a newline still gives a one-line message", () => {
     // A quoted YAML key may contain "\n"; formatIssue in src/topology/load.ts prints keys raw.
     problemsOf(`${yamlOf(baseDoc())}"bad\\nkey": 1\n`);

@@ -2,6 +2,8 @@
  * `failoverd sandbox up|down|status`: the whole declared topology as real processes, and its teardown.
  * The first host of each pair starts as primary; its twin replicates it port by port.
  */
+import { existsSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderForHost } from "../../admin/haproxy-config.ts";
 import { HaproxyAdminClient } from "../../admin/haproxy.ts";
@@ -55,6 +57,7 @@ export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sand
     s.machines = [];
     s.dns = {};
   });
+  resetDaemonState(t);
 
   const password = opts.auth?.password;
   const inventory = new Inventory(t);
@@ -136,6 +139,17 @@ async function whyNotServing(t: Topology, inv: Inventory, auth: RedisAuth): Prom
   } finally {
     for (const c of clients) c.close();
   }
+}
+
+/**
+ * A fresh sandbox is a new world: the daemon's record of where hosts live and what it was doing would be wrong.
+ * The journal is kept, renamed, for the record.
+ */
+function resetDaemonState(t: Topology): void {
+  const dir = t.config.stateDir;
+  for (const f of ["inventory.json", "daemon.json"]) rmSync(join(dir, f), { force: true });
+  const journal = join(dir, "journal.jsonl");
+  if (existsSync(journal)) renameSync(journal, join(dir, `journal.${Date.now()}.jsonl`));
 }
 
 export async function sandboxDown(t: Topology): Promise<number> {

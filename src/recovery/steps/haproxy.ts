@@ -6,6 +6,7 @@ import type { Endpoint } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError } from "../../errors.ts";
 import { getHost, type Topology } from "../../topology/topology.ts";
 import type { Step, StepContext } from "../types.ts";
+import type { LaunchResult } from "./machines.ts";
 
 /**
  * Which host is primary for each Redis port now, asked of the servers themselves (ROLE), never of the config.
@@ -57,8 +58,9 @@ export const configureLikeSurvivor: Step = {
       }
     }
     const primaryOf = await currentPrimaries(ctx);
-    const machine = await ctx.providers.compute.find(ctx.host, ctx.signal);
-    if (!machine) throw new FailoverdError(`no machine runs ${ctx.host}: the launch step did not leave one`);
+    const launched = ctx.result<LaunchResult>("launch");
+    if (!launched) throw new FailoverdError(`no machine was launched for ${ctx.host}`);
+    const machine = { id: launched.machineId, host: ctx.host, role: "haproxy" as const, address: launched.address };
     const text = renderForHost(ctx.topology, ctx.inventory, ctx.host, { outOfService, primaryOf });
     await ctx.providers.proxies.applyConfig(machine, text, ctx.signal, { reload: true });
     const admin: Endpoint = { address: machine.address, port: host.adminPort };
@@ -104,7 +106,7 @@ export const pointDnsAtReplacement: Step = {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return rows.filter((r) => r.server === ctx.host).every((r) => r.address === address && !r.inMaint);
       });
-      const machine = await ctx.providers.compute.find(app.name, ctx.signal);
+      const machine = await ctx.read(() => ctx.providers.compute.find(app.name, ctx.signal));
       if (machine) {
         await ctx.providers.proxies.applyConfig(machine, renderForHost(ctx.topology, ctx.inventory, app.name), ctx.signal, { reload: false });
       }

@@ -13,7 +13,9 @@ export const terminateFailedMachine: Step = {
   title: "Terminate the failed machine",
   async run(ctx): Promise<TerminateResult> {
     const address = ctx.inventory.addressOf(ctx.host);
-    const machine = await ctx.providers.compute.find(ctx.host, ctx.signal);
+    const found = await ctx.read(() => ctx.providers.compute.find(ctx.host, ctx.signal));
+    // Planning without credentials: the machine is looked up at run time.
+    const machine = found === undefined && ctx.dryRun ? { id: `<machine of ${ctx.host}>`, host: ctx.host, role: getHost(ctx.topology, ctx.host).role, address } : found;
     if (!machine) {
       ctx.log.info(`no running machine for ${ctx.host}: already gone`);
       return { machineId: null, address };
@@ -46,12 +48,12 @@ export const launchReplacement: Step = {
     const host = getHost(ctx.topology, ctx.host);
     const failed = ctx.result<TerminateResult>("terminate")?.address ?? ctx.inventory.addressOf(ctx.host);
     // Idempotence: a machine launched by an interrupted earlier attempt is reused, never doubled.
-    const existing = await ctx.providers.compute.find(ctx.host, ctx.signal);
+    const existing = await ctx.read(() => ctx.providers.compute.find(ctx.host, ctx.signal));
     if (existing && existing.address !== failed) {
       ctx.place(ctx.host, existing.address, existing.id);
       return { machineId: existing.id, address: existing.address, reused: true };
     }
-    if (existing) throw new ProviderError(`the failed machine ${existing.id} of ${ctx.host} is still running`, true);
+    if (existing && !ctx.dryRun) throw new ProviderError(`the failed machine ${existing.id} of ${ctx.host} is still running`, true);
     const m = await ctx.providers.compute.launch(
       { host: ctx.host, role: host.role, ...(host.role === "redis" ? { ports: host.ports } : {}) },
       ctx.signal,

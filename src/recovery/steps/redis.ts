@@ -178,7 +178,7 @@ export const registerReplacement: Step = {
         );
       });
       // The file too, so a later reload keeps the new address (a reload forgets runtime changes).
-      const machine = await ctx.providers.compute.find(h.name, ctx.signal);
+      const machine = await ctx.read(() => ctx.providers.compute.find(h.name, ctx.signal));
       if (machine) {
         const text = renderForHost(ctx.topology, ctx.inventory, h.name, { primaryOf });
         await ctx.providers.proxies.applyConfig(machine, text, ctx.signal, { reload: false });

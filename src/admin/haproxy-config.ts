@@ -64,8 +64,11 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
     "    stats timeout 2m",
     "defaults",
     "    mode tcp",
+    // A refused connection is retried after min(timeout connect, 1 s), on another server (redispatch): a client of a
+    // crashed primary waits one short turn-around, not seconds.
     "    retries 2",
-    "    timeout connect 1s",
+    "    option redispatch 1",
+    `    timeout connect ${Math.max(100, Math.min(1000, inter))}ms`,
     "    timeout client 1h",
     "    timeout server 1h",
     "    timeout tunnel 1h",

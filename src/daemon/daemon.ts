@@ -153,6 +153,7 @@ export class Daemon {
     const next = observe(prev, obs, this.rules);
     this.health.set(obs.target, next);
     if (obs.type === "redis" && obs.ok && obs.role) this.lastRoles.set(obs.target, obs.role);
+    if (!obs.ok) this.log.debug({ target: obs.target, failure: obs.failure, failures: next.failures }, "check failed");
     if (prev && prev.status !== next.status) {
       const line = `${obs.target} is ${next.status}${obs.failure ? ` (${obs.failure.kind}: ${obs.failure.message})` : ""}`;
       if (next.status === "down") this.log.warn({ target: obs.target, failures: next.failures }, line);

@@ -6,8 +6,8 @@ import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderForHost } from "../../admin/haproxy-config.ts";
-import { HaproxyAdminClient } from "../../admin/haproxy.ts";
-import { RedisAdminClient, type RedisAuth } from "../../admin/redis.ts";
+import type { RedisAuth } from "../../admin/redis.ts";
+import { whyNotConverged } from "../../checks/converged.ts";
 import { ProviderError } from "../../errors.ts";
 import { Inventory } from "../../topology/inventory.ts";
 import type { Topology } from "../../topology/topology.ts";
@@ -91,54 +91,16 @@ export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sand
   return sandbox;
 }
 
-/** Resolves once every replica is in sync and every app frontend reaches the primary. */
+/** Resolves once the topology is whole (see whyNotConverged). */
 export async function waitUntilServing(t: Topology, inv: Inventory, auth: RedisAuth, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let why = "";
   while (Date.now() < deadline) {
-    why = (await whyNotServing(t, inv, auth)) ?? "";
+    why = (await whyNotConverged(t, inv, auth)) ?? "";
     if (why === "") return;
     await sleep(50);
   }
   throw new ProviderError(`the sandbox did not become healthy within ${timeoutMs} ms: ${why}`, true);
-}
-
-async function whyNotServing(t: Topology, inv: Inventory, auth: RedisAuth): Promise<string | null> {
-  const clients: RedisAdminClient[] = [];
-  const client = (address: string, port: number) => {
-    const c = new RedisAdminClient({ address, port }, 1000, auth);
-    clients.push(c);
-    return c;
-  };
-  try {
-    for (const pair of t.pairs) {
-      for (const port of pair.ports) {
-        const info = await client(inv.addressOf(pair.hosts[1]), port).info("replication");
-        if (info["master_link_status"] !== "up" || info["master_sync_in_progress"] !== "0") {
-          return `${pair.hosts[1]}:${port} is not in sync yet`;
-        }
-      }
-    }
-    for (const h of t.haproxyHosts) {
-      const states = await new HaproxyAdminClient({ address: inv.addressOf(h.name), port: h.adminPort }, 1000).showServersState();
-      for (const [, redisPort] of Object.entries(h.frontends)) {
-        const primary = t.pairs.find((p) => p.ports.includes(redisPort))?.hosts[0];
-        const row = states.find((s) => s.server === primary && s.port === redisPort);
-        if (!row?.isUp) return `${h.name} does not see ${primary}:${redisPort} up yet`;
-      }
-    }
-    for (const h of t.appHosts) {
-      for (const listen of Object.keys(h.frontends)) {
-        const role = await client(inv.addressOf(h.name), Number(listen)).role();
-        if (role.role !== "primary") return `${h.name}:${listen} does not reach a primary yet`;
-      }
-    }
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    for (const c of clients) c.close();
-  }
 }
 
 /**

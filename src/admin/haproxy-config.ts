@@ -115,8 +115,9 @@ function serverLine(s: RenderedServer): string {
   return `    server ${s.name} ${s.address}:${s.port} check${s.backup ? " backup" : ""}${s.disabled ? " disabled" : ""}`;
 }
 
+/** Escapes a word of haproxy.cfg: backslash, space, quotes and `#` (which would start a comment). */
 function escapeCheck(s: string): string {
-  return s.replace(/\\/g, "\\\\").replace(/ /g, "\\ ").replace(/"/g, '\\"');
+  return s.replace(/[\\ "'#]/g, (c) => `\\${c}`);
 }
 
 /**

@@ -15,7 +15,7 @@ export interface ServerState {
   readonly port: number;
   /** 0 = down, 2 = running (1 = going up, 3 = going down). */
   readonly opState: number;
-  /** Bitmask: 1 forced maint, 2 inherited maint, 4 maint via DNS, 8 forced drain, 32 maint via resolution. */
+  /** Bitmask: 1 forced maint, 2 inherited maint, 4 maint from the config (`disabled`), 8 forced drain, 32 maint via DNS resolution. */
   readonly adminState: number;
   /** True when the server is in any maintenance mode. */
   readonly inMaint: boolean;

@@ -89,6 +89,8 @@ export class RedisAdminClient {
       lazyConnect: true,
       connectTimeout: this.timeoutMs,
       commandTimeout: this.timeoutMs,
+      // Without it ioredis keeps a dropped connection (and the process) alive for 2 s after disconnect().
+      disconnectTimeout: 0,
       enableReadyCheck: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -152,26 +154,36 @@ export function parseRole(reply: unknown, from: Endpoint): RoleReply {
   if (!Array.isArray(reply) || typeof reply[0] !== "string") throw bad("the reply is not a list");
   const kind = reply[0];
   if (kind === "master") {
-    const offset = Number(reply[1]);
+    const offset = integer(reply[1]);
     const list = reply[2];
-    if (!Number.isFinite(offset) || !Array.isArray(list)) throw bad("malformed primary reply");
+    if (offset === null || !Array.isArray(list)) throw bad("malformed primary reply");
     const replicas = list.map((r: unknown) => {
-      if (!Array.isArray(r) || r.length < 3) throw bad("malformed replica entry");
-      return { address: String(r[0]), port: Number(r[1]), offset: Number(r[2]) };
+      if (!Array.isArray(r) || r.length < 3 || typeof r[0] !== "string" || r[0] === "") throw bad("malformed replica entry");
+      const port = integer(r[1]);
+      const off = integer(r[2]);
+      if (port === null || port < 1 || port > 65535 || off === null) throw bad("malformed replica entry");
+      return { address: r[0], port, offset: off };
     });
     return { role: "primary", offset, replicas };
   }
   if (kind === "slave") {
-    const [, address, port, linkState, offset] = reply;
-    if (typeof address !== "string" || !Number.isFinite(Number(port))) throw bad("malformed replica reply");
-    return {
-      role: "replica",
-      primary: { address, port: Number(port) },
-      linkState: String(linkState),
-      offset: Number(offset),
-    };
+    const [, address, rawPort, linkState, rawOffset] = reply;
+    const port = integer(rawPort);
+    const offset = integer(rawOffset);
+    if (typeof address !== "string" || address === "" || port === null || port < 1 || port > 65535) {
+      throw bad("malformed replica reply");
+    }
+    if (typeof linkState !== "string" || offset === null) throw bad("malformed replica reply");
+    return { role: "replica", primary: { address, port }, linkState, offset };
   }
-  throw new ProbeError("wrong-role", `ROLE on ${endpointId(from)} says '${kind}', not master or slave`);
+  throw new ProbeError("wrong-role", `ROLE on ${endpointId(from)} says '${kind.slice(0, 20)}', not master or slave`);
+}
+
+/** A whole number sent as a number or a decimal string; null for anything else (never a silent 0 or NaN). */
+function integer(v: unknown): number | null {
+  if (typeof v === "number") return Number.isInteger(v) ? v : null;
+  if (typeof v === "string" && /^-?\d+$/.test(v)) return Number(v);
+  return null;
 }
 
 export function parseInfo(text: string): Record<string, string> {

@@ -143,7 +143,7 @@ export function diagnose(input: DetectorInput): Diagnosis[] {
       if (skip.has(host)) continue;
       const d = diagnoseRedisHost(input, host, twin, pair.ports, skip.has(twin));
       // A pair that is down as a whole is reported once, by the host that notices it first.
-      if (d?.name === "PairDown" && out.some((o) => o.name === "PairDown" && o.targets.includes(`${host}:${pair.ports[0]}`))) continue;
+      if (d?.name === "PairDown" && out.some((o) => o.name === "PairDown" && o.targets.some((x) => d.targets.includes(x)))) continue;
       if (d) out.push(d);
     }
     out.push(...twoPrimaries(input, pair.hosts, pair.ports, skip));
@@ -272,8 +272,11 @@ function diagnoseHaproxy(input: DetectorInput, host: string): Diagnosis | null {
     .map((a) => ({ app: a.name, obs: haproxyObs(input, a.name) }))
     .filter((w) => w.obs?.ok);
   if (witnesses.length === 0) {
-    evidence.push("no app-side HAProxy can be asked: taken as confirmed");
-    return { name: "HaproxyDown", host, targets: [host], evidence };
+    // No witness: only a refused connection (the host answers, HAProxy is gone) is evidence of a crash rather than
+    // of the monitor's own isolation.
+    const refused = input.health.get(host)?.last.failure?.kind === "refused";
+    evidence.push(refused ? "no app-side HAProxy to ask; the host refuses connections: confirmed" : "no app-side HAProxy to ask and no refusal: not confirmed");
+    return { name: refused ? "HaproxyDown" : "UnreachableHaproxy", host, targets: [host], evidence };
   }
   const seesUp = witnesses.filter((w) => w.obs?.servers.some((s) => s.server === host && s.address === address && s.up));
   if (seesUp.length > 0) {

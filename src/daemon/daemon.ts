@@ -19,7 +19,7 @@ import { decide, type Decision, groupOf } from "../recovery/decider.ts";
 import { FileJournal, type Journal, MemoryJournal, unfinished } from "../recovery/journal.ts";
 import { type Lease, LocalLease } from "../recovery/lease.ts";
 import { playbookFor } from "../recovery/registry.ts";
-import { Runner } from "../recovery/runner.ts";
+import { chaosPauseFromEnv, Runner } from "../recovery/runner.ts";
 import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
@@ -222,6 +222,7 @@ export class Daemon {
       saveInventory: () => this.inventory.save(join(this.topology.config.stateDir, "inventory.json")),
       shutdown: this.stopping.signal,
       now: this.now,
+      pauseBefore: chaosPauseFromEnv(),
     });
     const run = runner
       .run(playbookFor(playbook, host), meta, resume)

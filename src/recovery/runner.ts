@@ -28,6 +28,17 @@ export interface RunnerDeps {
   /** Aborted when the daemon shuts down: the current step finishes or is journaled, no next step starts. */
   readonly shutdown?: AbortSignal;
   readonly now?: () => number;
+  /**
+   * Fault injection for crash tests and drills: wait this long before starting the named step, so a test can kill
+   * the daemon at a known point. Set from FAILOVERD_CHAOS_PAUSE=<step>:<ms>; never in a config file.
+   */
+  readonly pauseBefore?: { readonly step: string; readonly ms: number };
+}
+
+/** Parses FAILOVERD_CHAOS_PAUSE (`launch:3000`). */
+export function chaosPauseFromEnv(v = process.env["FAILOVERD_CHAOS_PAUSE"]): RunnerDeps["pauseBefore"] {
+  const m = /^([a-z-]+):(\d+)$/.exec(v ?? "");
+  return m ? { step: m[1]!, ms: Number(m[2]) } : undefined;
 }
 
 export interface RecoveryMeta {
@@ -64,7 +75,7 @@ export class Runner extends EventEmitter {
 
   /** Runs a playbook to its end, or resumes it from a journaled summary of an unfinished run. */
   async run(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
-    const { journal, topology } = this.deps;
+    const { journal } = this.deps;
     const now = this.deps.now ?? Date.now;
     const id = resume?.id ?? `${new Date(now()).toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${playbook.host}-${randomBytes(3).toString("hex")}`;
     const log = this.deps.log.child({ recoveryId: id, playbook: playbook.name, host: playbook.host });
@@ -95,6 +106,11 @@ export class Runner extends EventEmitter {
         return "interrupted";
       }
       const stepLog = log.child({ step: step.name });
+      const pause = this.deps.pauseBefore;
+      if (pause?.step === step.name) {
+        stepLog.warn(`chaos: pausing ${pause.ms} ms before ${step.name}`);
+        await sleep(pause.ms);
+      }
       const outcome = await this.runStep(id, playbook, step, results, stepLog);
       if (outcome === "interrupted") return "interrupted";
       if (outcome instanceof Error) {

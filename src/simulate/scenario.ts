@@ -3,10 +3,9 @@
  * fault (crash = SIGKILL of every process of the host; hang = SIGSTOP, then SIGCONT after `hangMs`), expectation
  * (the playbook finished, the topology is whole again, every acknowledged write is still there), and a report.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RedisAdminClient } from "../admin/redis.ts";
 import { whyNotConverged } from "../checks/converged.ts";
@@ -17,6 +16,7 @@ import { sandboxDown, sandboxOf, sandboxUp } from "../providers/local/up.ts";
 import { FileJournal, type RecoverySummary, summarize } from "../recovery/journal.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
+import { startDaemon, stopDaemon, waitForDaemon } from "./daemon-process.ts";
 import { longestGap, Traffic } from "./traffic.ts";
 
 export type Fault = "crash" | "hang";
@@ -59,8 +59,6 @@ export interface SimulateReport {
   readonly steps: readonly StepReport[];
 }
 
-const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
-
 export async function simulate(t: Topology, o: SimulateOptions): Promise<SimulateReport> {
   const host = t.hosts.get(o.target);
   if (!host) throw new UsageError(`--target: unknown host '${o.target}' (hosts: ${[...t.hosts.keys()].join(", ")})`);
@@ -79,7 +77,7 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
   const stopped: number[] = [];
   try {
     daemon = startDaemon(t, join(sandbox.runDir, "daemon.log"));
-    await waitForDaemon(t, join(sandbox.runDir, "daemon.log"), daemon);
+    await waitForDaemon(join(sandbox.runDir, "daemon.log"), daemon);
     say(`daemon running (pid ${daemon.pid}); log ${join(sandbox.runDir, "daemon.log")}`);
 
     const listen = Number(Object.keys(app.frontends)[0]);
@@ -162,35 +160,6 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
     if (daemon) await stopDaemon(daemon);
     await sandboxDown(t);
   }
-}
-
-function startDaemon(t: Topology, logFile: string): ChildProcess {
-  const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, [BIN, "run", "--config", t.source], {
-    stdio: ["ignore", fd, fd],
-    env: { ...process.env, FAILOVERD_LOG_LEVEL: process.env["FAILOVERD_LOG_LEVEL"] ?? "debug" },
-  });
-  child.on("error", () => {});
-  return child;
-}
-
-async function waitForDaemon(_t: Topology, logFile: string, child: ChildProcess): Promise<void> {
-  const start = Date.now();
-  while (Date.now() - start < 20_000) {
-    if (child.exitCode !== null) throw new FailoverdError(`the daemon exited at start (code ${child.exitCode}); see ${logFile}`);
-    if (existsSync(logFile) && readFileSync(logFile, "utf8").includes("roles discovered")) return;
-    await sleep(50);
-  }
-  throw new FailoverdError(`the daemon did not start within 20 s; see ${logFile}`);
-}
-
-async function stopDaemon(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Reads every acknowledged key back from the current primary of the writer's port. */

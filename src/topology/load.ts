@@ -35,7 +35,7 @@ export function parseTopology(text: string, source: string): Topology {
 export function parseConfig(text: string, source: string): Config {
   if (text.includes("\u0000")) throw new ConfigError(source, ["is not a text file (it contains NUL bytes)"]);
   if (text.trim() === "") throw new ConfigError(source, ["the file is empty; see config/sandbox.yaml for an example"]);
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       source,
@@ -51,7 +51,7 @@ export function parseConfig(text: string, source: string): Config {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(source, ["the top level must be a mapping (topology:, hosts:, pairs:, ...)"]);
   }
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ConfigError(source, result.error.issues.map(formatIssue));
   return result.data;
 }
@@ -60,7 +60,10 @@ export function formatIssue(issue: z.core.$ZodIssue): string {
   const path = formatPath(issue.path);
   let message = issue.message;
   if (issue.code === "unrecognized_keys") {
-    message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+    message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${printable(k)}'`).join(", ")}`;
+  } else if (issue.code === "invalid_key" && issue.issues[0]) {
+    // A bad mapping key (a frontends port, a host name): the key's own rule says what is wrong.
+    message = issue.issues[0].message;
   } else if (issue.code === "invalid_type" && message.startsWith("Invalid input: expected")) {
     message = issue.input === undefined ? `is required (${issue.expected})` : `must be ${article(issue.expected)}`;
   }
@@ -71,9 +74,21 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const p of path) {
     if (typeof p === "number") out += `[${p}]`;
-    else out += out === "" ? String(p) : `.${String(p)}`;
+    else out += out === "" ? printable(String(p)) : `.${printable(String(p))}`;
   }
   return out;
+}
+
+/** Keys come from the user's file: control characters would break the one-line message. */
+function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
+  const clean = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return clean.length > 60 ? `${clean.slice(0, 60)}...` : clean;
+}
+
+/** A host of the config by name, never an inherited property (`constructor`). */
+function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 /** Rules that span fields: conflicts and references. */
@@ -104,15 +119,15 @@ function crossCheck(config: Config): string[] {
   const paired = new Map<string, number>();
   config.pairs.forEach(([a, b], i) => {
     for (const [j, name] of [a, b].entries()) {
-      const host = hosts[name];
+      const host = own(hosts, name);
       if (!host) problems.push(`pairs[${i}][${j}]: unknown host '${name}'`);
       else if (host.role !== "redis") problems.push(`pairs[${i}][${j}]: ${name} is a ${host.role} host, not redis`);
       else if (paired.has(name) && a !== b) problems.push(`pairs[${i}][${j}]: ${name} is already in pairs[${paired.get(name)}]`);
       else paired.set(name, i);
     }
     if (a === b) problems.push(`pairs[${i}]: a pair needs two different hosts, not ${a} twice`);
-    const ha = hosts[a];
-    const hb = hosts[b];
+    const ha = own(hosts, a);
+    const hb = own(hosts, b);
     if (ha?.role === "redis" && hb?.role === "redis" && a !== b) {
       const pa = [...ha.ports].sort((x, y) => x - y).join(",");
       const pb = [...hb.ports].sort((x, y) => x - y).join(",");
@@ -121,7 +136,7 @@ function crossCheck(config: Config): string[] {
   });
   const portOwner = new Map<number, number>();
   config.pairs.forEach(([a], i) => {
-    const ha = hosts[a];
+    const ha = own(hosts, a);
     if (ha?.role !== "redis") return;
     for (const p of ha.ports) {
       const other = portOwner.get(p);
@@ -147,7 +162,7 @@ function crossCheck(config: Config): string[] {
   for (const [name, host] of Object.entries(hosts)) {
     if (host.role !== "app") continue;
     host.upstreams.forEach((u, i) => {
-      const up = hosts[u];
+      const up = own(hosts, u);
       if (!up) problems.push(`hosts.${name}.upstreams[${i}]: unknown host '${u}'`);
       else if (up.role !== "haproxy") problems.push(`hosts.${name}.upstreams[${i}]: ${u} is a ${up.role} host, not haproxy`);
     });

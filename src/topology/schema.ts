@@ -132,7 +132,7 @@ const awsProvider = z.strictObject({
 });
 
 export const providerSchema = z.discriminatedUnion("kind", [localProvider, awsProvider], {
-  error: "provider.kind must be one of local, aws",
+  error: "kind must be one of local, aws",
 });
 
 const redisAuth = z.strictObject({

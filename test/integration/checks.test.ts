@@ -67,6 +67,22 @@ function childrenOf(pid: number): number[] {
   return text === "" ? [] : text.split(/\s+/).map(Number);
 }
 
+/** The process has exited: no such PID any more, or only a zombie left (its sockets are closed by then). */
+function exited(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" || state === "X";
+  } catch {
+    return true;
+  }
+}
+
 function sigstop(pid: number): void {
   stopped.add(pid);
   process.kill(pid, "SIGSTOP");
@@ -282,10 +298,11 @@ describe("checks against a real sandbox (net 21)", { timeout: 120_000 }, () => {
   test("checkRedis on a SIGKILLed server: ok false with kind refused (destructive, runs last)", async () => {
     const pid = pidOf("redis2", "redis", 9002);
     process.kill(pid, "SIGKILL");
-    await waitUntil("the killed redis-server is gone", () => {
-      const m = sandboxStatus(t).machines.find((x) => x.host === "redis2");
-      return m?.processes.find((p) => p.pid === pid)?.state === "gone";
-    });
+    // Wait until it has exited (reaped, or a zombie): only then has it closed its listening socket. The sandbox's
+    // own "gone" comes earlier, while the process is still exiting and the port still accepts connections.
+    await waitUntil("the killed redis-server has exited", () => exited(pid));
+    const rec = sandboxStatus(t).machines.find((x) => x.host === "redis2")?.processes.find((p) => p.pid === pid);
+    assert.equal(rec?.state, "gone");
     const o = await checkRedis(redisTarget("redis2", 9002), redisClient("redis2", 9002), TIMEOUT_MS);
     assert.equal(o.ok, false);
     assert.equal(o.failure?.kind, "refused", `failure: ${JSON.stringify(o.failure)}`);

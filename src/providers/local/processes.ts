@@ -37,6 +37,30 @@ export function isRunning(p: StartedProcess): boolean {
   }
 }
 
+/** True once the PID no longer exists or is a zombie: its sockets are closed. */
+export function isGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" || state === "X";
+  } catch {
+    return true;
+  }
+}
+
+/** The PIDs of a process's children, grandchildren... (HAProxy's workers under its master). */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return out;
+  }
+  for (const c of children) out.push(c, ...descendants(c));
+  return out;
+}
+
 /** True while the process is stopped by SIGSTOP. */
 export function isStopped(p: StartedProcess): boolean {
   try {
@@ -47,14 +71,18 @@ export function isStopped(p: StartedProcess): boolean {
   }
 }
 
+/** Signals the process and its descendants (a stopped HAProxy master alone would leave its worker serving). */
 export function signal(p: StartedProcess, sig: NodeJS.Signals): boolean {
   if (!isRunning(p)) return false;
-  try {
-    process.kill(p.pid, sig);
-    return true;
-  } catch {
-    return false;
+  const pids = [p.pid, ...descendants(p.pid)];
+  let ok = false;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, sig);
+      ok = true;
+    } catch {}
   }
+  return ok;
 }
 
 /** Stops a process: `sig` first (SIGKILL for a crash), SIGKILL after `graceMs`; resolves once it is gone. */
@@ -63,10 +91,11 @@ export async function stop(p: StartedProcess, sig: NodeJS.Signals = "SIGTERM", g
   signal(p, sig);
   if (sig !== "SIGKILL") signal(p, "SIGCONT");
   const start = Date.now();
-  while (isRunning(p)) {
+  // isRunning turns false as soon as the process releases its memory; its sockets may close a moment later.
+  while (isRunning(p) || !isGone(p.pid)) {
     if (Date.now() - start > graceMs) signal(p, "SIGKILL");
     if (Date.now() - start > graceMs + 5000) throw new ProviderError(`process ${p.pid} does not stop`, true);
-    await sleep(10);
+    await sleep(5);
   }
 }
 

@@ -101,6 +101,8 @@ export const pointDnsAtReplacement: Step = {
         const be = relayBackendName(Number(listen));
         await ctx.providers.haproxy.setAddr(admin, be, ctx.host, address, port);
         await ctx.providers.haproxy.setState(admin, be, ctx.host, "ready");
+        // The new HAProxy was verified in `configure`: use it now rather than after `rise` checks.
+        await ctx.providers.haproxy.setHealth(admin, be, ctx.host, "up");
       }
       await ctx.verify(`${app.name} relays to ${ctx.host} at ${address}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);

@@ -109,7 +109,8 @@ export class Runner extends EventEmitter {
       const pause = this.deps.pauseBefore;
       if (pause?.step === step.name) {
         stepLog.warn(`chaos: pausing ${pause.ms} ms before ${step.name}`);
-        await sleep(pause.ms);
+        await sleep(pause.ms, undefined, this.deps.shutdown ? { signal: this.deps.shutdown } : {}).catch(() => {});
+        if (this.deps.shutdown?.aborted) return "interrupted";
       }
       const outcome = await this.runStep(id, playbook, step, results, stepLog);
       if (outcome === "interrupted") return "interrupted";

@@ -9,9 +9,9 @@ import type { Topology } from "../topology/topology.ts";
 const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
 
 /** Starts `failoverd run` for the topology as its own process, its log appended to `logFile`. */
-export function startDaemon(t: Topology, logFile: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
+export function startDaemon(t: Topology, logFile: string, env: NodeJS.ProcessEnv = {}, args: readonly string[] = []): ChildProcess {
   const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, [BIN, "run", "--config", t.source], {
+  const child = spawn(process.execPath, [BIN, "run", "--config", t.source, ...args], {
     stdio: ["ignore", fd, fd],
     env: { ...process.env, FAILOVERD_LOG_LEVEL: process.env["FAILOVERD_LOG_LEVEL"] ?? "debug", ...env },
   });

@@ -98,7 +98,10 @@ export class Runner extends EventEmitter {
     }
 
     const done: Step[] = playbook.steps.filter((s) => results.has(s.name));
-    let pastNoReturn = done.some((s) => s.pointOfNoReturn);
+    // The point of no return is passed when its step *starts*: a promotion that failed half-way may have promoted
+    // some servers, and a terminate that timed out may still be carried out by the cloud.
+    const started = new Set((resume?.steps ?? []).map((s) => s.step));
+    let pastNoReturn = playbook.steps.some((s) => s.pointOfNoReturn && (results.has(s.name) || started.has(s.name)));
     for (const step of playbook.steps) {
       if (results.has(step.name)) continue;
       if (this.deps.shutdown?.aborted) {
@@ -112,11 +115,13 @@ export class Runner extends EventEmitter {
         await sleep(pause.ms, undefined, this.deps.shutdown ? { signal: this.deps.shutdown } : {}).catch(() => {});
         if (this.deps.shutdown?.aborted) return "interrupted";
       }
+      if (step.pointOfNoReturn) pastNoReturn = true;
       const outcome = await this.runStep(id, playbook, step, results, stepLog);
       if (outcome === "interrupted") return "interrupted";
       if (outcome instanceof Error) {
         if (!pastNoReturn) {
-          await this.rollback(id, playbook, done, results, log);
+          // The failed step may have done part of its work: its own rollback (idempotent) runs first.
+          await this.rollback(id, playbook, [...done, step], results, log);
           await this.end(id, "rolled-back", log, `${step.name}: ${outcome.message}`);
           return "rolled-back";
         }
@@ -124,7 +129,6 @@ export class Runner extends EventEmitter {
         return "failed";
       }
       done.push(step);
-      if (step.pointOfNoReturn) pastNoReturn = true;
     }
     await this.end(id, "succeeded", log);
     return "succeeded";

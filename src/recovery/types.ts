@@ -16,7 +16,7 @@ export interface Step {
   readonly name: string;
   /** The runbook line this step automates. */
   readonly title: string;
-  /** Once this step has succeeded, a later failure no longer rolls back: recovery only goes forward. */
+  /** Once this step has started, a failure no longer rolls back: the recovery only goes forward. */
   readonly pointOfNoReturn?: boolean;
   /** The step's deadline; the recovery's stepTimeoutMs when absent. */
   readonly timeoutMs?: (t: Topology) => number;

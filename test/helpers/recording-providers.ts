@@ -449,13 +449,13 @@ export class RecordingProviders implements Providers {
 
   private runningMachine(id: string): FakeMachine {
     const m = this.machines.get(id);
-    if (!m || !m.running) throw new ProviderError(`machine ${id} is not running`, false);
+    if (!m?.running) throw new ProviderError(`machine ${id} is not running`, false);
     return m;
   }
 
   private isAlive(machineId: string): boolean {
     const m = this.machines.get(machineId);
-    return m !== undefined && m.running && !m.dead;
+    return m?.running === true && !m.dead;
   }
 
   private reachableRedis(ep: Endpoint): FakeRedis {

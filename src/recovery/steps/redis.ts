@@ -21,6 +21,12 @@ function twin(ctx: StepContext): string {
   return t;
 }
 
+/** Rethrows the first failure of settled work (after all of it has finished). */
+export function throwFirstRejection(results: readonly PromiseSettledResult<unknown>[]): void {
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 const adminOf = (ctx: StepContext, h: HaproxyHost): Endpoint => ({ address: ctx.inventory.addressOf(h.name), port: h.adminPort });
 
 /**
@@ -30,7 +36,8 @@ const adminOf = (ctx: StepContext, h: HaproxyHost): Endpoint => ({ address: ctx.
 async function onEveryHaproxy(ctx: StepContext, what: string, fn: (h: HaproxyHost, admin: Endpoint) => Promise<void>) {
   const done: string[] = [];
   const skipped: string[] = [];
-  await Promise.all(
+  // Every HAProxy settles before the step ends: no work goes on behind a step already recorded as failed.
+  const results = await Promise.allSettled(
     ctx.topology.haproxyHosts.map(async (h) => {
       try {
         await fn(h, adminOf(ctx, h));
@@ -42,6 +49,7 @@ async function onEveryHaproxy(ctx: StepContext, what: string, fn: (h: HaproxyHos
       }
     }),
   );
+  throwFirstRejection(results);
   return { done: done.sort(), skipped: skipped.sort() };
 }
 
@@ -95,7 +103,7 @@ export const promoteSurvivor: Step = {
     const failedAddress = ctx.inventory.addressOf(ctx.host);
     const promoted: number[] = [];
     const alreadyPrimary: number[] = [];
-    await Promise.all(
+    const settled = await Promise.allSettled(
       failedPorts(ctx).map(async (port) => {
         const ep = { address: ctx.inventory.addressOf(survivor), port };
         const role = await ctx.read(() => ctx.providers.redis.role(ep));
@@ -112,6 +120,7 @@ export const promoteSurvivor: Step = {
         promoted.push(port);
       }),
     );
+    throwFirstRejection(settled);
     // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks.
     await onEveryHaproxy(ctx, "route to the new primary", async (_h, admin) => {
       for (const p of promoted) {
@@ -131,7 +140,7 @@ export const replicateFromSurvivor: Step = {
     const survivor = twin(ctx);
     const address = ctx.inventory.addressOf(ctx.host);
     const ports = failedPorts(ctx);
-    await Promise.all(
+    const settled = await Promise.allSettled(
       ports.map(async (port) => {
         const replica = { address, port };
         const primary = { address: ctx.inventory.addressOf(survivor), port };
@@ -141,6 +150,7 @@ export const replicateFromSurvivor: Step = {
         await ctx.waitFor(`${ctx.host}:${port} is in sync with ${survivor}:${port}`, () => inSync(ctx, replica, primary), 20);
       }),
     );
+    throwFirstRejection(settled);
     return { primary: survivor, ports };
   },
 };

@@ -1,0 +1,238 @@
+/**
+ * The decider as tables: diagnosis + state + time -> recover or alert, with every guard rail (non-actionable,
+ * paused, disabled, one recovery per group, cooldown, too many targets down), and the registry that maps every
+ * diagnosis to a playbook or to "alert only".
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { DIAGNOSES, type Diagnosis, type DiagnosisName } from "../../src/checks/detector.ts";
+import { type DeciderInput, type DeciderState, type Decision, decide, groupOf } from "../../src/recovery/decider.ts";
+import { PLAYBOOK_FOR, playbookFor } from "../../src/recovery/registry.ts";
+import { type TestRecoveryOptions, testTopology } from "../helpers/recording-providers.ts";
+
+const NOW = 10_000_000;
+const COOLDOWN = 60_000;
+const PAIR = "pair:redis1+redis2";
+const TIER = "haproxy-tier";
+
+/** The host each diagnosis is about in the sandbox topology. */
+const HOST_OF: Record<DiagnosisName, string> = {
+  NoProblem: "redis1",
+  DeadPrimary: "redis1",
+  UnreachablePrimary: "redis1",
+  DeadReplica: "redis2",
+  UnreachableReplica: "redis2",
+  PairDown: "redis1",
+  TwoPrimaries: "redis1",
+  HaproxyDown: "haproxy1",
+  UnreachableHaproxy: "haproxy1",
+  AppProxyDown: "app",
+};
+
+const NAMES = Object.keys(DIAGNOSES) as DiagnosisName[];
+
+function diagnosis(name: DiagnosisName, host = HOST_OF[name]): Diagnosis {
+  return { name, host, targets: [host], evidence: [`${host} is down (test)`] };
+}
+
+function state(s: Partial<DeciderState> = {}): DeciderState {
+  return { paused: false, active: new Set(), lastEnded: new Map(), ...s };
+}
+
+function input(diagnoses: readonly Diagnosis[], o: { state?: Partial<DeciderState>; recovery?: TestRecoveryOptions; total?: number; down?: number } = {}): DeciderInput {
+  return {
+    topology: testTopology({ cooldownMs: COOLDOWN, ...o.recovery }),
+    diagnoses,
+    targetsTotal: o.total ?? 6,
+    targetsDown: o.down ?? 1,
+    state: state(o.state),
+    now: NOW,
+  };
+}
+
+function only(decisions: readonly Decision[]): Decision {
+  assert.equal(decisions.length, 1, `one decision expected, got ${JSON.stringify(decisions.map((d) => d.kind))}`);
+  return decisions[0]!;
+}
+
+function assertRecover(d: Decision, playbook: string, host: string, group: string) {
+  assert.equal(d.kind, "recover", d.kind === "alert" ? `alert instead: ${d.reason}` : "");
+  if (d.kind !== "recover") return;
+  assert.deepEqual([d.playbook, d.host, d.group], [playbook, host, group]);
+}
+
+function assertAlert(d: Decision, reason: RegExp) {
+  assert.equal(d.kind, "alert");
+  if (d.kind !== "alert") return;
+  assert.match(d.reason, reason);
+}
+
+describe("decide: the diagnosis alone", () => {
+  const actionable = [
+    { name: "DeadPrimary", playbook: "failed_redis", group: PAIR },
+    { name: "DeadReplica", playbook: "failed_redis", group: PAIR },
+    { name: "HaproxyDown", playbook: "failed_haproxy", group: TIER },
+  ] as const;
+  for (const row of actionable) {
+    test(`${row.name} -> recover with ${row.playbook}`, () => {
+      const d = diagnosis(row.name);
+      const decision = only(decide(input([d])));
+      assertRecover(decision, row.playbook, d.host, row.group);
+      assert.equal(decision.diagnosis, d);
+    });
+  }
+
+  for (const name of NAMES.filter((n) => !DIAGNOSES[n].actionable)) {
+    test(`${name} -> alert with its description`, () => {
+      const d = diagnosis(name);
+      const decision = only(decide(input([d])));
+      assert.equal(decision.kind, "alert");
+      assert.equal(decision.host, d.host);
+      if (decision.kind === "alert") assert.equal(decision.reason, DIAGNOSES[name].description);
+    });
+  }
+
+  test("no diagnosis -> no decision", () => {
+    assert.deepEqual(decide(input([])), []);
+  });
+});
+
+describe("decide: guard rails", () => {
+  const dead = diagnosis("DeadPrimary");
+
+  test("paused -> alert", () => {
+    assertAlert(only(decide(input([dead], { state: { paused: true } }))), /paused/);
+  });
+
+  test("recovery.enabled: false -> alert naming the setting", () => {
+    assertAlert(only(decide(input([dead], { recovery: { enabled: false } }))), /recovery\.enabled: false/);
+  });
+
+  test("a recovery of the same pair is active -> alert", () => {
+    assertAlert(only(decide(input([dead], { state: { active: new Set([PAIR]) } }))), /already under way/);
+  });
+
+  test("a recovery of another group is active -> recover", () => {
+    assertRecover(only(decide(input([dead], { state: { active: new Set([TIER]) } }))), "failed_redis", "redis1", PAIR);
+  });
+
+  test("two diagnoses for the same pair in one call -> one recovery, the other an alert", () => {
+    const out = decide(input([dead, diagnosis("DeadReplica", "redis2")], { down: 2 }));
+    assert.equal(out.length, 2);
+    assertRecover(out[0]!, "failed_redis", "redis1", PAIR);
+    assertAlert(out[1]!, new RegExp(`a recovery of ${PAIR.replace("+", "\\+")} is already under way`));
+    assert.equal(out[1]!.host, "redis2");
+  });
+
+  test("two HAProxies down in one call -> one recovery of the HAProxy tier", () => {
+    const out = decide(input([diagnosis("HaproxyDown", "haproxy1"), diagnosis("HaproxyDown", "haproxy2")], { down: 2 }));
+    assert.deepEqual(
+      out.map((d) => d.kind),
+      ["recover", "alert"],
+    );
+  });
+
+  test("a pair and the HAProxy tier in one call -> both recover", () => {
+    const out = decide(input([dead, diagnosis("HaproxyDown")], { down: 2 }));
+    assert.deepEqual(
+      out.map((d) => [d.kind, d.host]),
+      [
+        ["recover", "redis1"],
+        ["recover", "haproxy1"],
+      ],
+    );
+  });
+
+  const cooldown = [
+    { name: "never recovered", ago: undefined, kind: "recover" },
+    { name: "ended 1 ms ago", ago: 1, kind: "alert" },
+    { name: "ended cooldownMs - 1 ms ago", ago: COOLDOWN - 1, kind: "alert" },
+    { name: "ended exactly cooldownMs ago", ago: COOLDOWN, kind: "recover" },
+    { name: "ended long ago", ago: 10 * COOLDOWN, kind: "recover" },
+  ] as const;
+  for (const row of cooldown) {
+    test(`cooldown: the pair ${row.name} -> ${row.kind}`, () => {
+      const lastEnded = new Map(row.ago === undefined ? [] : [[PAIR, NOW - row.ago]]);
+      const d = only(decide(input([dead], { state: { lastEnded } })));
+      if (row.kind === "recover") assertRecover(d, "failed_redis", "redis1", PAIR);
+      else assertAlert(d, /recovery\.cooldownMs/);
+    });
+  }
+
+  test("cooldown: the alert says how long is left, in whole seconds rounded up", () => {
+    const d = only(decide(input([dead], { state: { lastEnded: new Map([[PAIR, NOW - (COOLDOWN - 1500)]]) } })));
+    assertAlert(d, /cooling down for 2 s more/);
+  });
+
+  test("cooldown of another group does not hold this one back", () => {
+    const d = only(decide(input([dead], { state: { lastEnded: new Map([[TIER, NOW - 1]]) } })));
+    assertRecover(d, "failed_redis", "redis1", PAIR);
+  });
+
+  const isolation = [
+    { down: 4, total: 6, fraction: 0.5, kind: "alert" },
+    { down: 3, total: 6, fraction: 0.5, kind: "recover" },
+    { down: 6, total: 6, fraction: 0.5, kind: "alert" },
+    { down: 2, total: 6, fraction: 0.25, kind: "alert" },
+    { down: 6, total: 6, fraction: 1, kind: "recover" },
+    { down: 0, total: 0, fraction: 0.5, kind: "recover" },
+  ] as const;
+  for (const row of isolation) {
+    test(`${row.down} of ${row.total} targets down, maxFailingFraction ${row.fraction} -> ${row.kind}`, () => {
+      const d = only(decide(input([dead], { down: row.down, total: row.total, recovery: { maxFailingFraction: row.fraction } })));
+      if (row.kind === "recover") assertRecover(d, "failed_redis", "redis1", PAIR);
+      else assertAlert(d, new RegExp(`${row.down} of ${row.total} targets fail at once: the monitor's own network is suspect`));
+    });
+  }
+
+  test("too many targets down: every actionable diagnosis is an alert, not just the first", () => {
+    const out = decide(input([dead, diagnosis("HaproxyDown")], { down: 5, total: 6 }));
+    assert.deepEqual(
+      out.map((d) => d.kind),
+      ["alert", "alert"],
+    );
+    for (const d of out) assertAlert(d, /monitor's own network/);
+  });
+});
+
+describe("groupOf", () => {
+  const t = testTopology();
+  test("both hosts of a pair share a group", () => {
+    assert.equal(groupOf(t, "redis1"), PAIR);
+    assert.equal(groupOf(t, "redis2"), PAIR);
+  });
+  test("the HAProxies share one group", () => {
+    assert.equal(groupOf(t, "haproxy1"), TIER);
+    assert.equal(groupOf(t, "haproxy2"), TIER);
+  });
+});
+
+describe("PLAYBOOK_FOR", () => {
+  test("covers exactly the diagnoses the detector names", () => {
+    assert.deepEqual(Object.keys(PLAYBOOK_FOR).sort(), [...NAMES].sort());
+  });
+
+  const expected: Record<DiagnosisName, string | null> = {
+    NoProblem: null,
+    DeadPrimary: "failed_redis",
+    UnreachablePrimary: null,
+    DeadReplica: "failed_redis",
+    UnreachableReplica: null,
+    PairDown: null,
+    TwoPrimaries: null,
+    HaproxyDown: "failed_haproxy",
+    UnreachableHaproxy: null,
+    AppProxyDown: null,
+  };
+  for (const name of NAMES) {
+    test(`${name} (${DIAGNOSES[name].actionable ? "actionable" : "alert only"}) -> ${expected[name] ?? "null"}`, () => {
+      assert.equal(PLAYBOOK_FOR[name] !== null, DIAGNOSES[name].actionable, "a playbook exactly for the actionable diagnoses");
+      assert.equal(PLAYBOOK_FOR[name], expected[name]);
+      const pb = PLAYBOOK_FOR[name];
+      if (pb) {
+        const playbook = playbookFor(pb, HOST_OF[name]);
+        assert.deepEqual([playbook.name, playbook.host], [pb, HOST_OF[name]]);
+      }
+    });
+  }
+});

@@ -17,6 +17,8 @@ export interface RenderedServer {
   /** Rendered in maintenance: a fenced or not-yet-synced server. */
   readonly disabled?: boolean;
   readonly backup?: boolean;
+  /** Health-check port when it is not the traffic port (an upstream HAProxy's Runtime API). */
+  readonly checkPort?: number;
 }
 
 export interface RedisBackend {
@@ -105,6 +107,13 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
       `    default_backend ${be}`,
       `backend ${be}`,
       "    balance first",
+      // The upstream HAProxy must answer its Runtime API: a hung HAProxy still accepts TCP connections (the kernel
+      // does), so a plain connect check would keep sending traffic into it. Redis' health is not this check's
+      // business: a Redis failover must not take every upstream down.
+      "    option tcp-check",
+      "    tcp-check connect",
+      "    tcp-check send show\\ info\\n",
+      "    tcp-check expect string Name:",
       ...r.servers.map(serverLine),
     );
   }
@@ -112,7 +121,8 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
 }
 
 function serverLine(s: RenderedServer): string {
-  return `    server ${s.name} ${s.address}:${s.port} check${s.backup ? " backup" : ""}${s.disabled ? " disabled" : ""}`;
+  const port = s.checkPort !== undefined ? ` port ${s.checkPort}` : "";
+  return `    server ${s.name} ${s.address}:${s.port} check${port}${s.backup ? " backup" : ""}${s.disabled ? " disabled" : ""}`;
 }
 
 /** Escapes a word of haproxy.cfg: backslash, space, quotes and `#` (which would start a comment). */
@@ -164,13 +174,17 @@ export function renderForHost(
   if (host.role === "app") {
     const relays = Object.entries(host.frontends).map(([listen, haproxyPort]) => ({
       listenPort: Number(listen),
-      servers: host.upstreams.map((u, i) => ({
-        name: u,
-        address: inventory.addressOf(u),
-        port: haproxyPort,
-        backup: i > 0,
-        disabled: out.has(u),
-      })),
+      servers: host.upstreams.map((u, i) => {
+        const up = getHost(t, u);
+        return {
+          name: u,
+          address: inventory.addressOf(u),
+          port: haproxyPort,
+          backup: i > 0,
+          disabled: out.has(u),
+          ...(up.role === "haproxy" ? { checkPort: up.adminPort } : {}),
+        };
+      }),
     }));
     return renderHaproxyConfig({
       bindAddress,

@@ -105,7 +105,10 @@ export const DIAGNOSES: Readonly<Record<DiagnosisName, { readonly description: s
     description: "failoverd cannot reach a replica, but its primary still has it connected: alert, do not act",
     actionable: false,
   },
-  PairDown: { description: "both hosts of a pair are down for the same port: no survivor to promote", actionable: false },
+  PairDown: {
+    description: "both hosts of a pair are down or failing on the same port: no healthy survivor to promote",
+    actionable: false,
+  },
   TwoPrimaries: { description: "both servers of a pair answer as primary (split brain): alert", actionable: false },
   HaproxyDown: { description: "an HAProxy is down, and the app-side HAProxies confirm it", actionable: true },
   UnreachableHaproxy: {
@@ -173,14 +176,21 @@ function diagnoseRedisHost(
   if (down.length === 0) return null;
   const targets = down.map((p) => `${host}:${p}`);
   const evidence = targets.map((t) => failureText(input, t));
-  const twinDown = twinUnmonitored ? down : down.filter((p) => input.health.get(`${twin}:${p}`)?.status === "down");
+  // A twin that is down, or failing right now, cannot be promoted: a pair whose hosts fail together is PairDown,
+  // whichever of them crossed `fall` first.
+  const twinDown = twinUnmonitored
+    ? down
+    : down.filter((p) => {
+        const h = input.health.get(`${twin}:${p}`);
+        return h?.status === "down" || (h?.failures ?? 0) > 0;
+      });
   if (twinDown.length > 0) {
     // Only the first host of a pair reports PairDown, so the alert is not doubled.
     return {
       name: "PairDown",
       host,
       targets: [...targets, ...twinDown.map((p) => `${twin}:${p}`)],
-      evidence: [...evidence, `${twin} is down too on port ${twinDown.join(", ")}: nothing to promote`],
+      evidence: [...evidence, `${twin} is down or failing too on port ${twinDown.join(", ")}: nothing to promote`],
     };
   }
   const address = input.addressOf(host);

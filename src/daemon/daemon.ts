@@ -16,14 +16,19 @@ import { redisAuthOf } from "../providers/index.ts";
 import { DryRunRecorder, dryRun } from "../providers/dry-run.ts";
 import type { Providers } from "../providers/types.ts";
 import { decide, type Decision, groupOf } from "../recovery/decider.ts";
-import { FileJournal, type Journal, MemoryJournal, unfinished } from "../recovery/journal.ts";
+import { FileJournal, type Journal, MemoryJournal, summarize, unfinished } from "../recovery/journal.ts";
 import { type Lease, LocalLease } from "../recovery/lease.ts";
 import { playbookFor } from "../recovery/registry.ts";
 import { chaosPauseFromEnv, Runner } from "../recovery/runner.ts";
 import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
+import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
+import { Findings } from "./findings.ts";
+import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
+import { forwardRunnerEvents } from "./recovery-events.ts";
 import { DaemonState } from "./state.ts";
+import { buildStatus, lastCompleteCycle, type StatusView } from "./status.ts";
 
 export interface DaemonOptions {
   readonly topology: Topology;
@@ -53,6 +58,12 @@ export class Daemon {
   private readonly state: DaemonState;
   private readonly providers: Providers;
   private targets: CheckTarget[] = [];
+  /** What the daemon tells its observers (metrics, notifications, HTTP, drills); it knows nothing of them. */
+  readonly events: Bus;
+  private readonly findings: Findings;
+  /** Recovery ids running now. */
+  private readonly runningIds = new Set<string>();
+  private startedAt = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.topology = opts.topology;
@@ -66,6 +77,8 @@ export class Daemon {
     this.state = DaemonState.load(join(dir, "daemon.json"), opts.dryRun === true);
     const recorder = new DryRunRecorder((a) => this.log.info({ provider: a.provider, dryRun: true }, a.description));
     this.providers = opts.dryRun ? dryRun(opts.providers, recorder) : opts.providers;
+    this.events = new EventBus((event, err) => this.log.error({ event, err: errorMessage(err) }, "an event listener failed (a bug); the daemon goes on"));
+    this.findings = new Findings(this.events);
   }
 
   get rules(): CheckRules {
@@ -76,6 +89,7 @@ export class Daemon {
   /** Takes the lease, resumes any unfinished recovery, and starts the check loops. */
   async start(): Promise<void> {
     if (!this.opts.dryRun) await this.lease.acquire();
+    this.startedAt = this.now();
     const pending = unfinished(await this.journal.read());
     this.targets = checkTargets(this.topology, this.inventory);
     const c = this.topology.config.checks;
@@ -88,7 +102,7 @@ export class Daemon {
     for (const o of first) this.ingest(o, false);
     this.logRoles();
     for (const r of pending) {
-      this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r);
+      this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r, "resume");
     }
     for (const t of this.targets) this.loops.push(this.loop(targetId(t)));
   }
@@ -152,6 +166,11 @@ export class Daemon {
     const prev = this.health.get(obs.target);
     const next = observe(prev, obs, this.rules);
     this.health.set(obs.target, next);
+    this.events.emit("observation", { observation: obs, health: next });
+    if ((prev?.status ?? "unknown") !== next.status) {
+      const failure = obs.failure ? `${obs.failure.kind}: ${obs.failure.message}` : undefined;
+      this.events.emit("status", { target: obs.target, from: prev?.status ?? "unknown", to: next.status, at: obs.at, ...(failure ? { failure } : {}) });
+    }
     if (obs.type === "redis" && obs.ok && obs.role) this.lastRoles.set(obs.target, obs.role);
     if (!obs.ok) this.log.debug({ target: obs.target, failure: obs.failure, failures: next.failures }, "check failed");
     if (prev && prev.status !== next.status) {
@@ -184,6 +203,7 @@ export class Daemon {
       now: this.now(),
     });
     for (const d of decisions) this.act(d);
+    this.findings.update(decisions, this.now());
   }
 
   private act(d: Decision): void {
@@ -209,7 +229,8 @@ export class Daemon {
     host: string,
     meta: { diagnosis: string; failingSince?: number | undefined },
     resume?: Parameters<Runner["run"]>[2],
-  ): void {
+    origin: RecoveryOrigin = "diagnosis",
+  ): Runner {
     const group = groupOf(this.topology, host);
     const runner = new Runner({
       topology: this.topology,
@@ -224,34 +245,125 @@ export class Daemon {
       now: this.now,
       pauseBefore: chaosPauseFromEnv(),
     });
+    const tracker = forwardRunnerEvents(runner, this.events, { playbook, host, group, diagnosis: meta.diagnosis, origin, resumeId: resume?.id }, this.now);
+    runner.on("recovery-start", (e: { recoveryId: string }) => this.runningIds.add(e.recoveryId));
+    if (resume) this.runningIds.add(resume.id);
     const run = runner
       .run(playbookFor(playbook, host), meta, resume)
       .then((outcome) => {
-        if (outcome !== "interrupted") this.state.recoveryEnded(group, this.now());
-        if (outcome === "failed") this.state.setMonitored(host, true);
+        tracker.ended(outcome);
+        // A planned switchover is no failover: it starts no cooldown.
+        if (outcome !== "interrupted" && playbook !== "switchover") this.state.recoveryEnded(group, this.now());
+        // Failed forward: roles changed and the machine may be gone. Watch the host again with a clean record, so
+        // it is diagnosed as it is now (and, after the cooldown, recovered again).
+        if (outcome === "failed") this.forget(host);
       })
       .catch((e: unknown) => this.log.error({ err: errorMessage(e), host }, "recovery crashed (a bug)"))
-      .finally(() => this.recoveries.delete(group));
+      .finally(() => {
+        this.recoveries.delete(group);
+        const id = tracker.id();
+        if (id) this.runningIds.delete(id);
+      });
     this.recoveries.set(group, run);
+    return runner;
   }
 
   private monitorControl(): MonitorControl {
     return {
       unmonitor: async (host) => {
         this.state.setMonitored(host, false);
+        this.findings.resolveHost(host, this.now());
       },
-      monitor: async (host) => {
-        // A new machine starts with a clean record: its roles are learned again, its failures counted anew.
-        for (const k of [...this.health.keys()]) if (hostOf(k) === host) this.health.delete(k);
-        for (const k of [...this.lastRoles.keys()]) if (hostOf(k) === host) this.lastRoles.delete(k);
-        this.targets = checkTargets(this.topology, this.inventory);
-        this.state.setMonitored(host, true);
-      },
+      monitor: async (host) => this.forget(host),
       statusOf: (target: string): TargetStatus => {
         if (this.state.unmonitored.has(hostOf(target))) return "down";
         return this.health.get(target)?.status ?? "unknown";
       },
     };
+  }
+
+  /** Monitors `host` again with a clean record: its roles are learned again, its failures counted anew. */
+  private forget(host: string): void {
+    for (const k of [...this.health.keys()]) if (hostOf(k) === host) this.health.delete(k);
+    for (const k of [...this.lastRoles.keys()]) if (hostOf(k) === host) this.lastRoles.delete(k);
+    this.targets = checkTargets(this.topology, this.inventory);
+    this.state.setMonitored(host, true);
+  }
+
+  // ----- operator intents (HTTP API, CLI, drills): the daemon stays the only actor ---------------------------------
+
+  get paused(): boolean {
+    return this.state.paused;
+  }
+
+  /** Pauses (or resumes) automatic recovery; persisted across restarts. */
+  setPaused(paused: boolean, by: string): void {
+    if (this.state.paused !== paused) this.state.setPaused(paused);
+    this.log.warn({ by }, paused ? "paused: failoverd diagnoses and alerts but does not recover" : "resumed: failoverd recovers again");
+    this.events.emit("paused", { paused, at: this.now(), by });
+  }
+
+  /** Acknowledges the current findings: they are not notified again until they change. */
+  acknowledge(by: string): string[] {
+    const keys = this.findings.acknowledge(this.now(), by);
+    this.log.info({ by, keys }, `acknowledged ${keys.length} finding(s)`);
+    return keys;
+  }
+
+  /**
+   * Starts a planned switchover as a recovery (journaled, one per pair, never beside another recovery of the pair).
+   * Resolves with the recovery's id once it has started, or with why it was refused.
+   */
+  async requestSwitchover(request: SwitchoverRequest, origin: "operator" | "drill", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }> {
+    const plan = planSwitchover({
+      topology: this.topology,
+      request,
+      lastRoles: this.lastRoles,
+      statusOf: (t) => this.health.get(t)?.status ?? "unknown",
+      unmonitored: this.state.unmonitored,
+      active: new Set(this.recoveries.keys()),
+    });
+    if ("refused" in plan) {
+      this.log.warn({ by, request }, `switchover refused: ${plan.refused}`);
+      return plan;
+    }
+    this.log.warn({ by, to: plan.to, from: plan.from }, `switchover of ${plan.group} to ${plan.to} requested by ${by}`);
+    const runner = this.startRecovery("switchover", plan.to, { diagnosis: `switchover requested by ${by}` }, undefined, origin);
+    const recoveryId = await new Promise<string | undefined>((resolve) => {
+      runner.once("recovery-start", (e: { recoveryId: string }) => resolve(e.recoveryId));
+      void this.recoveries.get(plan.group)?.then(() => resolve(undefined));
+    });
+    if (!recoveryId) return { refused: "the switchover could not start (see the log)" };
+    return { recoveryId, to: plan.to, from: plan.from };
+  }
+
+  /** The time since which every monitored target has been checked (null before the first complete round). */
+  lastCycleAt(): number | null {
+    const ids = this.targets.filter((t) => !this.state.unmonitored.has(t.host)).map(targetId);
+    return lastCompleteCycle(ids, this.health);
+  }
+
+  /** Everything the daemon knows now, for GET /status and the status page. */
+  async status(): Promise<StatusView> {
+    return buildStatus({
+      topology: this.topology,
+      now: this.now(),
+      startedAt: this.startedAt,
+      paused: this.state.paused,
+      dryRun: this.opts.dryRun === true,
+      lastCycleAt: this.lastCycleAt(),
+      addressOf: (h) => this.inventory.addressOf(h),
+      health: this.health,
+      lastRoles: this.lastRoles,
+      unmonitored: this.state.unmonitored,
+      diagnoses: this.findings.list(),
+      recoveries: summarize(await this.journal.read()),
+      running: this.runningIds,
+    });
+  }
+
+  get config(): Topology {
+    return this.topology;
   }
 
   private logRoles(): void {

@@ -36,16 +36,19 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
       kind: `dry-run(${real.compute.kind})`,
       async launch(req: LaunchRequest): Promise<Machine> {
         r.record("compute", `would launch a ${req.role} machine for ${req.host}${req.ports ? ` serving ports ${req.ports.join(", ")}` : ""} (${real.compute.kind})`);
+        for (const line of real.compute.describeLaunch?.(req) ?? []) r.record("compute", `  ${line}`);
         return { id: `<new ${req.host} machine>`, host: req.host, role: req.role, address: dryRunAddress(req.host) };
       },
       async terminate(m: Machine): Promise<void> {
         r.record("compute", `would terminate ${m.id} (${m.host} at ${m.address})`);
+        for (const line of real.compute.describeTerminate?.(m) ?? []) r.record("compute", `  ${line}`);
       },
       find: (host, signal) => real.compute.find(host, signal),
     },
     dns: {
       async upsert(name: string, address: string): Promise<void> {
         r.record("dns", `would point ${name} at ${address} and wait until the change is in sync`);
+        for (const line of real.dns.describeUpsert?.(name, address) ?? []) r.record("dns", `  ${line}`);
       },
       resolve: (name, signal) => real.dns.resolve(name, signal),
     },
@@ -54,6 +57,7 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
       async applyConfig(m: Machine, text: string, _signal: AbortSignal, options?: { reload?: boolean }): Promise<void> {
         const then = options?.reload === false ? "keep it for the next reload" : "start or reload HAProxy";
         r.record("proxies", `would write haproxy.cfg (${text.split("\n").length} lines) on ${m.host}, check it with haproxy -c, and ${then}`);
+        for (const line of real.proxies.describeApply?.(m, text, options) ?? []) r.record("proxies", `  ${line}`);
       },
     },
     redis: {
@@ -64,6 +68,12 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
       },
       async replicate(ep: Endpoint, primary: Endpoint): Promise<void> {
         r.record("redis", `would send REPLICAOF ${primary.address} ${primary.port} to ${endpointId(ep)}`);
+      },
+      async failover(ep: Endpoint, to: Endpoint, timeoutMs: number): Promise<void> {
+        r.record("redis", `would send FAILOVER TO ${to.address} ${to.port} TIMEOUT ${timeoutMs} to ${endpointId(ep)}`);
+      },
+      async abortFailover(ep: Endpoint): Promise<void> {
+        r.record("redis", `would send FAILOVER ABORT to ${endpointId(ep)}`);
       },
       close: () => real.redis.close(),
     },

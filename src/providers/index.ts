@@ -6,6 +6,8 @@ import { resolveSecret } from "../topology/secrets.ts";
 import { LocalCompute, LocalDns, LocalProxies } from "./local/index.ts";
 import { Sandbox } from "./local/sandbox.ts";
 import { NetHaproxyAdmin, NetRedisAdmin } from "./net-admin.ts";
+import { chaosFailuresFromEnv, withChaos } from "./chaos.ts";
+import { createAwsProviders } from "./aws/index.ts";
 import type { Providers } from "./types.ts";
 
 export function redisAuthOf(t: Topology): RedisAuth {
@@ -25,14 +27,28 @@ export function createProviders(t: Topology): Providers {
   const p = t.config.provider;
   if (p.kind === "local") {
     const sandbox = new Sandbox(t.name, p);
-    return {
+    return withChaos({
       compute: new LocalCompute(sandbox, auth.password),
       dns: new LocalDns(sandbox),
       proxies: new LocalProxies(sandbox),
       redis,
       haproxy,
       close: async () => redis.close(),
-    };
+    }, chaosFailuresFromEnv());
   }
-  throw new ConfigError(t.source, [`provider.kind: '${p.kind}' is not available yet in this build`]);
+  if (p.kind === "aws") {
+    const aws = createAwsProviders(t, auth);
+    return withChaos({
+      compute: aws.compute,
+      dns: aws.dns,
+      proxies: aws.proxies,
+      redis,
+      haproxy,
+      close: async () => {
+        redis.close();
+        aws.close();
+      },
+    }, chaosFailuresFromEnv());
+  }
+  throw new ConfigError(t.source, [`provider.kind: '${(p as { kind: string }).kind}' is not available in this build`]);
 }

@@ -25,6 +25,17 @@ export class NetRedisAdmin implements RedisAdmin {
       throw new Error(`REPLICAOF on ${ep.address}:${ep.port} answered ${String(reply)}`);
     }
   }
+  async failover(ep: Endpoint, to: Endpoint, timeoutMs: number): Promise<void> {
+    const reply = await this.pool.get(ep).call("FAILOVER", "TO", to.address, to.port, "TIMEOUT", timeoutMs);
+    if (reply !== "OK") throw new Error(`FAILOVER TO ${to.address} ${to.port} on ${ep.address}:${ep.port} answered ${String(reply)}`);
+  }
+  async abortFailover(ep: Endpoint): Promise<void> {
+    try {
+      await this.pool.get(ep).call("FAILOVER", "ABORT");
+    } catch (e) {
+      if (!/No failover in progress/i.test((e as Error).message)) throw e;
+    }
+  }
   close(): void {
     this.pool.closeAll();
   }

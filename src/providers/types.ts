@@ -38,6 +38,10 @@ export interface ComputeProvider {
   terminate(machine: Machine, signal: AbortSignal): Promise<void>;
   /** The machine currently serving `host`, if the provider knows one. */
   find(host: string, signal: AbortSignal): Promise<Machine | null>;
+  /** For dry-run: every request `launch` would make, with its parameters. Pure (no I/O). */
+  describeLaunch?(req: LaunchRequest): readonly string[];
+  /** For dry-run: every request `terminate` would make. Pure. */
+  describeTerminate?(machine: Machine): readonly string[];
 }
 
 export interface DnsProvider {
@@ -45,6 +49,8 @@ export interface DnsProvider {
   upsert(name: string, address: string, signal: AbortSignal): Promise<void>;
   /** The address the record points at now, or null. */
   resolve(name: string, signal: AbortSignal): Promise<string | null>;
+  /** For dry-run: every request `upsert` would make, with its parameters. Pure. */
+  describeUpsert?(name: string, address: string): readonly string[];
 }
 
 /** Configures HAProxy machines: the configuration file and its reload (locally, or over SSH). */
@@ -57,6 +63,23 @@ export interface ProxyConfigurator {
    * HAProxy is not running, in which case it is started. Idempotent.
    */
   applyConfig(machine: Machine, text: string, signal: AbortSignal, options?: { reload?: boolean }): Promise<void>;
+  /** For dry-run: what `applyConfig` would do, command by command. Pure. */
+  describeApply?(machine: Machine, text: string, options?: { reload?: boolean }): readonly string[];
+}
+
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs commands on a machine (over SSH). Every call has a deadline (the signal and the shell's own timeout). */
+export interface RemoteShell {
+  /**
+   * Runs `command` (a shell command line) and resolves with its exit status, whatever it is. Throws ProviderError
+   * when the machine cannot be reached, its host key is not trusted, or the deadline passes.
+   */
+  run(machine: Machine, command: string, signal: AbortSignal, options?: { stdin?: string }): Promise<CommandResult>;
 }
 
 /** Redis administration. Reads are probes; writes change replication. Every call has a deadline. */
@@ -67,6 +90,14 @@ export interface RedisAdmin {
   promote(ep: Endpoint): Promise<void>;
   /** `REPLICAOF host port`. Resolves when accepted; sync happens in the background. */
   replicate(ep: Endpoint, primary: Endpoint): Promise<void>;
+  /**
+   * `FAILOVER TO host port TIMEOUT ms` on a primary: a planned switchover to its replica `to`, without losing an
+   * acknowledged write (the primary pauses writes until `to` has caught up). Resolves when Redis accepted it; the
+   * switch happens in the background: the caller watches ROLE of both and aborts when it does not complete.
+   */
+  failover(ep: Endpoint, to: Endpoint, timeoutMs: number): Promise<void>;
+  /** `FAILOVER ABORT`: the primary returns to normal. Idempotent: with no failover in progress it resolves. */
+  abortFailover(ep: Endpoint): Promise<void>;
   close(): void;
 }
 

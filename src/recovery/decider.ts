@@ -45,14 +45,17 @@ export function decide(input: DeciderInput): Decision[] {
   for (const d of input.diagnoses) {
     const alert = (reason: string) => out.push({ kind: "alert", host: d.host, diagnosis: d, reason });
     const playbook = PLAYBOOK_FOR[d.name];
+    if (isolated) {
+      // Said first and for every finding: whatever the diagnosis, the likelier culprit is the monitor itself.
+      alert(`${input.targetsDown} of ${input.targetsTotal} targets fail at once: the monitor's own network is suspect; not acting`);
+      continue;
+    }
     if (!playbook || !DIAGNOSES[d.name].actionable) {
       alert(DIAGNOSES[d.name].description);
       continue;
     }
     const group = groupOf(t, d.host);
-    if (isolated) {
-      alert(`${input.targetsDown} of ${input.targetsTotal} targets fail at once: the monitor's own network is suspect; not acting`);
-    } else if (!cfg.enabled) {
+    if (!cfg.enabled) {
       alert("recovery is disabled in the config (recovery.enabled: false)");
     } else if (state.paused) {
       alert("failoverd is paused; not acting");

@@ -5,6 +5,7 @@
 import type { DiagnosisName } from "../checks/detector.ts";
 import { failedHaproxy } from "./playbooks/failed-haproxy.ts";
 import { failedRedis } from "./playbooks/failed-redis.ts";
+import { switchover } from "./playbooks/switchover.ts";
 import type { Playbook, PlaybookName } from "./types.ts";
 
 export const PLAYBOOK_FOR: Readonly<Record<DiagnosisName, PlaybookName | null>> = {
@@ -21,5 +22,6 @@ export const PLAYBOOK_FOR: Readonly<Record<DiagnosisName, PlaybookName | null>> 
 };
 
 export function playbookFor(name: PlaybookName, host: string): Playbook {
+  if (name === "switchover") return switchover(host);
   return name === "failed_redis" ? failedRedis(host) : failedHaproxy(host);
 }

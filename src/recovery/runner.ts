@@ -64,6 +64,14 @@ export class StepVerificationError extends FailoverdError {
   override name = "StepVerificationError";
 }
 
+/**
+ * A step refused before changing anything (its preconditions do not hold). Even at the point of no return this
+ * rolls back: nothing was done that could not be undone.
+ */
+export class PreconditionError extends FailoverdError {
+  override name = "PreconditionError";
+}
+
 export class Runner extends EventEmitter {
   private readonly deps: RunnerDeps;
 
@@ -119,7 +127,8 @@ export class Runner extends EventEmitter {
       const outcome = await this.runStep(id, playbook, step, results, stepLog);
       if (outcome === "interrupted") return "interrupted";
       if (outcome instanceof Error) {
-        if (!pastNoReturn) {
+        const refusedUntouched = outcome instanceof PreconditionError && step.pointOfNoReturn && !results.has(step.name);
+        if (!pastNoReturn || (refusedUntouched && !started.has(step.name))) {
           // The failed step may have done part of its work: its own rollback (idempotent) runs first.
           await this.rollback(id, playbook, [...done, step], results, log);
           await this.end(id, "rolled-back", log, `${step.name}: ${outcome.message}`);
@@ -146,6 +155,8 @@ export class Runner extends EventEmitter {
     const attempts = topology.config.recovery.stepAttempts;
     const timeoutMs = step.timeoutMs?.(topology) ?? topology.config.recovery.stepTimeoutMs;
     let lastError: Error = new Error("not run");
+    // Whether any attempt may have changed something: only a step that never got past its preconditions is untouched.
+    let touched = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const base = { recoveryId: id, playbook: playbook.name, host: playbook.host, step: step.name, title: step.title, attempt };
       await journal.append({ type: "step-start", id, at: now(), step: step.name, attempt });
@@ -161,6 +172,7 @@ export class Runner extends EventEmitter {
         return "ok";
       } catch (e) {
         lastError = e instanceof Error ? e : new Error(String(e));
+        if (!(e instanceof PreconditionError)) touched = true;
         await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
         this.emit("step-end", { ...base, at: now(), ok: false, error: lastError.message } satisfies StepEvent);
         const retry = attempt < attempts && (isRetryable(e) || e instanceof StepVerificationError || signal.aborted);
@@ -170,7 +182,7 @@ export class Runner extends EventEmitter {
         await sleep(Math.min(5000, 200 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
       }
     }
-    return lastError;
+    return touched && lastError instanceof PreconditionError ? new Error(lastError.message) : lastError;
   }
 
   private async rollback(id: string, playbook: Playbook, done: readonly Step[], results: Map<string, unknown>, log: Logger) {

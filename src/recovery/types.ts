@@ -9,7 +9,7 @@ import type { Providers } from "../providers/types.ts";
 import type { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 
-export type PlaybookName = "failed_redis" | "failed_haproxy";
+export type PlaybookName = "failed_redis" | "failed_haproxy" | "switchover";
 
 export interface Step {
   /** A verb: `fence`, `promote`, `launch`. Journal key: unique within its playbook. */

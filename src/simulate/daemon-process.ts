@@ -9,10 +9,18 @@ import type { Topology } from "../topology/topology.ts";
 const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
 
 /** Starts `failoverd run` for the topology as its own process, its log appended to `logFile`. */
-export function startDaemon(t: Topology, logFile: string, env: NodeJS.ProcessEnv = {}, args: readonly string[] = []): ChildProcess {
+export function startDaemon(
+  t: Topology,
+  logFile: string,
+  env: NodeJS.ProcessEnv = {},
+  args: readonly string[] = [],
+  /** Run as another user (tests that cut the monitor off with an owner-matched firewall rule). */
+  user?: { readonly uid: number; readonly gid: number },
+): ChildProcess {
   const fd = openSync(logFile, "a");
   const child = spawn(process.execPath, [BIN, "run", "--config", t.source, ...args], {
     stdio: ["ignore", fd, fd],
+    ...(user ?? {}),
     env: { ...process.env, FAILOVERD_LOG_LEVEL: process.env["FAILOVERD_LOG_LEVEL"] ?? "debug", ...env },
   });
   child.on("error", () => {});

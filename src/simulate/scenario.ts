@@ -17,7 +17,7 @@ import { FileJournal, type RecoverySummary, summarize } from "../recovery/journa
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import { startDaemon, stopDaemon, waitForDaemon } from "./daemon-process.ts";
-import { longestGap, Traffic } from "./traffic.ts";
+import { longestGap, Traffic, type TrafficOptions } from "./traffic.ts";
 
 export type Fault = "crash" | "hang";
 
@@ -30,6 +30,19 @@ export interface SimulateOptions {
   readonly timeoutMs?: number;
   readonly warmupMs?: number;
   readonly onEvent?: (line: string) => void;
+  /** For benchmarks: extra measurements around the same run. */
+  readonly hooks?: SimulateHooks;
+}
+
+export interface SimulateHooks {
+  /** Options of the traffic through the app host (e.g. `identify`). */
+  readonly traffic?: Partial<Pick<TrafficOptions, "identify" | "probeEveryMs">>;
+  readonly onTraffic?: (traffic: Traffic) => void;
+  /** Runs once the daemon is up, before the traffic starts (load data, start more clients). */
+  readonly beforeFault?: () => Promise<void>;
+  readonly onFault?: (faultAt: number) => void;
+  /** Runs after the traffic stopped and was read back, while the topology still runs. */
+  readonly beforeTeardown?: () => Promise<void>;
 }
 
 export interface StepReport {
@@ -79,9 +92,11 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
     daemon = startDaemon(t, join(sandbox.runDir, "daemon.log"));
     await waitForDaemon(join(sandbox.runDir, "daemon.log"), daemon);
     say(`daemon running (pid ${daemon.pid}); log ${join(sandbox.runDir, "daemon.log")}`);
+    await o.hooks?.beforeFault?.();
 
     const listen = Number(Object.keys(app.frontends)[0]);
-    traffic = new Traffic({ address: app.address, port: listen, auth, prefix: `sim:${Date.now()}` });
+    traffic = new Traffic({ address: app.address, port: listen, auth, prefix: `sim:${Date.now()}`, ...o.hooks?.traffic });
+    o.hooks?.onTraffic?.(traffic);
     traffic.start();
     await sleep(o.warmupMs ?? 1000);
     if (traffic.acks.length === 0) throw new FailoverdError(`no write succeeded through ${app.name}:${listen} before the fault`);
@@ -90,6 +105,7 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
     if (victims.length === 0) throw new FailoverdError(`the sandbox runs no process for ${o.target}`);
     const faultAt = Date.now();
     for (const p of victims) if (signalProcess(p, o.fault === "crash" ? "SIGKILL" : "SIGSTOP")) stopped.push(p.pid);
+    o.hooks?.onFault?.(faultAt);
     say(`fault: ${o.fault} of ${o.target} (${o.fault === "crash" ? "SIGKILL" : "SIGSTOP"} pid ${victims.map((p) => p.pid).join(", ")})`);
     const resumeAt = faultAt + (o.hangMs ?? 10_000);
     let resumed = o.fault !== "hang";
@@ -126,7 +142,8 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
     await sleep(500);
     await traffic.stop();
     const endAt = Date.now();
-    const lost = await countLost(t, traffic, auth);
+    const lost = await readBackLost(t, traffic, auth);
+    await o.hooks?.beforeTeardown?.();
     const gap = longestGap(traffic.acks, faultAt, endAt);
     if (process.env["FAILOVERD_DEBUG_ACKS"]) process.stderr.write(`${traffic.acks.filter((a) => a.at > faultAt - 10 && a.at < faultAt + 600).map((a) => a.at - faultAt).join(" ")}\n${traffic.failures.map((f) => `${f.at - faultAt} ${f.error}`).join("\n")}\n`);
     const firstAfter = traffic.acks.find((a) => a.at > faultAt);
@@ -162,8 +179,8 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
   }
 }
 
-/** Reads every acknowledged key back from the current primary of the writer's port. */
-async function countLost(t: Topology, traffic: Traffic, auth: ReturnType<typeof redisAuthOf>): Promise<number> {
+/** Reads every acknowledged key back from the current primary of the writer's port; returns how many are missing. */
+export async function readBackLost(t: Topology, traffic: Traffic, auth: ReturnType<typeof redisAuthOf>): Promise<number> {
   const app = t.appHosts[0]!;
   const haproxyPort = Object.values(app.frontends)[0]!;
   const h = t.haproxyHosts.find((x) => x.frontends[String(haproxyPort)] !== undefined) ?? t.haproxyHosts[0];

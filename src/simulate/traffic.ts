@@ -4,19 +4,28 @@
  * its time, so outage and lost writes can be computed afterwards.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import type { RedisAuth } from "../admin/redis.ts";
 
 export interface Ack {
   readonly seq: number;
   readonly at: number;
+  /** The run_id of the server that acknowledged it (with `identify`). */
+  readonly server?: string;
 }
 
 export interface ProbeResult {
   readonly at: number;
   readonly ok: boolean;
   readonly latencyMs: number;
+  /** The key the probe wrote (`<prefix>:probe:<n>`). */
+  readonly key: string;
+  readonly server?: string;
 }
+
+/** One write that also names the server that took it: SET, then the run_id from INFO server (Redis 7 allows INFO in scripts). */
+const IDENTIFIED_SET =
+  "redis.call('SET', KEYS[1], ARGV[1]) return string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')";
 
 export interface TrafficOptions {
   readonly address: string;
@@ -25,8 +34,13 @@ export interface TrafficOptions {
   /** Key prefix, so several writers and runs never collide. */
   readonly prefix: string;
   readonly opTimeoutMs?: number;
+  /** 0: no prober. */
   readonly probeEveryMs?: number;
   readonly now?: () => number;
+  /** Every write also returns the run_id of the server that acknowledged it (a one-line Lua script instead of SET). */
+  readonly identify?: boolean;
+  /** ioredis options merged over the probe-safe defaults, e.g. `{ sentinels, name }` for Sentinel mode. */
+  readonly redis?: Partial<RedisOptions>;
 }
 
 export class Traffic {
@@ -42,7 +56,7 @@ export class Traffic {
   }
 
   start(): void {
-    this.running = Promise.all([this.writer(), this.prober()]);
+    this.running = Promise.all([this.writer(), this.o.probeEveryMs === 0 ? null : this.prober()]);
   }
 
   async stop(): Promise<void> {
@@ -68,9 +82,22 @@ export class Traffic {
       enableReadyCheck: false,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
+      ...this.o.redis,
     });
     c.on("error", () => {});
     return c;
+  }
+
+  /** SET key value; resolves with the acknowledging server's run_id when identifying, else "". */
+  private async set(c: Redis, key: string, value: string): Promise<string> {
+    if (this.o.identify) {
+      const id = await c.eval(IDENTIFIED_SET, 1, key, value);
+      if (typeof id !== "string") throw new Error(`the write answered ${String(id)}`);
+      return id;
+    }
+    const reply = await c.set(key, value);
+    if (reply !== "OK") throw new Error(`SET answered ${String(reply)}`);
+    return "";
   }
 
   /** One write in flight; on failure a fresh connection and the same key again. */
@@ -84,12 +111,11 @@ export class Traffic {
             conn.c = this.client();
             await conn.c.connect();
           }
-          return conn.c.set(this.key(seq), String(seq));
+          return this.set(conn.c, this.key(seq), String(seq));
         };
         // One deadline for the whole operation, connection included.
-        const reply = await withTimeout(op(), this.o.opTimeoutMs ?? 1000);
-        if (reply !== "OK") throw new Error(`SET answered ${String(reply)}`);
-        this.acks.push({ seq, at: this.now() });
+        const server = await withTimeout(op(), this.o.opTimeoutMs ?? 1000);
+        this.acks.push(server ? { seq, at: this.now(), server } : { seq, at: this.now() });
         seq += 1;
       } catch (e) {
         this.failures.push({ at: this.now(), error: (e as Error).message.split("\n")[0] ?? "" });
@@ -108,15 +134,21 @@ export class Traffic {
     while (!this.stopping.signal.aborted) {
       const at = this.now();
       const c = this.client();
+      const key = `${this.o.prefix}:probe:${n++}`;
       let ok = false;
+      let server = "";
       try {
-        await c.connect();
-        ok = (await c.set(`${this.o.prefix}:probe:${n++}`, "1")) === "OK";
+        // One deadline for the whole probe, connection included, like the writer's.
+        server = await withTimeout(
+          c.connect().then(() => this.set(c, key, "1")),
+          this.o.opTimeoutMs ?? 1000,
+        );
+        ok = true;
       } catch {
         ok = false;
       }
       c.disconnect();
-      this.probes.push({ at, ok, latencyMs: this.now() - at });
+      this.probes.push({ at, ok, latencyMs: this.now() - at, key, ...(server ? { server } : {}) });
       await sleep(Math.max(0, at + every - this.now()), undefined, { signal: this.stopping.signal }).catch(() => {});
     }
   }

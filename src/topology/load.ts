@@ -170,7 +170,32 @@ function crossCheck(config: Config): string[] {
       if (!frontendPorts.has(target)) problems.push(`hosts.${name}.frontends.${listen}: no HAProxy listens on port ${target}`);
     }
   }
+  problems.push(...awsCrossCheck(config));
+  problems.push(...drillsCrossCheck(config));
   return problems;
+}
+
+/** The AWS provider's references to hosts: an Elastic IP moves with an HAProxy host; DNS names need a zone. */
+function awsCrossCheck(config: Config): string[] {
+  const p = config.provider;
+  if (p.kind !== "aws") return [];
+  const problems: string[] = [];
+  for (const name of Object.keys(p.elasticIps)) {
+    const host = own(config.hosts, name);
+    if (!host) problems.push(`provider.elasticIps.${name}: unknown host '${name}'`);
+    else if (host.role !== "haproxy") problems.push(`provider.elasticIps.${name}: ${name} is a ${host.role} host; Elastic IPs move with HAProxy hosts`);
+  }
+  const named = Object.entries(config.hosts).filter(([, h]) => h.role === "haproxy" && h.dnsName !== undefined);
+  if (named.length > 0 && p.hostedZoneId === undefined) {
+    problems.push(`provider.hostedZoneId: required, because hosts.${named[0]![0]}.dnsName is set (the Route 53 zone that holds the record)`);
+  }
+  return problems;
+}
+
+/** A drill names a declared pair (in either order). */
+function drillsCrossCheck(config: Config): string[] {
+  const declared = (x: string, y: string) => config.pairs.some(([a, b]) => (a === x && b === y) || (a === y && b === x));
+  return config.drills.flatMap((d, i) => (declared(d.pair[0], d.pair[1]) ? [] : [`drills[${i}].pair: [${d.pair.join(", ")}] is not a declared pair`]));
 }
 
 function firstLine(s: string): string {

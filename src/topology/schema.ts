@@ -4,6 +4,7 @@
  *
  * Every object is strict (an unknown key is an error: a typo must not silently disable a setting).
  */
+import { CronTime } from "cron";
 import { z } from "zod";
 
 const HOST_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -100,6 +101,10 @@ const recovery = z.strictObject({
   maxFailingFraction: z.number().gt(0).max(1).default(0.5),
   /** Step attempts for retryable errors (1 = no retry). */
   stepAttempts: count(1, 20).default(3),
+  /** A planned switchover's `FAILOVER ... TIMEOUT`: how long the primary waits for its replica to catch up. */
+  switchoverTimeoutMs: millis(100, 600_000).default(5000),
+  /** The launch step's deadline (a cloud machine takes minutes to boot); stepTimeoutMs when absent. */
+  launchTimeoutMs: millis(100, 3_600_000).optional(),
 });
 
 const localProvider = z.strictObject({
@@ -112,12 +117,47 @@ const localProvider = z.strictObject({
   addressPool: z.strictObject({ redis: z.array(ipv4).min(1), haproxy: z.array(ipv4).min(1) }).optional(),
 });
 
+/** SSH to managed machines: key authentication only, and a host key that must match a known_hosts entry or a pin. */
+const sshSettings = z
+  .strictObject({
+    user: z.string().min(1).default("admin"),
+    port: port.default(22),
+    privateKey: secretRef,
+    passphrase: secretRef.optional(),
+    /** OpenSSH known_hosts (plain or hashed names, [address]:port for other ports, @revoked honoured). */
+    knownHostsFile: z.string().min(1).optional(),
+    /** Accepted host keys as `ssh-keygen -lf` prints them: a replacement launched from the AMI has the AMI's key. */
+    hostKeyFingerprints: z
+      .array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, { error: "a host key fingerprint looks like SHA256:<43 base64 characters>" }))
+      .default([]),
+    connectTimeoutMs: millis(100, 300_000).default(10_000),
+    commandTimeoutMs: millis(100, 3_600_000).default(60_000),
+  })
+  .refine((s) => s.knownHostsFile !== undefined || s.hostKeyFingerprints.length > 0, {
+    error: "give knownHostsFile or hostKeyFingerprints: failoverd never accepts a host key it cannot verify",
+  });
+
+/** The HAProxy on a managed machine, driven over SSH. Commands are run by the remote shell; {config} and {file}
+ * (the candidate written next to it) are replaced by shell-quoted paths. */
+const haproxyCommands = z.strictObject({
+  configPath: z.string().min(1).default("/etc/haproxy/haproxy.cfg"),
+  read: z.string().min(1).default("sudo -n cat {config}"),
+  /** Receives the new config on stdin. */
+  write: z.string().min(1).default("sudo -n tee {file} > /dev/null"),
+  check: z.string().min(1).default("sudo -n haproxy -c -q -f {file}"),
+  install: z.string().min(1).default("sudo -n mv -f {file} {config}"),
+  reload: z.string().min(1).default("sudo -n systemctl reload-or-restart haproxy"),
+  /** After a write without reload: starts HAProxy if it is not running (a no-op when it is). */
+  start: z.string().min(1).default("sudo -n systemctl start haproxy"),
+});
+
 const awsProvider = z.strictObject({
   kind: z.literal("aws"),
   region: z.string().min(1),
   imageId: z.string().regex(/^ami-[0-9a-f]+$/, { error: "imageId must look like ami-0123456789abcdef0" }).optional(),
   launchTemplate: z
     .strictObject({ id: z.string().min(1).optional(), name: z.string().min(1).optional(), version: z.string().optional() })
+    .refine((lt) => (lt.id === undefined) !== (lt.name === undefined), { error: "give exactly one of id or name" })
     .optional(),
   instanceTypes: z.array(z.string().min(1)).min(1).default(["t3.medium"]),
   subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, { error: "subnet ids look like subnet-0abc..." })).min(1),
@@ -129,6 +169,15 @@ const awsProvider = z.strictObject({
   hostedZoneId: z.string().min(1).optional(),
   dnsTtl: count(0, 86_400).default(30),
   elasticIps: z.record(hostName, z.string().regex(/^eipalloc-[0-9a-f]+$/)).default({}),
+  /** The deadline of one AWS API request (connection and response); a hung endpoint never stalls a step. */
+  apiTimeoutMs: millis(100, 300_000).default(10_000),
+  /** How failoverd reaches machines to configure them (required: a replacement HAProxy is configured over SSH). */
+  ssh: sshSettings,
+  haproxyCommands: haproxyCommands.prefault({}),
+  /** Run in order over SSH on a new Redis machine before its ports must answer ({host}, {address}, {ports}). */
+  redisPrepareCommands: z.array(z.string().min(1)).default([]),
+}).refine((p) => (p.imageId === undefined) !== (p.launchTemplate === undefined), {
+  error: "give exactly one of imageId or launchTemplate: what a replacement machine is launched from",
 });
 
 export const providerSchema = z.discriminatedUnion("kind", [localProvider, awsProvider], {
@@ -139,6 +188,57 @@ const redisAuth = z.strictObject({
   username: z.string().min(1).optional(),
   password: secretRef.optional(),
   tls: z.boolean().default(false),
+});
+
+/** `ADDR:PORT`, an IPv4 address and a port. */
+const listenAddress = z.string().refine(
+  (s) => {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+    return m !== null && m[1]!.split(".").every((o) => Number(o) <= 255) && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+  },
+  { error: (iss) => `${show(iss.input)} is not ADDR:PORT (an IPv4 address and a port, e.g. 127.0.0.1:9464)` },
+);
+
+const http = z.strictObject({
+  /** Where /metrics, /status, /healthz and the status page listen. Loopback unless said otherwise. */
+  listen: listenAddress.default("127.0.0.1:9464"),
+  /** The bearer token of the changing requests (POST /pause, /resume, /ack, /switchover): where it is, never itself. */
+  token: secretRef.optional(),
+});
+
+export const WEBHOOK_EVENTS = ["diagnosis", "resolved", "recovery-start", "step-failed", "recovery-end", "drill"] as const;
+
+const webhookUrl = z.url({ protocol: /^https?$/, error: (iss) => `${show(iss.input)} is not an http(s) URL` });
+
+const webhook = z.strictObject({
+  /** An http(s) URL, or where it is (`{env: VAR}`, `{file: PATH}`) when the URL carries a secret (Slack's do). */
+  url: z.union([webhookUrl, secretRef], { error: "url must be an http(s) URL or {env: VAR} / {file: PATH}" }),
+  /** json: failoverd's own event object; slack: `{"text": ...}` for Slack-compatible incoming webhooks. */
+  format: z.enum(["json", "slack"], { error: "format must be json or slack" }).default("json"),
+  /** The events sent to this webhook; all of them when absent. */
+  events: z.array(z.enum(WEBHOOK_EVENTS, { error: `an event is one of ${WEBHOOK_EVENTS.join(", ")}` })).min(1).optional(),
+  /** A name for logs and metrics (the URL is never logged); `webhooks[i]` when absent. */
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, { error: "a webhook name is letters, digits, '_', '.', '-' (at most 40)" }).optional(),
+});
+
+const notifications = z.strictObject({
+  webhooks: z.array(webhook).default([]),
+  /** An active, unacknowledged diagnosis is sent again this often. */
+  repeatMs: millis(60_000, 7 * 86_400_000).default(3_600_000),
+  /** One delivery's deadline. */
+  timeoutMs: millis(100, 60_000).default(5000),
+  /** Deliveries of one notification before it is dropped (with backoff between them). */
+  attempts: count(1, 20).default(5),
+});
+
+const drill = z.strictObject({
+  /** A cron expression (5 fields, or 6 with seconds first), in the host's time zone. */
+  schedule: z.string().refine((s) => CronTime.validateCronExpression(s).valid, {
+    error: (iss) => `${show(iss.input)} is not a cron expression (e.g. "0 10 * * 2" for Tuesdays at 10:00)`,
+  }),
+  /** The Redis pair to drill: its primaries move to the other host. */
+  pair: z.tuple([hostName, hostName]),
+  action: z.literal("switchover", { error: "action must be switchover" }).default("switchover"),
 });
 
 export const configSchema = z.strictObject({
@@ -153,6 +253,11 @@ export const configSchema = z.strictObject({
   provider: providerSchema.default({ kind: "local", runDir: ".failoverd/sandbox", redisServer: "redis-server", haproxy: "haproxy" }),
   /** Where the daemon keeps its journal and runtime state. */
   stateDir: z.string().min(1).default(".failoverd/state"),
+  /** The HTTP API and status page; off unless present (or `run --http`). */
+  http: http.optional(),
+  notifications: notifications.prefault({}),
+  /** Scheduled failover drills (planned switchovers); none by default. */
+  drills: z.array(drill).default([]),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -163,7 +268,13 @@ export type AppHostConfig = z.infer<typeof appHost>;
 export type ProviderConfig = z.infer<typeof providerSchema>;
 export type LocalProviderConfig = z.infer<typeof localProvider>;
 export type AwsProviderConfig = z.infer<typeof awsProvider>;
+export type SshSettingsConfig = z.infer<typeof sshSettings>;
+export type HaproxyCommandsConfig = z.infer<typeof haproxyCommands>;
 export type SecretRef = z.infer<typeof secretRef>;
+export type HttpConfig = z.infer<typeof http>;
+export type WebhookConfig = z.infer<typeof webhook>;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export type DrillConfig = z.infer<typeof drill>;
 
 function show(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);

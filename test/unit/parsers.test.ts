@@ -647,19 +647,24 @@ describe("renderForHost: the sandbox's HAProxy tier", () => {
       [7002, 8002],
     ] as const) {
       assert.deepEqual(section(text, `frontend fe_relay_${listen}`), [`bind 127.0.3.1:${listen}`, `default_backend ${relayBackendName(listen)}`]);
+      // A hung HAProxy still accepts TCP connections: the relay checks each upstream's Runtime API instead.
       assert.deepEqual(section(text, `backend be_relay_${listen}`), [
         "balance first",
-        `server haproxy1 127.0.2.1:${hap} check`,
-        `server haproxy2 127.0.2.2:${hap} check backup`,
+        "option tcp-check",
+        "tcp-check connect",
+        "tcp-check send show\\ info\\n",
+        "tcp-check expect string Name:",
+        `server haproxy1 127.0.2.1:${hap} check port 9999`,
+        `server haproxy2 127.0.2.2:${hap} check port 9999 backup`,
       ]);
     }
-    assert.doesNotMatch(text, /fe_redis_|tcp-check/);
+    assert.doesNotMatch(text, /fe_redis_|role:master/);
   });
 
   test("the app host with haproxy1 out of service", () => {
     const text = renderForHost(topology, inventory, "app", { outOfService: new Set(["haproxy1"]) });
-    assert.ok(linesOf(text).includes("    server haproxy1 127.0.2.1:8001 check disabled"));
-    assert.ok(linesOf(text).includes("    server haproxy2 127.0.2.2:8001 check backup"));
+    assert.ok(linesOf(text).includes("    server haproxy1 127.0.2.1:8001 check port 9999 disabled"));
+    assert.ok(linesOf(text).includes("    server haproxy2 127.0.2.2:8001 check port 9999 backup"));
   });
 
   test("the unix admin socket and the check password", () => {

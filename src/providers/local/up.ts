@@ -58,6 +58,7 @@ export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sand
     s.dns = {};
   });
   resetDaemonState(t);
+  rmSync(join(sandbox.runDir, "machines"), { recursive: true, force: true });
 
   const password = opts.auth?.password;
   const inventory = new Inventory(t);

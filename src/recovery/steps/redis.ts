@@ -6,6 +6,7 @@ import { renderForHost, redisBackendName } from "../../admin/haproxy-config.ts";
 import { type Endpoint, endpointId, type RoleReply } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError } from "../../errors.ts";
 import { getHost, type HaproxyHost, twinOf } from "../../topology/topology.ts";
+import { PreconditionError } from "../runner.ts";
 import type { Step, StepContext } from "../types.ts";
 import { currentPrimaries } from "./haproxy.ts";
 
@@ -33,7 +34,7 @@ const adminOf = (ctx: StepContext, h: HaproxyHost): Endpoint => ({ address: ctx.
  * Runs `fn` on every HAProxy. An HAProxy that fails is tolerated only when the daemon has confirmed it down
  * (a dead HAProxy routes nothing, and it is rebuilt from the topology); any other failure fails the step.
  */
-async function onEveryHaproxy(ctx: StepContext, what: string, fn: (h: HaproxyHost, admin: Endpoint) => Promise<void>) {
+export async function onEveryHaproxy(ctx: StepContext, what: string, fn: (h: HaproxyHost, admin: Endpoint) => Promise<void>) {
   const done: string[] = [];
   const skipped: string[] = [];
   // Every HAProxy settles before the step ends: no work goes on behind a step already recorded as failed.
@@ -103,16 +104,23 @@ export const promoteSurvivor: Step = {
     const failedAddress = ctx.inventory.addressOf(ctx.host);
     const promoted: number[] = [];
     const alreadyPrimary: number[] = [];
-    const settled = await Promise.allSettled(
+    // Every candidate is checked before any is promoted: a refusal here changes nothing and may still roll back.
+    const candidates = await Promise.all(
       failedPorts(ctx).map(async (port) => {
         const ep = { address: ctx.inventory.addressOf(survivor), port };
-        const role = await ctx.read(() => ctx.providers.redis.role(ep));
+        const role = await ctx.read(() => ctx.providers.redis.role(ep)).catch(() => undefined);
+        const why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
+        return { port, ep, role, why };
+      }),
+    );
+    const refused = candidates.filter((c) => c.why !== null).map((c) => c.why);
+    if (refused.length > 0) throw new PreconditionError(`cannot promote: ${refused.join("; ")}`);
+    const settled = await Promise.allSettled(
+      candidates.map(async ({ port, ep, role }) => {
         if (role?.role === "primary") {
           alreadyPrimary.push(port);
           return;
         }
-        const why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
-        if (why) throw new FailoverdError(`cannot promote: ${why}`);
         await ctx.providers.redis.promote(ep);
         await ctx.waitFor(`${survivor}:${port} answers ROLE master`, async () =>
           (await ctx.providers.redis.role(ep)).role === "primary" ? true : "still a replica",
@@ -159,7 +167,7 @@ export const replicateFromSurvivor: Step = {
  * In sync: the link is up, no sync is in progress, and the replica has reached the offset the primary had just
  * before (read the primary first, so continuous writes cannot make this fail forever).
  */
-async function inSync(ctx: StepContext, replica: Endpoint, primary: Endpoint): Promise<true | string> {
+export async function inSync(ctx: StepContext, replica: Endpoint, primary: Endpoint): Promise<true | string> {
   const p = await ctx.providers.redis.info(primary, "replication");
   const r = await ctx.providers.redis.info(replica, "replication");
   if (r["role"] !== "slave") return "not a replica yet";

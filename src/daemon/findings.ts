@@ -1,0 +1,66 @@
+/**
+ * The findings the daemon holds now: each diagnosis with its decision, since when, and whether an operator has
+ * acknowledged it. A finding is announced (the `diagnosis` event) when it appears or its decision changes, and
+ * `resolved` when it is gone; an acknowledged finding stays quiet until it changes.
+ */
+import { DIAGNOSES } from "../checks/detector.ts";
+import type { Decision } from "../recovery/decider.ts";
+import type { ActiveDiagnosis, EventBus } from "./events.ts";
+
+export const findingKey = (d: Decision): string => `${d.diagnosis.name}:${d.host}`;
+
+export class Findings {
+  private readonly active = new Map<string, ActiveDiagnosis>();
+
+  constructor(private readonly bus: EventBus) {}
+
+  /** Folds one evaluation's decisions in: new or changed findings are announced, missing ones resolved. */
+  update(decisions: readonly Decision[], now: number): void {
+    const seen = new Set<string>();
+    for (const d of decisions) {
+      const key = findingKey(d);
+      seen.add(key);
+      const decision: ActiveDiagnosis["decision"] = d.kind === "recover" ? { kind: "recover", playbook: d.playbook } : { kind: "alert", reason: d.reason };
+      const prev = this.active.get(key);
+      if (prev && JSON.stringify(prev.decision) === JSON.stringify(decision)) continue;
+      // A recovery under way for the finding is no change worth announcing again.
+      if (prev?.decision.kind === "recover" && decision.kind === "alert" && /already under way/.test(decision.reason)) continue;
+      const finding: ActiveDiagnosis = {
+        key,
+        diagnosis: d.diagnosis,
+        actionable: DIAGNOSES[d.diagnosis.name].actionable,
+        decision,
+        since: prev?.since ?? now,
+        acknowledged: false,
+      };
+      this.active.set(key, finding);
+      this.bus.emit("diagnosis", { ...finding, at: now });
+    }
+    for (const [key, f] of this.active) if (!seen.has(key)) this.resolve(key, f, now, "cleared");
+  }
+
+  /** The host went under recovery: its findings are no longer current. */
+  resolveHost(host: string, now: number): void {
+    for (const [key, f] of this.active) if (f.diagnosis.host === host) this.resolve(key, f, now, "recovering");
+  }
+
+  /** Acknowledges every current finding; returns their keys. */
+  acknowledge(now: number, by: string): string[] {
+    const keys: string[] = [];
+    for (const [key, f] of this.active) {
+      if (!f.acknowledged) this.active.set(key, { ...f, acknowledged: true });
+      keys.push(key);
+    }
+    this.bus.emit("ack", { keys, at: now, by });
+    return keys;
+  }
+
+  list(): ActiveDiagnosis[] {
+    return [...this.active.values()];
+  }
+
+  private resolve(key: string, f: ActiveDiagnosis, now: number, why: "cleared" | "recovering"): void {
+    this.active.delete(key);
+    this.bus.emit("resolved", { key, diagnosis: f.diagnosis, at: now, sinceMs: now - f.since, why });
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The daemon's state as one JSON-friendly object (GET /status, the status page): the topology with each host's
+ * address now, every target's confirmed status and role, the current findings, and the current and recent
+ * recoveries with their steps (from the journal).
+ */
+import type { TargetHealth, TargetStatus } from "../checks/detector.ts";
+import type { RecoverySummary } from "../recovery/journal.ts";
+import type { Topology } from "../topology/topology.ts";
+import type { ActiveDiagnosis } from "./events.ts";
+
+export interface TargetView {
+  readonly id: string;
+  readonly host: string;
+  readonly type: "redis" | "haproxy";
+  readonly port?: number;
+  readonly status: TargetStatus | "unmonitored";
+  readonly since?: number;
+  readonly role?: "primary" | "replica";
+  readonly latencyMs?: number;
+  readonly lastCheckAt?: number;
+  readonly failures: number;
+  readonly failure?: string;
+  readonly offset?: number;
+  readonly linkUp?: boolean;
+}
+
+export interface HostView {
+  readonly name: string;
+  readonly role: "redis" | "haproxy" | "app";
+  readonly address: string;
+  readonly monitored: boolean;
+  readonly targets: readonly TargetView[];
+}
+
+export interface RecoveryView {
+  readonly id: string;
+  readonly playbook: string;
+  readonly host: string;
+  readonly diagnosis: string;
+  readonly startedAt: number;
+  readonly endedAt?: number;
+  readonly outcome?: string;
+  readonly error?: string;
+  readonly running: boolean;
+  readonly dryRun: boolean;
+  readonly steps: readonly { step: string; startedAt: number; endedAt?: number; ok?: boolean; error?: string; attempts: number }[];
+}
+
+export interface StatusView {
+  readonly topology: string;
+  readonly at: number;
+  readonly startedAt: number;
+  readonly paused: boolean;
+  readonly dryRun: boolean;
+  /** Every monitored target has been checked since this time (null before the first complete round). */
+  readonly lastCycleAt: number | null;
+  readonly hosts: readonly HostView[];
+  readonly pairs: readonly { readonly hosts: readonly [string, string]; readonly ports: readonly number[]; readonly primaries: Record<string, string | null> }[];
+  readonly diagnoses: readonly ActiveDiagnosis[];
+  readonly recoveries: { readonly current: readonly RecoveryView[]; readonly recent: readonly RecoveryView[] };
+}
+
+export interface StatusInput {
+  readonly topology: Topology;
+  readonly now: number;
+  readonly startedAt: number;
+  readonly paused: boolean;
+  readonly dryRun: boolean;
+  readonly lastCycleAt: number | null;
+  readonly addressOf: (host: string) => string;
+  readonly health: ReadonlyMap<string, TargetHealth>;
+  readonly lastRoles: ReadonlyMap<string, "primary" | "replica">;
+  readonly unmonitored: ReadonlySet<string>;
+  readonly diagnoses: readonly ActiveDiagnosis[];
+  readonly recoveries: readonly RecoverySummary[];
+  /** Recovery ids running now in this daemon. */
+  readonly running: ReadonlySet<string>;
+  readonly recentLimit?: number;
+}
+
+export function buildStatus(i: StatusInput): StatusView {
+  const target = (id: string, host: string, type: "redis" | "haproxy", port?: number): TargetView => {
+    const h = i.health.get(id);
+    const o = h?.last;
+    const base = {
+      id,
+      host,
+      type,
+      ...(port !== undefined ? { port } : {}),
+      status: i.unmonitored.has(host) ? ("unmonitored" as const) : (h?.status ?? "unknown"),
+      failures: h?.failures ?? 0,
+      ...(h ? { since: h.since, latencyMs: o?.latencyMs, lastCheckAt: o?.at } : {}),
+      ...(o?.failure ? { failure: `${o.failure.kind}: ${o.failure.message}` } : {}),
+    };
+    if (type !== "redis") return base;
+    const role = o?.type === "redis" && o.ok ? o.role : i.lastRoles.get(id);
+    return {
+      ...base,
+      ...(role ? { role } : {}),
+      ...(o?.type === "redis" && o.offset !== undefined ? { offset: o.offset } : {}),
+      ...(o?.type === "redis" && o.linkUp !== undefined ? { linkUp: o.linkUp } : {}),
+    };
+  };
+  const hosts: HostView[] = [...i.topology.hosts.values()].map((h) => ({
+    name: h.name,
+    role: h.role,
+    address: i.addressOf(h.name),
+    monitored: !i.unmonitored.has(h.name),
+    targets: h.role === "redis" ? h.ports.map((p) => target(`${h.name}:${p}`, h.name, "redis", p)) : [target(h.name, h.name, "haproxy")],
+  }));
+  const pairs = i.topology.pairs.map((p) => ({
+    hosts: p.hosts,
+    ports: p.ports,
+    primaries: Object.fromEntries(p.ports.map((port) => [String(port), p.hosts.find((h) => i.lastRoles.get(`${h}:${port}`) === "primary") ?? null])),
+  }));
+  const view = (r: RecoverySummary): RecoveryView => ({
+    id: r.id,
+    playbook: r.playbook,
+    host: r.host,
+    diagnosis: r.diagnosis,
+    startedAt: r.startedAt,
+    ...(r.endedAt !== undefined ? { endedAt: r.endedAt } : {}),
+    ...(r.outcome !== undefined ? { outcome: r.outcome } : {}),
+    ...(r.error !== undefined ? { error: r.error } : {}),
+    running: i.running.has(r.id),
+    dryRun: r.dryRun,
+    steps: r.steps,
+  });
+  const all = i.recoveries.map(view);
+  return {
+    topology: i.topology.name,
+    at: i.now,
+    startedAt: i.startedAt,
+    paused: i.paused,
+    dryRun: i.dryRun,
+    lastCycleAt: i.lastCycleAt,
+    hosts,
+    pairs,
+    diagnoses: i.diagnoses,
+    recoveries: {
+      current: all.filter((r) => r.running || r.outcome === undefined),
+      recent: all.filter((r) => !r.running && r.outcome !== undefined).slice(-(i.recentLimit ?? 20)).reverse(),
+    },
+  };
+}
+
+/**
+ * The time since which every monitored target has been checked: the oldest "last check" among them. Null while a
+ * monitored target has never been checked.
+ */
+export function lastCompleteCycle(ids: readonly string[], health: ReadonlyMap<string, TargetHealth>): number | null {
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const id of ids) {
+    const at = health.get(id)?.last.at;
+    if (at === undefined) return null;
+    if (at < oldest) oldest = at;
+  }
+  return Number.isFinite(oldest) ? oldest : null;
+}

@@ -1,0 +1,135 @@
+/**
+ * Prometheus metrics (`failoverd_*`), fed by the daemon's events: checks and failures per target, check latency,
+ * each target's status and role, findings, recoveries per playbook and outcome, step durations, the last complete
+ * cycle, drills and notification deliveries. One registry per daemon (never prom-client's global one), so two daemons
+ * in one process (tests) never mix their numbers.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { TargetStatus } from "../checks/detector.ts";
+import type { DaemonEvents } from "../daemon/events.ts";
+
+/** What the metrics need of the daemon: its events, the paused flag and the last complete cycle. */
+export interface MetricsSource {
+  readonly events: { on<K extends keyof DaemonEvents>(name: K, fn: (e: DaemonEvents[K]) => void): () => void };
+  readonly paused: boolean;
+  lastCycleAt(): number | null;
+}
+
+const STATUSES: readonly TargetStatus[] = ["up", "down", "unknown"];
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly contentType = this.registry.contentType;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  readonly checks = new Counter({ name: "failoverd_checks_total", help: "Checks run, per target", labelNames: ["target", "type"], registers: [this.registry] });
+  readonly checkFailures = new Counter({
+    name: "failoverd_check_failures_total",
+    help: "Failed checks, per target and kind of failure (refused, timeout, reset, error-reply, wrong-role, loading, protocol)",
+    labelNames: ["target", "kind"],
+    registers: [this.registry],
+  });
+  readonly checkLatency = new Histogram({
+    name: "failoverd_check_duration_seconds",
+    help: "How long a check took, per type of target",
+    labelNames: ["type"],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly lastLatency = new Gauge({ name: "failoverd_check_last_duration_seconds", help: "The last check's duration, per target", labelNames: ["target"], registers: [this.registry] });
+  readonly targetStatus = new Gauge({
+    name: "failoverd_target_status",
+    help: "1 for the target's confirmed status (up, down, unknown), 0 for the others",
+    labelNames: ["target", "status"],
+    registers: [this.registry],
+  });
+  readonly redisPrimary = new Gauge({ name: "failoverd_redis_primary", help: "1 when the Redis server answered as primary at its last check, 0 as replica", labelNames: ["target"], registers: [this.registry] });
+  readonly diagnoses = new Counter({ name: "failoverd_diagnoses_total", help: "Findings announced, per diagnosis and decision", labelNames: ["diagnosis", "host", "decision"], registers: [this.registry] });
+  readonly activeDiagnoses = new Gauge({ name: "failoverd_diagnosis_active", help: "1 while a finding lasts", labelNames: ["diagnosis", "host"], registers: [this.registry] });
+  readonly recoveries = new Counter({ name: "failoverd_recoveries_total", help: "Recoveries ended, per playbook and outcome", labelNames: ["playbook", "outcome", "origin"], registers: [this.registry] });
+  readonly recoveriesRunning = new Gauge({ name: "failoverd_recoveries_running", help: "Recoveries under way, per playbook", labelNames: ["playbook"], registers: [this.registry] });
+  readonly recoveryDuration = new Histogram({
+    name: "failoverd_recovery_duration_seconds",
+    help: "How long a recovery took, per playbook and outcome",
+    labelNames: ["playbook", "outcome"],
+    buckets: STEP_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly stepDuration = new Histogram({
+    name: "failoverd_step_duration_seconds",
+    help: "How long a recovery step's attempt took, per playbook, step and result",
+    labelNames: ["playbook", "step", "ok"],
+    buckets: STEP_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly drills = new Counter({ name: "failoverd_drills_total", help: "Drills run, per pair and outcome (succeeded, failed, rolled-back, skipped)", labelNames: ["pair", "outcome"], registers: [this.registry] });
+  readonly lastDrill = new Gauge({ name: "failoverd_drill_last_timestamp_seconds", help: "When the last drill of a pair ended, per outcome", labelNames: ["pair", "outcome"], registers: [this.registry] });
+  readonly notifications = new Counter({
+    name: "failoverd_notifications_total",
+    help: "Webhook deliveries, per webhook and result (sent, retried, dropped)",
+    labelNames: ["webhook", "result"],
+    registers: [this.registry],
+  });
+
+  constructor(source: MetricsSource, options: { processMetrics?: boolean } = {}) {
+    const r = this.registry;
+    new Gauge({
+      name: "failoverd_last_cycle_timestamp_seconds",
+      help: "Every monitored target has been checked since this time (0 before the first complete round)",
+      registers: [r],
+      collect() {
+        const at = source.lastCycleAt();
+        this.set(at === null ? 0 : at / 1000);
+      },
+    });
+    new Gauge({
+      name: "failoverd_paused",
+      help: "1 while automatic recovery is paused",
+      registers: [r],
+      collect() {
+        this.set(source.paused ? 1 : 0);
+      },
+    });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: "failoverd_" });
+    const on = <K extends keyof DaemonEvents>(k: K, fn: (e: DaemonEvents[K]) => void) => this.unsubscribe.push(source.events.on(k, fn));
+    on("observation", ({ observation: o }) => {
+      const type = o.type === "redis" ? "redis" : o.role;
+      this.checks.inc({ target: o.target, type });
+      if (!o.ok && o.failure) this.checkFailures.inc({ target: o.target, kind: o.failure.kind });
+      this.checkLatency.observe({ type }, o.latencyMs / 1000);
+      this.lastLatency.set({ target: o.target }, o.latencyMs / 1000);
+      if (o.type === "redis" && o.ok && o.role) this.redisPrimary.set({ target: o.target }, o.role === "primary" ? 1 : 0);
+    });
+    on("observation", ({ health }) => {
+      for (const s of STATUSES) this.targetStatus.set({ target: health.target, status: s }, s === health.status ? 1 : 0);
+    });
+    on("diagnosis", (d) => {
+      this.diagnoses.inc({ diagnosis: d.diagnosis.name, host: d.diagnosis.host, decision: d.decision.kind });
+      this.activeDiagnoses.set({ diagnosis: d.diagnosis.name, host: d.diagnosis.host }, 1);
+    });
+    on("resolved", (d) => this.activeDiagnoses.set({ diagnosis: d.diagnosis.name, host: d.diagnosis.host }, 0));
+    on("recovery-start", (e) => this.recoveriesRunning.inc({ playbook: e.playbook }));
+    on("step-end", (e) => this.stepDuration.observe({ playbook: e.playbook, step: e.step, ok: String(e.ok) }, e.durationMs / 1000));
+    on("recovery-end", (e) => {
+      this.recoveriesRunning.dec({ playbook: e.playbook });
+      this.recoveries.inc({ playbook: e.playbook, outcome: e.outcome, origin: e.origin });
+      if (e.outcome !== "interrupted") this.recoveryDuration.observe({ playbook: e.playbook, outcome: e.outcome }, e.durationMs / 1000);
+    });
+    on("drill", (d) => {
+      const pair = d.pair.join("+");
+      this.drills.inc({ pair, outcome: d.outcome });
+      this.lastDrill.set({ pair, outcome: d.outcome }, d.endedAt / 1000);
+    });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  close(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
+    this.registry.clear();
+  }
+}

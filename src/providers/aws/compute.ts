@@ -1,0 +1,395 @@
+/**
+ * EC2 as a ComputeProvider. A managed machine is an instance tagged `failoverd:topology` = the topology's name,
+ * `failoverd:host` = the host it serves and `failoverd:role`. Only such an instance is ever found or terminated.
+ *
+ * launch: RunInstances from the AMI (or launch template) with the config's type, subnet, security groups, key pair,
+ * instance profile, user data and tags; on InsufficientInstanceCapacity the next (instance type, subnet) of the
+ * config; then the SDK's waiter until the instance runs, the Elastic IP moved to it (HAProxy hosts that have one),
+ * the Redis preparation commands (over SSH), and the role's ports answering. A ClientToken per attempt makes a
+ * retried RunInstances return the same instance instead of a second one.
+ */
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  AssociateAddressCommand,
+  type AssociateAddressCommandInput,
+  DescribeInstancesCommand,
+  type DescribeInstancesCommandInput,
+  type DescribeInstancesCommandOutput,
+  type EC2Client,
+  type Instance,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+  type Tag,
+  TerminateInstancesCommand,
+  waitUntilInstanceRunning,
+} from "@aws-sdk/client-ec2";
+import { errorMessage, ProviderError } from "../../errors.ts";
+import { type Logger, silentLogger } from "../../log.ts";
+import type { AwsProviderConfig } from "../../topology/schema.ts";
+import type { ComputeProvider, LaunchRequest, Machine, MachineRole } from "../types.ts";
+import { awsCode, CAPACITY_CODES, isThrottlingOrTransient } from "./errors.ts";
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from "./retry.ts";
+
+export const TAG_TOPOLOGY = "failoverd:topology";
+export const TAG_HOST = "failoverd:host";
+export const TAG_ROLE = "failoverd:role";
+
+/** Whether a port of a new machine answers: `true`, or why not yet. Redis ports answer PING; SSH accepts. */
+export type PortProbe = (target: { address: string; port: number; kind: "redis" | "ssh" }, signal: AbortSignal) => Promise<true | string>;
+
+/** The SDK waiter's polling, in seconds (its unit). The step's AbortSignal ends a wait sooner. */
+export interface WaiterTiming {
+  readonly minDelaySec: number;
+  readonly maxDelaySec: number;
+  readonly maxWaitSec: number;
+}
+
+export const DEFAULT_WAITER: WaiterTiming = { minDelaySec: 2, maxDelaySec: 15, maxWaitSec: 1800 };
+
+export interface Ec2ComputeOptions {
+  readonly topology: string;
+  /** The declared role of a host (when an instance lacks the role tag). */
+  readonly roleOf: (host: string) => MachineRole;
+  readonly config: AwsProviderConfig;
+  readonly ec2: EC2Client;
+  readonly probe: PortProbe;
+  /** The SSH port: what answers on an unconfigured HAProxy machine. */
+  readonly sshPort: number;
+  /** Runs provider.redisPrepareCommands on a new Redis machine; absent when there are none. */
+  readonly prepareRedis?: (machine: Machine, signal: AbortSignal) => Promise<void>;
+  /** Describes prepareRedis for dry-run. */
+  readonly describePrepare?: (host: string) => readonly string[];
+  readonly retry?: RetryPolicy;
+  readonly waiter?: WaiterTiming;
+  readonly probeEveryMs?: number;
+  readonly log?: Logger;
+}
+
+const LIVE_STATES = ["pending", "running"];
+
+export class Ec2Compute implements ComputeProvider {
+  readonly kind = "aws";
+  private readonly retry: RetryPolicy;
+  private readonly waiter: WaiterTiming;
+  private readonly log: Logger;
+
+  constructor(private readonly o: Ec2ComputeOptions) {
+    this.retry = o.retry ?? DEFAULT_RETRY;
+    this.waiter = o.waiter ?? DEFAULT_WAITER;
+    this.log = o.log ?? silentLogger();
+  }
+
+  async launch(req: LaunchRequest, signal: AbortSignal): Promise<Machine> {
+    if (req.role === "app") throw new ProviderError(`failoverd does not launch app machines (${req.host})`, false);
+    const id = await this.runInstance(req, signal);
+    const instance = await this.waitRunning(id, req.host, signal);
+    const address = instance.PrivateIpAddress;
+    if (!address) throw new ProviderError(`instance ${id} for ${req.host} runs but has no private address`, true, "NoAddress");
+    const machine: Machine = { id, host: req.host, role: req.role, address };
+    const allocation = this.o.config.elasticIps[req.host];
+    if (allocation) await this.associateAddress(this.associateInput(allocation, id), req.host, signal);
+    if (req.role === "redis" && this.o.prepareRedis) {
+      await this.waitForPorts(machine, "ssh", [this.o.sshPort], signal);
+      await this.o.prepareRedis(machine, signal);
+    }
+    if (req.role === "redis") await this.waitForPorts(machine, "redis", req.ports ?? [], signal);
+    else await this.waitForPorts(machine, "ssh", [this.o.sshPort], signal);
+    this.log.info({ host: req.host, instanceId: id, address }, `launched ${id} for ${req.host} at ${address}`);
+    return machine;
+  }
+
+  async terminate(machine: Machine, signal: AbortSignal): Promise<void> {
+    const op = `EC2 DescribeInstances of ${machine.id} (${machine.host})`;
+    if (!/^i-[0-9a-f]{8,17}$/.test(machine.id)) {
+      throw new ProviderError(`refusing to terminate '${machine.id}' (${machine.host}): not an EC2 instance id`, false, "InvalidInstanceID.Malformed");
+    }
+    let instance: Instance | undefined;
+    try {
+      const out = await this.call(op, () => this.o.ec2.send(new DescribeInstancesCommand({ InstanceIds: [machine.id] }), { abortSignal: signal }), signal);
+      instance = instancesOf(out)[0];
+    } catch (e) {
+      if (e instanceof ProviderError && e.code === "InvalidInstanceID.NotFound") return; // gone long ago: idempotent
+      throw e;
+    }
+    if (!instance) return;
+    const why = this.whyNotOurs(instance, machine.host);
+    if (why) {
+      throw new ProviderError(
+        `refusing to terminate ${machine.id} (${machine.host}): ${why}. A machine is terminated only when its tags say it is ` +
+          `this topology's (${TAG_TOPOLOGY}=${this.o.topology}, ${TAG_HOST}=${machine.host}); tag it so if it is, or fix the config`,
+        false,
+        "NotManaged",
+      );
+    }
+    const state = instance.State?.Name;
+    if (state === "terminated" || state === "shutting-down") return;
+    try {
+      await this.call(
+        `EC2 TerminateInstances of ${machine.id} (${machine.host})`,
+        () => this.o.ec2.send(new TerminateInstancesCommand({ InstanceIds: [machine.id] }), { abortSignal: signal }),
+        signal,
+      );
+    } catch (e) {
+      if (e instanceof ProviderError && e.code === "InvalidInstanceID.NotFound") return;
+      throw e;
+    }
+    this.log.info({ host: machine.host, instanceId: machine.id }, `terminated ${machine.id} (${machine.host})`);
+  }
+
+  /** The newest pending or running instance tagged for `host`: after a launch that is the replacement. */
+  async find(host: string, signal: AbortSignal): Promise<Machine | null> {
+    const input = this.findInput(host);
+    const found: Instance[] = [];
+    let token: string | undefined;
+    do {
+      const page: DescribeInstancesCommandInput = token ? { ...input, NextToken: token } : input;
+      const out = await this.call(`EC2 DescribeInstances for ${host}`, () => this.o.ec2.send(new DescribeInstancesCommand(page), { abortSignal: signal }), signal);
+      found.push(...instancesOf(out));
+      token = out.NextToken;
+    } while (token);
+    const live = found
+      .filter((i) => i.InstanceId && LIVE_STATES.includes(i.State?.Name ?? "") && this.whyNotOurs(i, host) === null)
+      .sort((a, b) => (b.LaunchTime?.getTime() ?? 0) - (a.LaunchTime?.getTime() ?? 0));
+    const i = live[0];
+    if (!i) return null;
+    return { id: i.InstanceId!, host, role: taggedRole(i) ?? this.o.roleOf(host), address: i.PrivateIpAddress ?? "" };
+  }
+
+  describeLaunch(req: LaunchRequest): readonly string[] {
+    const [first, ...rest] = this.candidates();
+    const lines = [`EC2 RunInstances ${show(this.runInput(req, first!.type, first!.subnet, "<unique per launch>"))}`];
+    for (const c of rest) lines.push(`  on InsufficientInstanceCapacity, the same with InstanceType=${c.type} SubnetId=${c.subnet}`);
+    lines.push(`EC2 DescribeInstances {"InstanceIds":["<new instance>"]} until its state is running (waitUntilInstanceRunning)`);
+    const allocation = this.o.config.elasticIps[req.host];
+    if (allocation) lines.push(`EC2 AssociateAddress ${show(this.associateInput(allocation, "<new instance>"))}`);
+    if (req.role === "redis") {
+      lines.push(...(this.o.describePrepare?.(req.host) ?? []));
+      lines.push(`wait until ports ${(req.ports ?? []).join(", ")} of the new instance answer PING`);
+    } else lines.push(`wait until the new instance accepts SSH on port ${this.o.sshPort}`);
+    return lines;
+  }
+
+  describeTerminate(machine: Machine): readonly string[] {
+    return [
+      `EC2 DescribeInstances {"InstanceIds":["${machine.id}"]}: refuse unless tagged ${TAG_TOPOLOGY}=${this.o.topology} and ${TAG_HOST}=${machine.host}`,
+      `EC2 TerminateInstances {"InstanceIds":["${machine.id}"]}`,
+    ];
+  }
+
+  /** The exact RunInstances request for one (instance type, subnet). */
+  runInput(req: LaunchRequest, instanceType: string, subnetId: string, clientToken: string): RunInstancesCommandInput {
+    const c = this.o.config;
+    const tags = this.tagsOf(req.host, req.role);
+    const lt = c.launchTemplate;
+    return {
+      MinCount: 1,
+      MaxCount: 1,
+      ...(c.imageId ? { ImageId: c.imageId } : {}),
+      ...(lt
+        ? { LaunchTemplate: { ...(lt.id ? { LaunchTemplateId: lt.id } : { LaunchTemplateName: lt.name! }), Version: lt.version ?? "$Default" } }
+        : {}),
+      InstanceType: instanceType as RunInstancesCommandInput["InstanceType"],
+      SubnetId: subnetId,
+      ...(c.securityGroupIds.length > 0 ? { SecurityGroupIds: [...c.securityGroupIds] } : {}),
+      ...(c.keyName ? { KeyName: c.keyName } : {}),
+      ...(c.instanceProfile
+        ? { IamInstanceProfile: c.instanceProfile.startsWith("arn:") ? { Arn: c.instanceProfile } : { Name: c.instanceProfile } }
+        : {}),
+      ...(c.userData ? { UserData: Buffer.from(c.userData, "utf8").toString("base64") } : {}),
+      TagSpecifications: [
+        { ResourceType: "instance", Tags: tags },
+        { ResourceType: "volume", Tags: tags },
+      ],
+      ClientToken: clientToken,
+    };
+  }
+
+  findInput(host: string): DescribeInstancesCommandInput {
+    return {
+      Filters: [
+        { Name: `tag:${TAG_TOPOLOGY}`, Values: [this.o.topology] },
+        { Name: `tag:${TAG_HOST}`, Values: [host] },
+        { Name: "instance-state-name", Values: [...LIVE_STATES] },
+      ],
+    };
+  }
+
+  private associateInput(allocationId: string, instanceId: string): AssociateAddressCommandInput {
+    return { AllocationId: allocationId, InstanceId: instanceId, AllowReassociation: true };
+  }
+
+  private tagsOf(host: string, role: MachineRole): Tag[] {
+    const own: Record<string, string> = {
+      Name: `${this.o.topology}-${host}`,
+      ...this.o.config.tags,
+      [TAG_TOPOLOGY]: this.o.topology,
+      [TAG_HOST]: host,
+      [TAG_ROLE]: role,
+    };
+    return Object.entries(own).map(([Key, Value]) => ({ Key, Value }));
+  }
+
+  /** Instance types in order of preference, each tried in every subnet before the next type. */
+  private candidates(): { type: string; subnet: string }[] {
+    return this.o.config.instanceTypes.flatMap((type) => this.o.config.subnetIds.map((subnet) => ({ type, subnet })));
+  }
+
+  private async runInstance(req: LaunchRequest, signal: AbortSignal): Promise<string> {
+    const token = randomUUID();
+    const refused: string[] = [];
+    let i = 0;
+    for (const c of this.candidates()) {
+      // A new token per (type, subnet): the same token with other parameters is IdempotentParameterMismatch.
+      const input = this.runInput(req, c.type, c.subnet, `failoverd-${token}-${i++}`);
+      try {
+        const out = await this.call(
+          `EC2 RunInstances for ${req.host} (${c.type} in ${c.subnet})`,
+          () => this.o.ec2.send(new RunInstancesCommand(input), { abortSignal: signal }),
+          signal,
+        );
+        const id = out.Instances?.[0]?.InstanceId;
+        if (!id) throw new ProviderError(`EC2 RunInstances for ${req.host} returned no instance`, true, "NoInstance");
+        return id;
+      } catch (e) {
+        if (!(e instanceof ProviderError) || !isCapacityCode(e.code)) throw e;
+        refused.push(`${c.type} in ${c.subnet}: ${e.code}`);
+        this.log.warn({ host: req.host, instanceType: c.type, subnet: c.subnet, code: e.code }, "no capacity; trying the next instance type / subnet");
+      }
+    }
+    throw new ProviderError(
+      `EC2 RunInstances for ${req.host} failed: InsufficientInstanceCapacity for every instance type and subnet of the config (${refused.join("; ")}). ` +
+        "What to do: list more types in provider.instanceTypes and subnets in other zones in provider.subnetIds, or retry later",
+      true,
+      "InsufficientInstanceCapacity",
+    );
+  }
+
+  private async waitRunning(id: string, host: string, signal: AbortSignal): Promise<Instance> {
+    try {
+      const result = await waitUntilInstanceRunning(
+        {
+          client: this.o.ec2,
+          minDelay: this.waiter.minDelaySec,
+          maxDelay: this.waiter.maxDelaySec,
+          maxWaitTime: this.waiter.maxWaitSec,
+          abortSignal: signal,
+        },
+        { InstanceIds: [id] },
+      );
+      const instance = instancesOf(result.reason as DescribeInstancesCommandOutput | undefined).find((i) => i.InstanceId === id);
+      if (instance) return instance;
+    } catch (e) {
+      if (signal.aborted) {
+        throw new ProviderError(`instance ${id} for ${host} was launched but did not run before the step's deadline; a retry of the step reuses it`, true, "Deadline");
+      }
+      if (awsCode(e) !== "TimeoutError") return this.whyNotRunning(id, host, signal, e);
+      throw new ProviderError(`instance ${id} for ${host} did not run within ${this.waiter.maxWaitSec} s`, true, "WaiterTimeout");
+    }
+    return this.describeInstance(id, signal);
+  }
+
+  /** The waiter failed: say in which state the instance is, and why AWS says it got there. */
+  private async whyNotRunning(id: string, host: string, signal: AbortSignal, e: unknown): Promise<never> {
+    const instance = await this.describeInstance(id, signal).catch(() => undefined);
+    const state = instance?.State?.Name ?? "unknown";
+    const reason = instance?.StateReason ? ` (${instance.StateReason.Code}: ${instance.StateReason.Message})` : "";
+    const serverSide = instance?.StateReason?.Code?.startsWith("Server.") ?? false;
+    throw new ProviderError(
+      `instance ${id} for ${host} did not reach running: it is ${state}${reason}. What to do: ${
+        serverSide ? "an AWS-side failure; the step is retried with a new instance" : "check the AMI, its volumes and the instance type (EC2 console: the instance's state reason)"
+      }${instance ? "" : ` (${errorMessage(e).slice(0, 200)})`}`,
+      serverSide,
+      instance?.StateReason?.Code ?? "InstanceNotRunning",
+    );
+  }
+
+  /** DescribeInstances of one id, retrying InvalidInstanceID.NotFound (EC2 is eventually consistent after a launch). */
+  private async describeInstance(id: string, signal: AbortSignal): Promise<Instance> {
+    const out = await this.call(
+      `EC2 DescribeInstances of ${id}`,
+      () => this.o.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }), { abortSignal: signal }),
+      signal,
+      notFoundToo,
+    );
+    const instance = instancesOf(out).find((i) => i.InstanceId === id);
+    if (!instance) throw new ProviderError(`EC2 does not describe ${id} (yet)`, true, "InvalidInstanceID.NotFound");
+    return instance;
+  }
+
+  private async associateAddress(input: AssociateAddressCommandInput, host: string, signal: AbortSignal): Promise<void> {
+    await this.call(
+      `EC2 AssociateAddress ${input.AllocationId} to ${input.InstanceId} (${host})`,
+      () => this.o.ec2.send(new AssociateAddressCommand(input), { abortSignal: signal }),
+      signal,
+      notFoundToo,
+    );
+  }
+
+  private async waitForPorts(m: Machine, kind: "redis" | "ssh", ports: readonly number[], signal: AbortSignal): Promise<void> {
+    const every = this.o.probeEveryMs ?? 1000;
+    let why = "";
+    while (!signal.aborted) {
+      const results = await Promise.all(
+        ports.map(async (port) => {
+          const r = await this.o.probe({ address: m.address, port, kind }, signal).catch((e: unknown) => errorMessage(e));
+          return r === true ? null : `${port}: ${r}`;
+        }),
+      );
+      const waiting = results.filter((r): r is string => r !== null);
+      if (waiting.length === 0) return;
+      why = waiting.join("; ");
+      await sleep(every, undefined, { signal }).catch(() => {});
+    }
+    const what = kind === "redis" ? `its Redis ports ${ports.join(", ")} answer PING` : `it accepts SSH on port ${ports.join(", ")}`;
+    const todo =
+      kind === "redis"
+        ? "check that the AMI starts redis-server on every port of the host (or list the commands that do in provider.redisPrepareCommands) and that its security groups let the monitoring host in"
+        : "check that the AMI starts sshd and that its security groups let the monitoring host in";
+    throw new ProviderError(
+      `instance ${m.id} (${m.host} at ${m.address}) runs, but not until the step's deadline did ${what} (${why || "no answer"}). What to do: ${todo}; a retry of the step reuses this instance`,
+      true,
+      "NotAnswering",
+    );
+  }
+
+  private call<T>(operation: string, fn: () => Promise<T>, signal: AbortSignal, retryIf = isThrottlingOrTransient): Promise<T> {
+    return withRetry(operation, fn, {
+      signal,
+      policy: this.retry,
+      retryIf,
+      onRetry: (code, attempt) => this.log.warn({ operation, code, attempt }, `${operation}: ${code}, retrying`),
+    });
+  }
+
+  private whyNotOurs(i: Instance, host: string): string | null {
+    const tags = new Map((i.Tags ?? []).map((t) => [t.Key, t.Value]));
+    const topology = tags.get(TAG_TOPOLOGY);
+    if (topology !== this.o.topology) {
+      return topology === undefined ? `it has no ${TAG_TOPOLOGY} tag` : `its tag ${TAG_TOPOLOGY} is '${topology}', not '${this.o.topology}'`;
+    }
+    const h = tags.get(TAG_HOST);
+    if (h !== host) return h === undefined ? `it has no ${TAG_HOST} tag` : `its tag ${TAG_HOST} is '${h}', not '${host}'`;
+    return null;
+  }
+}
+
+const notFoundToo = (e: unknown) => isThrottlingOrTransient(e) || awsCode(e) === "InvalidInstanceID.NotFound";
+
+function isCapacityCode(code: string | undefined): boolean {
+  return code !== undefined && CAPACITY_CODES.has(code);
+}
+
+function instancesOf(out: DescribeInstancesCommandOutput | undefined): Instance[] {
+  return (out?.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+}
+
+function taggedRole(i: Instance): MachineRole | undefined {
+  const r = i.Tags?.find((t) => t.Key === TAG_ROLE)?.Value;
+  return r === "redis" || r === "haproxy" || r === "app" ? r : undefined;
+}
+
+/** A request's parameters for dry-run: the input as JSON, user data by size only (it may hold secrets). */
+export function show(input: object): string {
+  return JSON.stringify(input, (k, v) => (k === "UserData" && typeof v === "string" ? `<${Buffer.from(v, "base64").length} bytes>` : v));
+}

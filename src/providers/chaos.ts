@@ -1,0 +1,47 @@
+/**
+ * Fault injection for tests and drills: FAILOVERD_CHAOS_FAIL=compute.launch,dns.upsert makes those provider calls
+ * fail (retryable ProviderError), so a test can prove bounded retries, a clear alert and a topology that still
+ * serves. Never set from a config file; absent in normal operation.
+ */
+import { ProviderError } from "../errors.ts";
+import type { Providers } from "./types.ts";
+
+export function chaosFailuresFromEnv(v = process.env["FAILOVERD_CHAOS_FAIL"]): Set<string> {
+  return new Set((v ?? "").split(",").map((s) => s.trim()).filter(Boolean));
+}
+
+export function withChaos(real: Providers, failing: ReadonlySet<string>): Providers {
+  if (failing.size === 0) return real;
+  const fail = (name: string) => {
+    if (failing.has(name)) throw new ProviderError(`chaos: ${name} fails (FAILOVERD_CHAOS_FAIL)`, true, "Chaos");
+  };
+  return {
+    ...real,
+    compute: {
+      kind: real.compute.kind,
+      launch: async (req, signal) => {
+        fail("compute.launch");
+        return real.compute.launch(req, signal);
+      },
+      terminate: async (m, signal) => {
+        fail("compute.terminate");
+        return real.compute.terminate(m, signal);
+      },
+      find: (host, signal) => real.compute.find(host, signal),
+    },
+    dns: {
+      upsert: async (name, address, signal) => {
+        fail("dns.upsert");
+        return real.dns.upsert(name, address, signal);
+      },
+      resolve: (name, signal) => real.dns.resolve(name, signal),
+    },
+    proxies: {
+      readConfig: (m, signal) => real.proxies.readConfig(m, signal),
+      applyConfig: async (m, text, signal, options) => {
+        fail("proxies.applyConfig");
+        return real.proxies.applyConfig(m, text, signal, options);
+      },
+    },
+  };
+}

@@ -8,6 +8,7 @@
  * of by timeout. A fenced server is rendered `disabled` (maint), so it stays out even across a reload.
  */
 import type { Inventory } from "../topology/inventory.ts";
+import { resolveSecret } from "../topology/secrets.ts";
 import { getHost, type Topology } from "../topology/topology.ts";
 
 export interface RenderedServer {
@@ -44,6 +45,7 @@ export interface HaproxyRenderInput {
   readonly relays?: readonly RelayBackend[];
   /** Redis AUTH for the health check, when the servers require it. */
   readonly checkPassword?: string;
+  readonly checkUsername?: string;
 }
 
 export function redisBackendName(redisPort: number): string {
@@ -91,7 +93,12 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
       "    balance first",
       "    option tcp-check",
       "    tcp-check connect",
-      ...(input.checkPassword ? [`    tcp-check send AUTH\\ ${escapeCheck(input.checkPassword)}\\r\\n`, "    tcp-check expect string +OK"] : []),
+      ...(input.checkPassword
+        ? [
+            `    tcp-check send AUTH\\ ${input.checkUsername ? `${escapeCheck(input.checkUsername)}\\ ` : ""}${escapeCheck(input.checkPassword)}\\r\\n`,
+            "    tcp-check expect string +OK",
+          ]
+        : []),
       "    tcp-check send PING\\r\\n",
       "    tcp-check expect string +PONG",
       "    tcp-check send info\\ replication\\r\\nQUIT\\r\\n",
@@ -125,6 +132,12 @@ function serverLine(s: RenderedServer): string {
   return `    server ${s.name} ${s.address}:${s.port} check${port}${s.backup ? " backup" : ""}${s.disabled ? " disabled" : ""}`;
 }
 
+function checkAuth(t: Topology, o: { checkPassword?: string; checkUsername?: string }) {
+  const password = o.checkPassword ?? resolveSecret(t.config.redis.password, "redis.password", t.source);
+  const username = o.checkUsername ?? t.config.redis.username;
+  return { ...(password ? { checkPassword: password } : {}), ...(password && username ? { checkUsername: username } : {}) };
+}
+
 /** Escapes a word of haproxy.cfg: backslash, space, quotes and `#` (which would start a comment). */
 function escapeCheck(s: string): string {
   return s.replace(/[\\ "'#]/g, (c) => `\\${c}`);
@@ -143,7 +156,9 @@ export function renderForHost(
     /** The current primary host per Redis port; the others are rendered `backup` so a reload routes right at once. */
     primaryOf?: (redisPort: number) => string | undefined;
     adminSocketPath?: string;
+    /** The health check's AUTH; by default the topology's `redis` credentials. */
     checkPassword?: string;
+    checkUsername?: string;
   } = {},
 ): string {
   const host = getHost(t, hostName);
@@ -168,7 +183,7 @@ export function renderForHost(
       checkIntervalMs,
       redis,
       ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
-      ...(options.checkPassword ? { checkPassword: options.checkPassword } : {}),
+      ...checkAuth(t, options),
     });
   }
   if (host.role === "app") {

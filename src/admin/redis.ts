@@ -17,7 +17,23 @@ export interface Endpoint {
 export interface RedisAuth {
   readonly username?: string | undefined;
   readonly password?: string | undefined;
-  readonly tls?: boolean | undefined;
+  /** TLS for the connection (PEM texts); absent = plain TCP. */
+  readonly tls?: TlsOptions | undefined;
+}
+
+export interface TlsOptions {
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly servername?: string | undefined;
+}
+
+/** ioredis' `tls` option for these settings (verification always on). */
+export function ioredisTls(tls: TlsOptions | undefined): Record<string, string> | undefined {
+  if (!tls) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(tls)) if (typeof v === "string") out[k] = v;
+  return out;
 }
 
 export type RoleReply =
@@ -85,7 +101,7 @@ export class RedisAdminClient {
       port: this.endpoint.port,
       username: this.auth.username,
       password: this.auth.password,
-      tls: this.auth.tls ? {} : undefined,
+      tls: ioredisTls(this.auth.tls),
       lazyConnect: true,
       connectTimeout: this.timeoutMs,
       commandTimeout: this.timeoutMs,
@@ -108,8 +124,10 @@ export class RedisAdminClient {
     this.client = client;
     this.connecting = withDeadline(client.connect(), this.timeoutMs, `connect to ${endpointId(this.endpoint)}`)
       .then(() => client)
-      .catch((e: unknown) => {
+      .catch(async (e: unknown) => {
         this.drop();
+        // ioredis may reject connect() before it emits the socket's error: give that event one turn to arrive.
+        if (socketError === undefined) await new Promise((r) => setImmediate(r));
         throw classify(socketError ?? e, this.endpoint, "connect");
       })
       .finally(() => {

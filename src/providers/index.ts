@@ -1,4 +1,5 @@
 /** Builds the provider set a config asks for. */
+import { readFileSync } from "node:fs";
 import type { RedisAuth } from "../admin/redis.ts";
 import { ConfigError } from "../errors.ts";
 import type { Topology } from "../topology/topology.ts";
@@ -12,10 +13,25 @@ import type { Providers } from "./types.ts";
 
 export function redisAuthOf(t: Topology): RedisAuth {
   const r = t.config.redis;
+  const read = (path: string | undefined, field: string) => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new ConfigError(t.source, [`${field}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`]);
+    }
+  };
   return {
     username: r.username,
     password: resolveSecret(r.password, "redis.password", t.source),
-    tls: r.tls,
+    tls: r.tls
+      ? {
+          ca: read(r.tls.ca, "redis.tls.ca"),
+          cert: read(r.tls.cert, "redis.tls.cert"),
+          key: read(r.tls.key, "redis.tls.key"),
+          servername: r.tls.serverName,
+        }
+      : undefined,
   };
 }
 
@@ -28,7 +44,7 @@ export function createProviders(t: Topology): Providers {
   if (p.kind === "local") {
     const sandbox = new Sandbox(t.name, p);
     return withChaos({
-      compute: new LocalCompute(sandbox, auth.password),
+      compute: new LocalCompute(sandbox, { password: auth.password, username: auth.username }),
       dns: new LocalDns(sandbox),
       proxies: new LocalProxies(sandbox),
       redis,

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis, type RedisOptions } from "ioredis";
-import type { RedisAuth } from "../admin/redis.ts";
+import { ioredisTls, type RedisAuth } from "../admin/redis.ts";
 
 export interface Ack {
   readonly seq: number;
@@ -74,7 +74,7 @@ export class Traffic {
       port: this.o.port,
       username: this.o.auth?.username,
       password: this.o.auth?.password,
-      tls: this.o.auth?.tls ? {} : undefined,
+      tls: ioredisTls(this.o.auth?.tls),
       lazyConnect: true,
       connectTimeout: this.o.opTimeoutMs ?? 1000,
       commandTimeout: this.o.opTimeoutMs ?? 1000,

@@ -72,10 +72,11 @@ export class Inventory {
   }
 }
 
-export function writeFileAtomic(file: string, text: string): void {
+/** Replaces `file` atomically (write, fsync, rename). State and configs may hold secrets: owner-only by default. */
+export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
+  writeFileSync(tmp, text, { mode });
   const fd = openSync(tmp, "r");
   try {
     fsyncSync(fd);

@@ -187,7 +187,15 @@ export const providerSchema = z.discriminatedUnion("kind", [localProvider, awsPr
 const redisAuth = z.strictObject({
   username: z.string().min(1).optional(),
   password: secretRef.optional(),
-  tls: z.boolean().default(false),
+  /** Present: every Redis connection failoverd makes uses TLS, verified against `ca` (PEM files). */
+  tls: z
+    .strictObject({
+      ca: z.string().min(1).optional(),
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+      serverName: z.string().min(1).optional(),
+    })
+    .optional(),
 });
 
 /** `ADDR:PORT`, an IPv4 address and a port. */

@@ -7,7 +7,7 @@ export class LocalCompute implements ComputeProvider {
   readonly kind = "local";
   constructor(
     private readonly sandbox: Sandbox,
-    private readonly redisPassword?: string,
+    private readonly credentials: { password?: string | undefined; username?: string | undefined } = {},
   ) {}
 
   async launch(req: LaunchRequest, signal: AbortSignal): Promise<Machine> {
@@ -17,7 +17,7 @@ export class LocalCompute implements ComputeProvider {
     const m = await this.sandbox.createMachine(req.host, req.role, address);
     if (req.role === "redis") {
       for (const port of req.ports ?? []) {
-        await this.sandbox.startRedis(m, port, this.redisPassword ? { password: this.redisPassword } : {});
+        await this.sandbox.startRedis(m, port, this.credentials);
       }
     }
     return { id: m.id, host: m.host, role: m.role, address: m.address };

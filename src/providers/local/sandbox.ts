@@ -39,7 +39,9 @@ export interface SandboxState {
 
 export interface RedisStartOptions {
   readonly replicaOf?: { address: string; port: number };
-  readonly password?: string;
+  readonly password?: string | undefined;
+  /** An ACL user (with `password`) that failoverd and replication use. */
+  readonly username?: string | undefined;
 }
 
 export class Sandbox {
@@ -134,7 +136,20 @@ export class Sandbox {
 
   async startRedis(m: MachineRecord, port: number, opts: RedisStartOptions = {}): Promise<ProcessRecord> {
     const logFile = join(m.dir, `redis-${port}.log`);
+    // Credentials go in a file only the owner reads, never on the command line (where `ps` shows them).
+    const secretConf = join(m.dir, `redis-${port}.conf`);
+    const secretLines = opts.password
+      ? [
+          `requirepass ${quoteRedis(opts.password)}`,
+          `masterauth ${quoteRedis(opts.password)}`,
+          ...(opts.username
+            ? [`user ${opts.username} on ${quoteRedis(`>${opts.password}`)} ~* &* +@all`, `masteruser ${quoteRedis(opts.username)}`]
+            : []),
+        ]
+      : [];
+    writeFileSync(secretConf, `${secretLines.join("\n")}\n`, { mode: 0o600 });
     const args = [
+      secretConf,
       "--bind", m.address,
       "--port", String(port),
       "--bind-source-addr", m.address,
@@ -148,7 +163,6 @@ export class Sandbox {
       "--repl-diskless-sync", "yes",
       "--repl-diskless-sync-delay", "0",
       "--repl-timeout", "10",
-      ...(opts.password ? ["--requirepass", opts.password, "--masterauth", opts.password] : []),
       ...(opts.replicaOf ? ["--replicaof", opts.replicaOf.address, String(opts.replicaOf.port)] : []),
     ];
     const pid = startDetached(this.config.redisServer, args, logFile);
@@ -164,7 +178,7 @@ export class Sandbox {
   async applyHaproxy(m: MachineRecord, cfg: string, reload = true): Promise<void> {
     const cfgFile = join(m.dir, "haproxy.cfg");
     const candidate = join(m.dir, "haproxy.cfg.new");
-    writeFileSync(candidate, cfg);
+    writeFileSync(candidate, cfg, { mode: 0o600 });
     try {
       await execFileP(this.config.haproxy, ["-c", "-q", "-f", candidate], { timeout: 10_000 });
     } catch (e) {
@@ -234,6 +248,11 @@ export class Sandbox {
     });
     m.processes.push(rec);
   }
+}
+
+/** A redis.conf argument in double quotes (Redis' own escaping). */
+function quoteRedis(v: string): string {
+  return `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
 function tail(file: string): string {

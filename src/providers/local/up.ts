@@ -61,17 +61,15 @@ export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sand
   rmSync(join(sandbox.runDir, "machines"), { recursive: true, force: true });
 
   const password = opts.auth?.password;
+  const creds = { password, username: opts.auth?.username };
   const inventory = new Inventory(t);
   for (const pair of t.pairs) {
     const [primaryHost, replicaHost] = pair.hosts;
     const primary = await sandbox.createMachine(primaryHost, "redis", inventory.addressOf(primaryHost));
-    for (const port of pair.ports) await sandbox.startRedis(primary, port, password ? { password } : {});
+    for (const port of pair.ports) await sandbox.startRedis(primary, port, creds);
     const replica = await sandbox.createMachine(replicaHost, "redis", inventory.addressOf(replicaHost));
     for (const port of pair.ports) {
-      await sandbox.startRedis(replica, port, {
-        replicaOf: { address: primary.address, port },
-        ...(password ? { password } : {}),
-      });
+      await sandbox.startRedis(replica, port, { replicaOf: { address: primary.address, port }, ...creds });
     }
     say(`redis   ${primaryHost} ${primary.address} ports ${pair.ports.join(", ")} (primary)`);
     say(`redis   ${replicaHost} ${replica.address} ports ${pair.ports.join(", ")} (replica of ${primaryHost})`);
@@ -79,7 +77,7 @@ export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sand
   const primaryOf = (port: number) => t.pairs.find((p) => p.ports.includes(port))?.hosts[0];
   for (const h of t.haproxyHosts) {
     const m = await sandbox.createMachine(h.name, "haproxy", h.address);
-    await sandbox.applyHaproxy(m, renderForHost(t, inventory, h.name, { primaryOf, ...(password ? { checkPassword: password } : {}) }));
+    await sandbox.applyHaproxy(m, renderForHost(t, inventory, h.name, { primaryOf }));
     if (h.dnsName) await sandbox.setDns(h.dnsName, h.address);
     say(`haproxy ${h.name} ${h.address} ${Object.entries(h.frontends).map(([l, r]) => `${l}->${r}`).join(", ")}, admin ${h.address}:${h.adminPort}`);
   }

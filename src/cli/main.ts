@@ -4,7 +4,9 @@
  */
 import { Command, CommanderError } from "commander";
 import { FailoverdError } from "../errors.ts";
+import { registerOps } from "./ops.ts";
 import { registerPlan } from "./plan.ts";
+import { registerPreflight } from "./preflight.ts";
 import { registerRun } from "./run.ts";
 import { registerSandbox } from "./sandbox.ts";
 import { registerSimulate } from "./simulate.ts";
@@ -24,7 +26,9 @@ export function buildProgram(): Command {
   registerValidate(program);
   registerStatus(program);
   registerPlan(program);
+  registerPreflight(program);
   registerSandbox(program);
+  registerOps(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

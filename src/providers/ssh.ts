@@ -207,7 +207,7 @@ export class SshProxies implements ProxyConfigurator {
       await must(write!, "writing the new haproxy.cfg", text);
       const c = await run(check!);
       if (c.code !== 0) {
-        const alert = `${c.stderr}\n${c.stdout}`.split("\n").find((l) => /ALERT|error/i.test(l))?.trim() ?? lastLines(c.stderr);
+        const alert = `${c.stderr}\n${c.stdout}`.split("\n").find((l) => /ALERT|error/i.test(l))?.trim() ?? (lastLines(`${c.stderr}\n${c.stdout}`) || "no output");
         throw new ProviderError(
           `haproxy -c rejects the new config for ${machine.host} (\`${check}\` exited ${c.code}): ${alert}. ${this.commands.configPath} is unchanged and HAProxy was not reloaded`,
           false,

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { silentLogger } from "../log.ts";
 import { type DescribedAction, DryRunRecorder, dryRun } from "../providers/dry-run.ts";
+import { offlineReads } from "../providers/offline.ts";
 import type { Providers } from "../providers/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import { getHost, type Topology } from "../topology/topology.ts";
@@ -36,7 +37,12 @@ export function playbookNameFor(t: Topology, host: string): PlaybookName {
   throw new Error(`${host} is an app host: failoverd has no playbook for it`);
 }
 
-export async function planRecovery(t: Topology, host: string, real: Providers): Promise<Plan> {
+export interface PlanOptions {
+  /** Contact nothing: machines are stand-ins at their recorded addresses, live state is looked up at run time. */
+  readonly offline?: boolean;
+}
+
+export async function planRecovery(t: Topology, host: string, real: Providers, options: PlanOptions = {}): Promise<Plan> {
   const name = playbookNameFor(t, host);
   const playbook = playbookFor(name, host);
   const byStep = new Map<string, DescribedAction[]>();
@@ -49,7 +55,7 @@ export async function planRecovery(t: Topology, host: string, real: Providers): 
   const runner = new Runner({
     topology: t,
     inventory,
-    providers: dryRun(real, recorder),
+    providers: dryRun(options.offline ? offlineReads(real, (h) => ({ address: inventory.addressOf(h), role: getHost(t, h).role })) : real, recorder),
     journal: new MemoryJournal(),
     monitor: {
       unmonitor: async (h) => note(`would stop monitoring ${h} (${inventory.addressOf(h)})`),

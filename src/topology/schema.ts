@@ -144,7 +144,7 @@ const haproxyCommands = z.strictObject({
   read: z.string().min(1).default("sudo -n cat {config}"),
   /** Receives the new config on stdin. */
   write: z.string().min(1).default("sudo -n tee {file} > /dev/null"),
-  check: z.string().min(1).default("sudo -n haproxy -c -q -f {file}"),
+  check: z.string().min(1).default("sudo -n haproxy -c -f {file}"),
   install: z.string().min(1).default("sudo -n mv -f {file} {config}"),
   reload: z.string().min(1).default("sudo -n systemctl reload-or-restart haproxy"),
   /** After a write without reload: starts HAProxy if it is not running (a no-op when it is). */

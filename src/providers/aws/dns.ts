@@ -83,7 +83,7 @@ export class Route53Dns implements DnsProvider {
       policy: this.retry,
     });
     const rec = out.ResourceRecordSets?.[0];
-    if (!rec || rec.Type !== "A" || normalise(rec.Name ?? "") !== normalise(name)) return null;
+    if (rec?.Type !== "A" || normalise(rec.Name ?? "") !== normalise(name)) return null;
     return rec.ResourceRecords?.[0]?.Value ?? null;
   }
 

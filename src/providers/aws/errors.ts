@@ -131,7 +131,8 @@ export function toProviderError(e: unknown, operation: string): ProviderError {
   if (fromSignal) {
     return new ProviderError(`${operation} did not finish before the step's deadline`, true, "Deadline");
   }
+  // CredentialsProviderError includes a metadata service that did not answer in time: worth another attempt.
   const retryable =
-    isThrottlingOrTransient(e) || CAPACITY_CODES.has(code) || code === "InvalidInstanceID.NotFound";
+    isThrottlingOrTransient(e) || CAPACITY_CODES.has(code) || code === "InvalidInstanceID.NotFound" || code === "CredentialsProviderError";
   return new ProviderError(`${operation} failed: ${code}: ${awsMessage(e)}. What to do: ${advice(code, operation)}`, retryable, code);
 }

@@ -13,7 +13,6 @@ import { resolveSecret } from "../../topology/secrets.ts";
 import type { AwsProviderConfig } from "../../topology/schema.ts";
 import { getHost, type Topology } from "../../topology/topology.ts";
 import { preparationCommands, runPreparation, SshProxies, SshShell } from "../ssh.ts";
-import type { ComputeProvider, DnsProvider, ProxyConfigurator } from "../types.ts";
 import { Ec2Compute, type PortProbe, type WaiterTiming } from "./compute.ts";
 import { Route53Dns } from "./dns.ts";
 import type { RetryPolicy } from "./retry.ts";
@@ -36,9 +35,9 @@ export interface AwsProviderDeps {
 }
 
 export interface AwsProviderSet {
-  readonly compute: ComputeProvider;
-  readonly dns: DnsProvider;
-  readonly proxies: ProxyConfigurator;
+  readonly compute: Ec2Compute;
+  readonly dns: Route53Dns;
+  readonly proxies: SshProxies;
   readonly shell: SshShell;
   readonly clients: AwsClients;
   close(): void;
@@ -52,6 +51,9 @@ export function awsConfigOf(t: Topology): AwsProviderConfig {
 
 /** SDK clients for the config's region: one attempt per call, a connection and response deadline per request. */
 export function createAwsClients(p: AwsProviderConfig): AwsClients {
+  // The SDK warns on every start that its releases after January 2027 need Node 22; failoverd runs on Node 20 with
+  // the SDK range locked in package-lock.json (README, dependencies). Set the variable to "false" to see it.
+  process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
   const common = {
     region: p.region,
     maxAttempts: 1,
@@ -159,5 +161,16 @@ export async function whyNoCredentials(client: EC2Client, timeoutMs: number): Pr
     return await Promise.race([found, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** whyNoCredentials for a topology's region, on a client of its own. */
+export async function awsCredentialsProblem(t: Topology, timeoutMs = 3000): Promise<string | null> {
+  const { ec2, route53 } = createAwsClients(awsConfigOf(t));
+  try {
+    return await whyNoCredentials(ec2, timeoutMs);
+  } finally {
+    ec2.destroy();
+    route53.destroy();
   }
 }

@@ -180,7 +180,7 @@ export class Sandbox {
     const candidate = join(m.dir, "haproxy.cfg.new");
     writeFileSync(candidate, cfg, { mode: 0o600 });
     try {
-      await execFileP(this.config.haproxy, ["-c", "-q", "-f", candidate], { timeout: 10_000 });
+      await execFileP(this.config.haproxy, ["-c", "-f", candidate], { timeout: 10_000 });
     } catch (e) {
       const out = `${(e as { stderr?: string }).stderr ?? ""}`.trim().split("\n").filter((l) => l.includes("ALERT"))[0];
       throw new ProviderError(`haproxy -c rejects the config for ${m.host}: ${out ?? (e as Error).message}`, false);

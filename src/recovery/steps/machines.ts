@@ -44,6 +44,7 @@ export interface LaunchResult {
 export const launchReplacement: Step = {
   name: "launch",
   title: "Launch a new machine from the AMI",
+  timeoutMs: (t) => t.config.recovery.launchTimeoutMs ?? t.config.recovery.stepTimeoutMs,
   async run(ctx): Promise<LaunchResult> {
     const host = getHost(ctx.topology, ctx.host);
     const failed = ctx.result<TerminateResult>("terminate")?.address ?? ctx.inventory.addressOf(ctx.host);

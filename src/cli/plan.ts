@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { UsageError } from "../errors.ts";
-import { awsCredentialsProblem } from "../providers/aws/index.ts";
 import { createProviders } from "../providers/index.ts";
 import { planRecovery } from "../recovery/plan.ts";
 import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, withConfig } from "./common.ts";
@@ -16,9 +15,10 @@ export function registerPlan(program: Command): void {
       if (!h) throw new UsageError(`--target: unknown host '${opts.target}' (hosts: ${[...t.hosts.keys()].join(", ")})`);
       if (h.role === "app") throw new UsageError(`--target: ${opts.target} is an app host; failoverd recovers redis and haproxy hosts`);
       // Without AWS credentials this is not the monitoring host: plan offline rather than reach for the fleet.
-      const noCredentials = !opts.offline && t.config.provider.kind === "aws" ? await awsCredentialsProblem(t) : null;
+      const noCredentials =
+        !opts.offline && t.config.provider.kind === "aws" ? await (await import("../providers/aws/index.ts")).awsCredentialsProblem(t) : null;
       const offline = opts.offline === true || noCredentials !== null;
-      const providers = createProviders(t);
+      const providers = await createProviders(t);
       try {
         const plan = await planRecovery(t, opts.target, providers, { offline });
         if (opts.json) out(JSON.stringify({ ...plan, offline }));

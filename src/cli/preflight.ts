@@ -3,10 +3,9 @@
  * One line per check; exit 1 when any fails.
  */
 import type { Command } from "commander";
-import { createAwsProviders } from "../providers/aws/index.ts";
 import { redisAuthOf } from "../providers/index.ts";
 import { NetHaproxyAdmin } from "../providers/net-admin.ts";
-import { type CheckResult, preflight } from "../providers/preflight.ts";
+import type { CheckResult } from "../providers/preflight.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import { join } from "node:path";
@@ -32,7 +31,9 @@ export function formatCheck(r: CheckResult): string {
 async function runPreflight(t: Topology, timeoutMs: number): Promise<CheckResult[]> {
   const inventory = Inventory.load(t, join(t.config.stateDir, "inventory.json"));
   const haproxy = new NetHaproxyAdmin(Math.min(timeoutMs, Math.max(t.config.checks.timeoutMs, 1000)));
-  const aws = t.config.provider.kind === "aws" ? createAwsProviders(t, redisAuthOf(t)) : undefined;
+  // Loaded here, not at start-up: every command would otherwise carry the AWS SDK.
+  const { preflight } = await import("../providers/preflight.ts");
+  const aws = t.config.provider.kind === "aws" ? (await import("../providers/aws/index.ts")).createAwsProviders(t, redisAuthOf(t)) : undefined;
   try {
     return await preflight(t, { inventory, haproxy, timeoutMs, ...(aws ? { aws } : {}) });
   } finally {

@@ -2,27 +2,42 @@ import type { Command } from "commander";
 import { Daemon } from "../daemon/daemon.ts";
 import { createLogger } from "../log.ts";
 import { createProviders } from "../providers/index.ts";
+import { Ops } from "../ops/index.ts";
 import { loadTopology } from "../topology/load.ts";
 import { type ConfigOpts, loadFrom, withConfig } from "./common.ts";
 
 export function registerRun(program: Command): void {
   withConfig(program.command("run").description("run the daemon: check, diagnose, recover (SIGTERM stops, SIGHUP reloads the config)"))
     .option("--dry-run", "shadow mode: monitor for real, log the recovery it would run, change nothing")
-    .action(async (opts: ConfigOpts & { dryRun?: boolean }) => {
+    .option("--http <addr:port>", "serve the status page, /status, /metrics and the operator API here (overrides http.listen; loopback unless said)")
+    .action(async (opts: ConfigOpts & { dryRun?: boolean; http?: string }) => {
       const topology = loadFrom(opts);
       const log = createLogger();
-      const daemon = new Daemon({ topology, providers: createProviders(topology), log, dryRun: opts.dryRun === true });
+      const daemon = new Daemon({ topology, providers: await createProviders(topology), log, dryRun: opts.dryRun === true });
+      const ops = Ops.attach(daemon, { log, http: opts.http });
       await daemon.start();
+      try {
+        await ops.start();
+      } catch (e) {
+        await daemon.stop();
+        throw e;
+      }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log.info(`${sig} received: finishing the current step, then stopping`);
-          daemon.stop().then(resolve, resolve);
+          ops
+            .stopping()
+            .then(() => daemon.stop())
+            .then(() => ops.stop())
+            .then(resolve, resolve);
         };
         process.once("SIGTERM", () => stop("SIGTERM"));
         process.once("SIGINT", () => stop("SIGINT"));
         process.on("SIGHUP", () => {
           try {
-            daemon.reload(loadTopology(topology.source));
+            const next = loadTopology(topology.source);
+            daemon.reload(next);
+            ops.reload(next);
           } catch (e) {
             log.error(`config reload refused, keeping the running config: ${(e as Error).message}`);
           }

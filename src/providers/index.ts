@@ -8,7 +8,6 @@ import { LocalCompute, LocalDns, LocalProxies } from "./local/index.ts";
 import { Sandbox } from "./local/sandbox.ts";
 import { NetHaproxyAdmin, NetRedisAdmin } from "./net-admin.ts";
 import { chaosFailuresFromEnv, withChaos } from "./chaos.ts";
-import { createAwsProviders } from "./aws/index.ts";
 import type { Providers } from "./types.ts";
 
 export function redisAuthOf(t: Topology): RedisAuth {
@@ -35,7 +34,11 @@ export function redisAuthOf(t: Topology): RedisAuth {
   };
 }
 
-export function createProviders(t: Topology): Providers {
+/**
+ * The provider set of the config. The AWS SDK is loaded only for `provider.kind: aws` (it is most of a daemon's
+ * memory otherwise).
+ */
+export async function createProviders(t: Topology): Promise<Providers> {
   const auth = redisAuthOf(t);
   const timeoutMs = Math.max(t.config.checks.timeoutMs, 1000);
   const redis = new NetRedisAdmin(timeoutMs, auth);
@@ -53,6 +56,7 @@ export function createProviders(t: Topology): Providers {
     }, chaosFailuresFromEnv());
   }
   if (p.kind === "aws") {
+    const { createAwsProviders } = await import("./aws/index.ts");
     const aws = createAwsProviders(t, auth);
     return withChaos({
       compute: aws.compute,

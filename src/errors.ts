@@ -13,12 +13,23 @@ export class ConfigError extends FailoverdError {
     readonly source: string,
     readonly problems: readonly string[],
   ) {
-    super(
-      problems.length === 1
-        ? `${source}: ${problems[0]}`
-        : `${source}: ${problems.length} problems: ${problems.join("; ")}`,
-    );
+    super(`${source}: ${joinProblems(problems)}`);
   }
+}
+
+/** The problems on one bounded line (a 1 MB list of bad entries must not print megabytes); `problems` keeps all. */
+function joinProblems(problems: readonly string[]): string {
+  const clip = (p: string) => (p.length > 500 ? `${p.slice(0, 500)}...` : p);
+  if (problems.length === 1) return clip(problems[0] ?? "");
+  let text = `${problems.length} problems: `;
+  let shown = 0;
+  for (const p of problems) {
+    const next = `${shown > 0 ? "; " : ""}${clip(p)}`;
+    if (shown > 0 && text.length + next.length > 1500) break;
+    text += next;
+    shown++;
+  }
+  return shown < problems.length ? `${text}; and ${problems.length - shown} more` : text;
 }
 
 /** The command line is wrong (exit 2). */

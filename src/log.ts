@@ -1,8 +1,9 @@
 /**
- * Logging: pino JSON lines on stdout (for journald), one line per decision. Secrets are redacted by key wherever
+ * Logging: pino JSON lines on stdout (for journald), readable when stdout is a terminal; one line per decision. Secrets are redacted by key wherever
  * they appear in a logged object; messages never interpolate a secret.
  */
 import { pino, type Logger } from "pino";
+import { prettyStream } from "./log-pretty.ts";
 
 export type { Logger } from "pino";
 
@@ -30,8 +31,14 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    (options.destination ?? process.stdout) as pino.DestinationStream,
+    (options.destination ?? stdoutDestination()) as pino.DestinationStream,
   );
+}
+
+/** JSON lines for journald and pipes; a readable form when stdout is a terminal (FAILOVERD_LOG_FORMAT=json keeps JSON). */
+function stdoutDestination(): NodeJS.WritableStream {
+  const format = process.env["FAILOVERD_LOG_FORMAT"];
+  return format === "pretty" || (format !== "json" && process.stdout.isTTY) ? prettyStream(process.stdout) : process.stdout;
 }
 
 /** A logger that drops everything (tests, one-shot commands). */

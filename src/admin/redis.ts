@@ -76,6 +76,15 @@ export class RedisAdminClient {
     }
   }
 
+  /** PING and INFO replication under one deadline: a ProbeConnection (the check) on this client. */
+  probe(deadlineMs: number): Promise<readonly [unknown, unknown]> {
+    return withDeadline(
+      Promise.all([this.call("PING"), this.call("INFO", "replication")]),
+      deadlineMs,
+      `check of ${endpointId(this.endpoint)}`,
+    );
+  }
+
   async role(): Promise<RoleReply> {
     return parseRole(await this.call("ROLE"), this.endpoint);
   }
@@ -122,23 +131,27 @@ export class RedisAdminClient {
       socketError = e;
     });
     this.client = client;
-    this.connecting = withDeadline(client.connect(), this.timeoutMs, `connect to ${endpointId(this.endpoint)}`)
+    const connecting: Promise<Redis> = withDeadline(client.connect(), this.timeoutMs, `connect to ${endpointId(this.endpoint)}`)
       .then(() => client)
       .catch(async (e: unknown) => {
-        this.drop();
+        // Only this attempt's client: after a drop, a later call may already have opened the next one.
+        if (this.client === client) this.drop();
         // ioredis may reject connect() before it emits the socket's error: give that event one turn to arrive.
         if (socketError === undefined) await new Promise((r) => setImmediate(r));
         throw classify(socketError ?? e, this.endpoint, "connect");
       })
       .finally(() => {
-        this.connecting = null;
+        if (this.connecting === connecting) this.connecting = null;
       });
-    return this.connecting;
+    this.connecting = connecting;
+    return connecting;
   }
 
   private drop(): void {
     const c = this.client;
     this.client = null;
+    // A dropped attempt is never handed to the next call (it would fail with this attempt's error).
+    this.connecting = null;
     if (c) c.disconnect(false);
   }
 }

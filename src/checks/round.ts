@@ -3,7 +3,8 @@
  * under the check timeout. The Checker keeps one connection per endpoint between rounds.
  */
 import { HaproxyAdminClient } from "../admin/haproxy.ts";
-import { type RedisAuth, RedisClientPool } from "../admin/redis.ts";
+import type { Endpoint, RedisAuth } from "../admin/redis.ts";
+import { RedisProbePool } from "../admin/redis-probe.ts";
 import type { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import { checkHaproxy, type HaproxyTarget } from "./haproxy.ts";
@@ -35,16 +36,20 @@ export function checkTargets(t: Topology, inv: Inventory): CheckTarget[] {
   return out;
 }
 
+const ROUND_CONCURRENCY = 256;
+
 export class Checker {
-  private readonly pool: RedisClientPool;
+  private readonly pool: RedisProbePool;
 
   constructor(
     private readonly timeoutMs: number,
     auth: RedisAuth = {},
     private readonly now: () => number = Date.now,
+    /** A Redis server closed the checker's kept connection between checks (a crash, most often): check it now. */
+    onConnectionLost?: (endpoint: Endpoint) => void,
   ) {
-    // The pool's own per-command deadline is a backstop; the check's deadline is what bounds a round.
-    this.pool = new RedisClientPool(timeoutMs, auth);
+    // One kept probe connection per Redis endpoint; each probe carries the check's deadline.
+    this.pool = new RedisProbePool(auth, onConnectionLost);
   }
 
   check(target: CheckTarget): Promise<Observation> {
@@ -55,8 +60,21 @@ export class Checker {
     return checkHaproxy(target, admin, this.timeoutMs, this.now);
   }
 
-  round(targets: readonly CheckTarget[]): Promise<Observation[]> {
-    return Promise.all(targets.map((t) => this.check(t)));
+  /**
+   * Every target once, at most `ROUND_CONCURRENCY` checks in flight: thousands of connections opened in one burst
+   * would let the deadlines of the last ones expire before the monitor has even sent their requests.
+   */
+  async round(targets: readonly CheckTarget[]): Promise<Observation[]> {
+    const out: Observation[] = new Array(targets.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < targets.length) {
+        const i = next++;
+        out[i] = await this.check(targets[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, targets.length) }, worker));
+    return out;
   }
 
   close(): void {

@@ -6,7 +6,6 @@
  * deadline, so a hung server delays its own loop and never the others.
  */
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type CheckRules, type Diagnosis, diagnose, nextCheckDelay, observe, type TargetHealth, type TargetStatus } from "../checks/detector.ts";
 import type { Observation } from "../checks/observation.ts";
 import { type CheckTarget, Checker, checkTargets, targetId } from "../checks/round.ts";
@@ -22,11 +21,12 @@ import { playbookFor } from "../recovery/registry.ts";
 import { chaosPauseFromEnv, Runner } from "../recovery/runner.ts";
 import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
 import { Inventory } from "../topology/inventory.ts";
-import type { Topology } from "../topology/topology.ts";
+import { type Topology, twinOf } from "../topology/topology.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
 import { Findings } from "./findings.ts";
 import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
+import { Sleeper } from "./sleeper.ts";
 import { DaemonState } from "./state.ts";
 import { buildStatus, lastCompleteCycle, type StatusView } from "./status.ts";
 
@@ -39,6 +39,8 @@ export interface DaemonOptions {
   readonly journal?: Journal;
   readonly lease?: Lease;
   readonly now?: () => number;
+  /** Benchmarks: after every scheduled check, when it was due and when it started (their difference is its lateness). */
+  readonly onCheck?: (target: string, dueAt: number, startedAt: number, ok: boolean) => void;
 }
 
 export class Daemon {
@@ -46,6 +48,8 @@ export class Daemon {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly stopping = new AbortController();
+  private readonly sleeper = new Sleeper(this.stopping.signal);
+  private targetIndex: { readonly of: readonly CheckTarget[]; readonly byId: Map<string, CheckTarget> } | null = null;
   private readonly health = new Map<string, TargetHealth>();
   private readonly lastRoles = new Map<string, "primary" | "replica">();
   private readonly recoveries = new Map<string, Promise<void>>();
@@ -71,7 +75,7 @@ export class Daemon {
     this.now = opts.now ?? Date.now;
     const dir = opts.topology.config.stateDir;
     this.inventory = Inventory.load(opts.topology, join(dir, "inventory.json"));
-    this.checker = new Checker(opts.topology.config.checks.timeoutMs, redisAuthOf(opts.topology));
+    this.checker = new Checker(opts.topology.config.checks.timeoutMs, redisAuthOf(opts.topology), undefined, (ep) => this.checkSoon(ep));
     this.journal = opts.journal ?? (opts.dryRun ? new MemoryJournal() : new FileJournal(join(dir, "journal.jsonl")));
     this.lease = opts.lease ?? new LocalLease(join(dir, "daemon.lock"));
     this.state = DaemonState.load(join(dir, "daemon.json"), opts.dryRun === true);
@@ -90,7 +94,15 @@ export class Daemon {
   async start(): Promise<void> {
     if (!this.opts.dryRun) await this.lease.acquire();
     this.startedAt = this.now();
-    const pending = unfinished(await this.journal.read());
+    let records: Awaited<ReturnType<Journal["read"]>>;
+    try {
+      records = await this.journal.read();
+    } catch (e) {
+      // A corrupt journal stops the start: give the lease back, so no lock naming this dead PID is left behind.
+      if (!this.opts.dryRun) await this.lease.release();
+      throw e;
+    }
+    const pending = unfinished(records);
     this.targets = checkTargets(this.topology, this.inventory);
     const c = this.topology.config.checks;
     this.log.info(
@@ -104,7 +116,10 @@ export class Daemon {
     for (const r of pending) {
       this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r, "resume");
     }
-    for (const t of this.targets) this.loops.push(this.loop(targetId(t)));
+    // Loops start spread over one interval, so checks never come in one burst per interval (the first round just ran).
+    const t0 = this.now();
+    const n = this.targets.length;
+    for (const [i, t] of this.targets.entries()) this.loops.push(this.loop(targetId(t), t0 + Math.floor((i * this.rules.intervalMs) / n)));
   }
 
   /** Stops the loops; a running recovery finishes its current step (journaled) and resumes at the next start. */
@@ -126,7 +141,7 @@ export class Daemon {
     this.topology = next;
     this.inventory = Inventory.load(next, join(next.config.stateDir, "inventory.json"));
     this.checker.close();
-    this.checker = new Checker(next.config.checks.timeoutMs, redisAuthOf(next));
+    this.checker = new Checker(next.config.checks.timeoutMs, redisAuthOf(next), undefined, (ep) => this.checkSoon(ep));
     const before = new Set(this.targets.map(targetId));
     this.targets = checkTargets(next, this.inventory);
     for (const t of this.targets) if (!before.has(targetId(t))) this.loops.push(this.loop(targetId(t)));
@@ -137,16 +152,38 @@ export class Daemon {
     return this.health.get(target);
   }
 
-  private async loop(id: string): Promise<void> {
+  /**
+   * A Redis server closed the kept check connection between checks: its process is most likely gone. Check it, and
+   * its twin (whose link to it is the witness), now rather than at their next turn: a crash is then confirmed in
+   * `fall` fast re-checks whatever the phase of the schedule.
+   */
+  private checkSoon(ep: { readonly address: string; readonly port: number }): void {
+    const t = this.targets.find((x) => x.type === "redis" && x.port === ep.port && this.inventory.addressOf(x.host) === ep.address);
+    if (t?.type !== "redis") return;
+    this.sleeper.wake(targetId(t));
+    const twin = twinOf(this.topology, t.host);
+    if (twin) this.sleeper.wake(`${twin}:${t.port}`);
+  }
+
+  /** The current target with this id, by a map rebuilt whenever the target list is replaced. */
+  private targetOf(id: string): CheckTarget | undefined {
+    if (this.targetIndex?.of !== this.targets) this.targetIndex = { of: this.targets, byId: new Map(this.targets.map((t) => [targetId(t), t])) };
+    return this.targetIndex.byId.get(id);
+  }
+
+  private async loop(id: string, firstAt?: number): Promise<void> {
     const signal = this.stopping.signal;
+    let due = firstAt ?? this.now();
+    if (due > this.now()) await this.sleeper.sleep(due - this.now());
     while (!signal.aborted) {
       const started = this.now();
-      const target = this.targets.find((t) => targetId(t) === id);
+      const target = this.targetOf(id);
       if (!target) return; // removed by a reload
       let delay = this.rules.intervalMs;
       if (!this.state.unmonitored.has(target.host)) {
         try {
           const obs = await this.checker.check({ ...target, address: this.inventory.addressOf(target.host) });
+          this.opts.onCheck?.(id, due, started, obs.ok);
           if (signal.aborted) return;
           if (!this.state.unmonitored.has(target.host)) {
             this.ingest(obs, true);
@@ -157,8 +194,9 @@ export class Daemon {
           this.log.error({ target: id, err: errorMessage(e) }, "check failed unexpectedly (a bug); the loop goes on");
         }
       }
-      const wait = Math.max(0, started + delay - this.now());
-      await sleep(wait, undefined, { signal }).catch(() => {});
+      due = started + delay;
+      const wait = Math.max(0, due - this.now());
+      await this.sleeper.sleep(wait, id);
     }
   }
 
@@ -315,6 +353,7 @@ export class Daemon {
    * Resolves with the recovery's id once it has started, or with why it was refused.
    */
   async requestSwitchover(request: SwitchoverRequest, origin: "operator" | "drill", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }> {
+    if (this.stopping.signal.aborted) return { refused: "failoverd is stopping" };
     const plan = planSwitchover({
       topology: this.topology,
       request,

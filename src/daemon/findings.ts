@@ -22,7 +22,11 @@ export class Findings {
       seen.add(key);
       const decision: ActiveDiagnosis["decision"] = d.kind === "recover" ? { kind: "recover", playbook: d.playbook } : { kind: "alert", reason: d.reason };
       const prev = this.active.get(key);
-      if (prev && JSON.stringify(prev.decision) === JSON.stringify(decision)) continue;
+      if (prev && signature(prev.decision) === signature(decision)) {
+        // The same decision in other numbers ("5 of 7 targets", "cooling down for 12 s more"): kept, not announced.
+        this.active.set(key, { ...prev, decision });
+        continue;
+      }
       // A recovery under way for the finding is no change worth announcing again.
       if (prev?.decision.kind === "recover" && decision.kind === "alert" && /already under way/.test(decision.reason)) continue;
       const finding: ActiveDiagnosis = {
@@ -63,4 +67,9 @@ export class Findings {
     this.active.delete(key);
     this.bus.emit("resolved", { key, diagnosis: f.diagnosis, at: now, sinceMs: now - f.since, why });
   }
+}
+
+/** A decision without its numbers: what makes a change worth announcing. */
+function signature(d: ActiveDiagnosis["decision"]): string {
+  return d.kind === "recover" ? `recover ${d.playbook}` : `alert ${d.reason.replace(/\d+/g, "#")}`;
 }

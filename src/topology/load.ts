@@ -35,7 +35,13 @@ export function parseTopology(text: string, source: string): Topology {
 export function parseConfig(text: string, source: string): Config {
   if (text.includes("\u0000")) throw new ConfigError(source, ["is not a text file (it contains NUL bytes)"]);
   if (text.trim() === "") throw new ConfigError(source, ["the file is empty; see config/sandbox.yaml for an example"]);
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  } catch (e) {
+    // The parser recurses: deep enough block nesting overflows the stack instead of reporting an error.
+    throw new ConfigError(source, [`invalid YAML: ${e instanceof RangeError ? "nested too deeply" : firstLine(errorMessage(e))}`]);
+  }
   if (doc.errors.length > 0) {
     throw new ConfigError(
       source,

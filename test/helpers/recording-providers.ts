@@ -75,6 +75,8 @@ const WRITES = new Set([
   "proxies.applyConfig",
   "redis.promote",
   "redis.replicate",
+  "redis.failover",
+  "redis.abortFailover",
   "haproxy.setState",
   "haproxy.setHealth",
   "haproxy.shutdownSessions",
@@ -392,6 +394,23 @@ export class RecordingProviders implements Providers {
       // Immediately in sync when the primary is reachable.
       const p = this.servers.get(epId(primary));
       if (p && this.linkUp(primary)) s.offset = p.offset;
+    },
+    /** A planned switchover completes at once when `to` replicates `ep`; ignoreOn() makes it never complete. */
+    failover: async (ep: Endpoint, to: Endpoint, timeoutMs: number): Promise<void> => {
+      if (this.record(`redis.failover ${epId(ep)} ${epId(to)} ${timeoutMs}`)) return;
+      const s = this.reachableRedis(ep);
+      const t = this.reachableRedis(to);
+      if (s.role !== "primary") throw new Error("ERR FAILOVER is not valid when server is a replica.");
+      if (t.role !== "replica" || !t.primary || epId(t.primary) !== epId(ep)) throw new Error("ERR FAILOVER target HOST and PORT is not a replica.");
+      t.role = "primary";
+      t.primary = null;
+      t.offset = s.offset;
+      s.role = "replica";
+      s.primary = { address: to.address, port: to.port };
+    },
+    abortFailover: async (ep: Endpoint): Promise<void> => {
+      if (this.record(`redis.abortFailover ${epId(ep)}`)) return;
+      this.reachableRedis(ep);
     },
     close: (): void => {},
   };

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { RedisAdminClient } from "../../src/admin/redis.ts";
 import { checkRedis } from "../../src/checks/redis.ts";
+import { Checker } from "../../src/checks/round.ts";
 import { redisAuthOf } from "../../src/providers/index.ts";
 import { whyNotFree } from "../../src/providers/local/processes.ts";
 import { Traffic } from "../../src/simulate/traffic.ts";
@@ -73,6 +74,18 @@ describe("Redis over TLS", { timeout: 60_000 }, () => {
       assert.equal(o.role, "primary");
     } finally {
       client.close();
+    }
+  });
+
+  test("the daemon's own probe connection (Checker) is verified TLS too: ok with the CA, refused with another", async () => {
+    for (const [caPath, ok] of [[ca.crt, true], [otherCa.crt, false]] as const) {
+      const checker = new Checker(2000, redisAuthOf(tlsConfig(caPath)));
+      try {
+        const o = await checker.check({ type: "redis", host: "tls", port: PORT, address: ADDRESS });
+        assert.equal(o.ok, ok, o.failure?.message);
+      } finally {
+        checker.close();
+      }
     }
   });
 

@@ -191,7 +191,7 @@ describe("parseTopology: valid configs", () => {
     assert.equal(t.config.recovery.maxFailingFraction, 0.5);
     assert.equal(t.config.provider.kind, "local");
     assert.equal(t.config.stateDir, ".failoverd/state");
-    assert.equal(t.config.redis.tls, false);
+    assert.equal(t.config.redis.tls, undefined, "TLS is off unless redis.tls is given");
     assert.equal(t.config.redis.password, undefined);
   });
 

@@ -22,6 +22,14 @@ function twin(ctx: StepContext): string {
   return t;
 }
 
+/**
+ * Runs `fn` for every port at once (a port's own commands stay in order): a host of 16 servers is fenced and routed
+ * about as fast as a host of one. Every port settles before the first failure is rethrown.
+ */
+async function onEveryPort(ports: readonly number[], fn: (port: number) => Promise<void>): Promise<void> {
+  throwFirstRejection(await Promise.allSettled(ports.map(fn)));
+}
+
 /** Rethrows the first failure of settled work (after all of it has finished). */
 export function throwFirstRejection(results: readonly PromiseSettledResult<unknown>[]): void {
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -60,10 +68,10 @@ export const fenceFailedServers: Step = {
   async run(ctx) {
     const ports = failedPorts(ctx);
     const r = await onEveryHaproxy(ctx, "fence", async (h, admin) => {
-      for (const p of ports) {
+      await onEveryPort(ports, async (p) => {
         await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "maint");
         await ctx.providers.haproxy.shutdownSessions(admin, redisBackendName(p), ctx.host);
-      }
+      });
       await ctx.verify(`${ctx.host} is in maint on ${h.name}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return ports.every((p) => rows.some((r) => r.server === ctx.host && r.backend === redisBackendName(p) && r.inMaint));
@@ -74,7 +82,7 @@ export const fenceFailedServers: Step = {
   async rollback(ctx) {
     const ports = failedPorts(ctx);
     await onEveryHaproxy(ctx, "unfence", async (_h, admin) => {
-      for (const p of ports) await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready");
+      await onEveryPort(ports, (p) => ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready"));
     });
   },
 };
@@ -131,10 +139,10 @@ export const promoteSurvivor: Step = {
     throwFirstRejection(settled);
     // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks.
     await onEveryHaproxy(ctx, "route to the new primary", async (_h, admin) => {
-      for (const p of promoted) {
+      await onEveryPort(promoted, async (p) => {
         await ctx.providers.haproxy.setState(admin, redisBackendName(p), survivor, "ready");
         await ctx.providers.haproxy.setHealth(admin, redisBackendName(p), survivor, "up");
-      }
+      });
     });
     return { primary: survivor, promoted: promoted.sort(), alreadyPrimary: alreadyPrimary.sort() };
   },
@@ -185,10 +193,10 @@ export const registerReplacement: Step = {
     const address = ctx.inventory.addressOf(ctx.host);
     const primaryOf = await currentPrimaries(ctx, twin(ctx));
     const r = await onEveryHaproxy(ctx, "register", async (h, admin) => {
-      for (const p of ports) {
+      await onEveryPort(ports, async (p) => {
         await ctx.providers.haproxy.setAddr(admin, redisBackendName(p), ctx.host, address, p);
         await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready");
-      }
+      });
       await ctx.verify(`${ctx.host} is registered at ${address} on ${h.name}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return ports.every((p) =>

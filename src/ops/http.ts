@@ -1,0 +1,245 @@
+/**
+ * The HTTP API (node:http, no framework), a subscriber of the daemon like the metrics and notifications:
+ *
+ *   GET  /          the status page            GET /status   the daemon's state (JSON)
+ *   GET  /metrics   Prometheus text            GET /healthz  200 while the check loops turn, 503 otherwise
+ *   POST /pause, /resume, /ack, /switchover    changing requests: `Authorization: Bearer <http.token>`, else 401
+ *
+ * Changing requests are intents handed to the daemon, which stays the only actor. With no token configured they are
+ * refused (403). The token is compared in constant time and never logged. Bodies are small JSON objects (16 KiB at
+ * most); every request has a deadline.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { SwitchoverRequest } from "../daemon/intents.ts";
+import type { StatusView } from "../daemon/status.ts";
+import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Topology } from "../topology/topology.ts";
+import type { ScheduledDrill } from "./drills.ts";
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status-page.ts";
+
+/** What the API needs of the daemon. */
+export interface ApiDaemon {
+  readonly config: Topology;
+  readonly paused: boolean;
+  status(): Promise<StatusView>;
+  lastCycleAt(): number | null;
+  setPaused(paused: boolean, by: string): void;
+  acknowledge(by: string): string[];
+  requestSwitchover(request: SwitchoverRequest, origin: "operator", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }>;
+}
+
+export interface HttpApiOptions {
+  readonly daemon: ApiDaemon;
+  readonly listen: { readonly address: string; readonly port: number };
+  /** The bearer token of changing requests; none: they are refused. */
+  readonly token?: string | undefined;
+  readonly metrics: { text(): Promise<string>; readonly contentType: string };
+  readonly drills?: { list(): ScheduledDrill[] };
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+const MAX_BODY = 16 * 1024;
+
+/** Parses `ADDR:PORT` (port 0: any free port). */
+export function parseListen(s: string, what = "--http"): { address: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  const port = Number(m?.[2]);
+  if (!m || m[1]!.split(".").some((o) => Number(o) > 255) || port > 65535) {
+    throw new UsageError(`${what}: '${s}' is not ADDR:PORT (an IPv4 address and a port, e.g. 127.0.0.1:9464)`);
+  }
+  return { address: m[1]!, port };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export class HttpApi {
+  private server: Server | null = null;
+  private readonly tokenDigest: Buffer | null;
+  private readonly now: () => number;
+
+  constructor(private readonly o: HttpApiOptions) {
+    this.tokenDigest = o.token ? digest(o.token) : null;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Listens; resolves with the bound address (useful with port 0). */
+  async start(): Promise<{ address: string; port: number }> {
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        this.o.log.error({ err: errorMessage(e), path: req.url }, "HTTP request failed (a bug)");
+        if (!res.headersSent) send(res, 500, { error: "internal error" });
+        else res.destroy();
+      });
+    });
+    server.requestTimeout = 10_000;
+    server.headersTimeout = 5_000;
+    server.keepAliveTimeout = 5_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e: NodeJS.ErrnoException) => {
+        const where = `${this.o.listen.address}:${this.o.listen.port}`;
+        const why = e.code === "EADDRINUSE" ? "the address is in use" : e.code === "EADDRNOTAVAIL" ? "no interface has that address" : errorMessage(e);
+        reject(new FailoverdError(`the HTTP API cannot listen on ${where}: ${why} (set http.listen or --http)`));
+      });
+      server.listen(this.o.listen.port, this.o.listen.address, () => {
+        server.removeAllListeners("error");
+        resolve();
+      });
+    });
+    server.on("error", (e) => this.o.log.error({ err: errorMessage(e) }, "HTTP API error"));
+    const a = server.address() as AddressInfo;
+    const loopback = a.address.startsWith("127.");
+    this.o.log.info(
+      { listen: `${a.address}:${a.port}`, changingRequests: this.tokenDigest ? "token" : "off" },
+      `HTTP API on http://${a.address}:${a.port}/ (status page, /status, /metrics, /healthz)${loopback ? "" : ": not loopback, the read endpoints are open to this network"}`,
+    );
+    return { address: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = null;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://failoverd").pathname;
+    const method = req.method ?? "GET";
+    try {
+      const reads: Record<string, () => Promise<void>> = {
+        "/": async () => {
+          res.writeHead(200, {
+            "content-type": "text/html; charset=utf-8",
+            "content-security-policy": STATUS_PAGE_CSP,
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+            "cache-control": "no-store",
+          });
+          res.end(STATUS_PAGE_HTML);
+        },
+        "/status": async () => {
+          const status = await this.o.daemon.status();
+          send(res, 200, { ...status, drills: this.o.drills?.list() ?? [] });
+        },
+        "/metrics": async () => {
+          const text = await this.o.metrics.text();
+          res.writeHead(200, { "content-type": this.o.metrics.contentType, "cache-control": "no-store" });
+          res.end(text);
+        },
+        "/healthz": async () => this.healthz(res),
+      };
+      const writes: Record<string, (body: Record<string, unknown>, by: string) => Promise<void>> = {
+        "/pause": async (_b, by) => {
+          this.o.daemon.setPaused(true, by);
+          send(res, 200, { paused: true });
+        },
+        "/resume": async (_b, by) => {
+          this.o.daemon.setPaused(false, by);
+          send(res, 200, { paused: false });
+        },
+        "/ack": async (_b, by) => send(res, 200, { acknowledged: this.o.daemon.acknowledge(by) }),
+        "/switchover": async (body, by) => {
+          const request = switchoverRequest(body);
+          const r = await this.o.daemon.requestSwitchover(request, "operator", by);
+          if ("refused" in r) send(res, 409, { error: r.refused });
+          else send(res, 202, r);
+        },
+      };
+      const read = reads[path];
+      const write = writes[path];
+      if (read && Object.hasOwn(reads, path)) {
+        if (method !== "GET" && method !== "HEAD") throw new HttpError(405, `${path} answers GET`, { allow: "GET, HEAD" });
+        await read();
+      } else if (write && Object.hasOwn(writes, path)) {
+        if (method !== "POST") throw new HttpError(405, `${path} answers POST`, { allow: "POST" });
+        this.authorize(req);
+        const body = await readBody(req);
+        const by = `http ${req.socket.remoteAddress ?? "?"}`;
+        this.o.log.info({ path, by }, `HTTP ${path} by ${by}`);
+        await write(body, by);
+      } else {
+        throw new HttpError(404, `no such resource: ${path} (try /, /status, /metrics, /healthz)`);
+      }
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      if (e.status === 401 || e.status === 403) this.o.log.warn({ path, from: req.socket.remoteAddress }, `HTTP ${path} refused: ${e.message}`);
+      send(res, e.status, { error: e.message }, e.headers);
+    }
+  }
+
+  private healthz(res: ServerResponse): void {
+    const c = this.o.daemon.config.config.checks;
+    // The slowest a target's loop turns while healthy: one interval plus a check's deadline, with room to spare.
+    const windowMs = 3 * (c.intervalMs + c.timeoutMs) + 1000;
+    const at = this.o.daemon.lastCycleAt();
+    const age = at === null ? null : this.now() - at;
+    const ok = age !== null && age <= windowMs;
+    send(res, ok ? 200 : 503, { status: ok ? "ok" : at === null ? "starting" : "stale", lastCycleAgeMs: age, windowMs, paused: this.o.daemon.paused });
+  }
+
+  private authorize(req: IncomingMessage): void {
+    if (!this.tokenDigest) throw new HttpError(403, "changing requests are off: set http.token in the config ({env: VAR} or {file: PATH})");
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+    const challenge = { "www-authenticate": 'Bearer realm="failoverd"' };
+    if (!m) throw new HttpError(401, "a bearer token is required (Authorization: Bearer <token>)", challenge);
+    if (!timingSafeEqual(digest(m[1]!), this.tokenDigest)) throw new HttpError(401, "the bearer token is wrong", challenge);
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `the body is larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8").trim();
+  if (text === "") return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "the body is not JSON");
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new HttpError(400, "the body must be a JSON object");
+  return v as Record<string, unknown>;
+}
+
+function switchoverRequest(body: Record<string, unknown>): SwitchoverRequest {
+  const unknown = Object.keys(body).filter((k) => k !== "to" && k !== "pair");
+  if (unknown.length > 0) throw new HttpError(400, `unknown field ${unknown.join(", ")} (a switchover takes to and/or pair)`);
+  const { to, pair } = body;
+  if (to !== undefined && typeof to !== "string") throw new HttpError(400, "to must be a host name");
+  if (pair !== undefined && !(Array.isArray(pair) && pair.length === 2 && pair.every((h) => typeof h === "string"))) {
+    throw new HttpError(400, "pair must be a list of two host names");
+  }
+  if (to === undefined && pair === undefined) throw new HttpError(400, "name the new primary (to) or the pair (pair)");
+  return { to, pair: pair as string[] | undefined };
+}

@@ -1,0 +1,309 @@
+/**
+ * Notifications: webhooks (failoverd's JSON, or Slack-compatible `{"text": ...}`) on a finding, its resolution, a
+ * recovery's start, a failed step, a recovery's end, and a drill's result. Delivery never delays the daemon: an
+ * event is queued (per webhook, bounded, in order) and a worker delivers it with a deadline, retrying with backoff
+ * on network errors, 5xx, 408 and 429; a 4xx is final. An active, unacknowledged finding is sent again every
+ * `notifications.repeatMs`. A webhook's URL may carry a secret: it is never logged (its name is).
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { DaemonEvents } from "../daemon/events.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { WebhookConfig, WebhookEvent } from "../topology/schema.ts";
+import { resolveSecret } from "../topology/secrets.ts";
+import type { Topology } from "../topology/topology.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface Notification {
+  readonly event: WebhookEvent;
+  readonly at: number;
+  readonly severity: "info" | "warning" | "critical";
+  /** One line: what happened. */
+  readonly title: string;
+  /** Details, a line each (evidence, steps, errors). */
+  readonly details: readonly string[];
+  /** The event's own fields. */
+  readonly data: Readonly<Record<string, unknown>>;
+  /** Sent again because the finding lasts and nobody acknowledged it. */
+  readonly repeat?: boolean;
+}
+
+interface Hook {
+  readonly name: string;
+  readonly url: string;
+  readonly format: "json" | "slack";
+  readonly events: ReadonlySet<WebhookEvent> | null;
+  readonly queue: Notification[];
+  worker: Promise<void> | null;
+}
+
+export interface NotifierOptions {
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  readonly now?: () => number;
+  /** Bound of each webhook's queue: past it the oldest waiting notification is dropped. */
+  readonly maxQueue?: number;
+  /** First retry delay; doubled each attempt (capped at 30 s). */
+  readonly backoffMs?: number;
+}
+
+type EventSource = { on<K extends keyof DaemonEvents>(name: K, fn: (e: DaemonEvents[K]) => void): () => void };
+
+export class Notifier {
+  private hooks: Hook[] = [];
+  private topologyName = "";
+  private timeoutMs = 5000;
+  private attempts = 5;
+  private repeatMs = 3_600_000;
+  private readonly active = new Map<string, { notification: Notification; lastSentAt: number; acknowledged: boolean }>();
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly closing = new AbortController();
+  private repeatTimer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+
+  constructor(
+    topology: Topology,
+    private readonly o: NotifierOptions,
+  ) {
+    this.now = o.now ?? Date.now;
+    this.configure(topology);
+  }
+
+  /** (Re)reads the webhooks from the config (start, SIGHUP). Resolves URL secrets; throws ConfigError when one is missing. */
+  configure(t: Topology): void {
+    const n = t.config.notifications;
+    const hooks = n.webhooks.map((w: WebhookConfig, i: number) => ({
+      name: w.name ?? `webhooks[${i}]`,
+      url: typeof w.url === "string" ? w.url : (resolveSecret(w.url, `notifications.webhooks[${i}].url`, t.source) ?? ""),
+      format: w.format,
+      events: w.events ? new Set(w.events) : null,
+      queue: [],
+      worker: null,
+    }));
+    this.hooks = hooks;
+    this.topologyName = t.name;
+    this.timeoutMs = n.timeoutMs;
+    this.attempts = n.attempts;
+    this.repeatMs = n.repeatMs;
+    if (this.repeatTimer) clearInterval(this.repeatTimer);
+    this.repeatTimer = null;
+    if (hooks.length > 0) {
+      this.repeatTimer = setInterval(() => this.repeatDue(), Math.min(60_000, Math.max(1000, Math.floor(this.repeatMs / 4))));
+      this.repeatTimer.unref();
+    }
+  }
+
+  get webhookCount(): number {
+    return this.hooks.length;
+  }
+
+  /** Subscribes to the daemon's events. */
+  attach(events: EventSource): void {
+    const on = <K extends keyof DaemonEvents>(k: K, fn: (e: DaemonEvents[K]) => void) => this.unsubscribe.push(events.on(k, fn));
+    on("diagnosis", (d) => {
+      const n = describeDiagnosis(d);
+      this.active.set(d.key, { notification: n, lastSentAt: this.now(), acknowledged: d.acknowledged });
+      this.send(n);
+    });
+    on("resolved", (r) => {
+      this.active.delete(r.key);
+      // A finding that went under recovery is told by the recovery's own events.
+      if (r.why === "cleared") this.send(describeResolved(r));
+    });
+    on("ack", (a) => {
+      for (const k of a.keys) {
+        const f = this.active.get(k);
+        if (f) f.acknowledged = true;
+      }
+    });
+    on("recovery-start", (e) => this.send(describeStart(e)));
+    on("step-end", (e) => {
+      if (!e.ok) this.send(describeStepFailed(e));
+    });
+    on("recovery-end", (e) => this.send(describeEnd(e)));
+    on("drill", (d) => this.send(describeDrill(d)));
+  }
+
+  /** Queues a notification for every webhook that wants its event. Returns at once. */
+  send(n: Notification): void {
+    if (this.closing.signal.aborted) return;
+    for (const h of this.hooks) {
+      if (h.events && !h.events.has(n.event)) continue;
+      h.queue.push(n);
+      if (h.queue.length > (this.o.maxQueue ?? 1000)) {
+        h.queue.shift();
+        this.o.metrics?.notifications.inc({ webhook: h.name, result: "dropped" });
+        this.o.log.warn({ webhook: h.name }, `notification queue of ${h.name} is full: dropped the oldest`);
+      }
+      h.worker ??= this.drain(h).finally(() => {
+        h.worker = null;
+      });
+    }
+  }
+
+  /** Stops taking notifications; waits up to `graceMs` for queued ones to be delivered. */
+  async close(graceMs = 2000): Promise<void> {
+    for (const u of this.unsubscribe.splice(0)) u();
+    if (this.repeatTimer) clearInterval(this.repeatTimer);
+    const workers = this.hooks.map((h) => h.worker).filter((w): w is Promise<void> => w !== null);
+    const timer = sleep(graceMs, undefined, { ref: false }).then(() => this.closing.abort());
+    await Promise.race([Promise.allSettled(workers), timer]);
+    this.closing.abort();
+  }
+
+  /** Sends again every active, unacknowledged finding last sent `repeatMs` ago (run by a timer; public for tests). */
+  repeatDue(): void {
+    const now = this.now();
+    for (const f of this.active.values()) {
+      if (f.acknowledged || now - f.lastSentAt < this.repeatMs) continue;
+      f.lastSentAt = now;
+      this.send({ ...f.notification, at: now, repeat: true, title: `still: ${f.notification.title}` });
+    }
+  }
+
+  private async drain(h: Hook): Promise<void> {
+    for (let n = h.queue.shift(); n !== undefined; n = h.queue.shift()) {
+      await this.deliver(h, n);
+      if (this.closing.signal.aborted) return;
+    }
+  }
+
+  private async deliver(h: Hook, n: Notification): Promise<void> {
+    const body = JSON.stringify(h.format === "slack" ? slackBody(this.topologyName, n) : jsonBody(this.topologyName, n));
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      let why: string;
+      let final = false;
+      try {
+        const res = await fetch(h.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "user-agent": "failoverd" },
+          body,
+          signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closing.signal]),
+          redirect: "error",
+        });
+        await res.body?.cancel();
+        if (res.ok) {
+          this.o.metrics?.notifications.inc({ webhook: h.name, result: "sent" });
+          return;
+        }
+        why = `HTTP ${res.status}`;
+        final = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
+      } catch (e) {
+        // fetch's message says which network error, never the URL.
+        why = errorMessage((e as { cause?: unknown }).cause ?? e);
+      }
+      if (this.closing.signal.aborted) return;
+      if (final || attempt === this.attempts) {
+        this.o.metrics?.notifications.inc({ webhook: h.name, result: "dropped" });
+        this.o.log.warn({ webhook: h.name, event: n.event, attempts: attempt }, `notification to ${h.name} dropped: ${why}`);
+        return;
+      }
+      this.o.metrics?.notifications.inc({ webhook: h.name, result: "retried" });
+      this.o.log.debug({ webhook: h.name, event: n.event, attempt }, `notification to ${h.name} failed (${why}); retrying`);
+      const delay = Math.min(30_000, (this.o.backoffMs ?? 500) * 2 ** (attempt - 1));
+      await sleep(delay, undefined, { signal: this.closing.signal }).catch(() => {});
+    }
+  }
+}
+
+function jsonBody(topology: string, n: Notification): Record<string, unknown> {
+  return {
+    source: "failoverd",
+    topology,
+    event: n.event,
+    at: new Date(n.at).toISOString(),
+    severity: n.severity,
+    title: n.title,
+    details: n.details,
+    ...(n.repeat ? { repeat: true } : {}),
+    data: n.data,
+  };
+}
+
+function slackBody(topology: string, n: Notification): Record<string, unknown> {
+  const icon = n.severity === "critical" ? ":red_circle:" : n.severity === "warning" ? ":warning:" : ":large_green_circle:";
+  const details = n.details.map((d) => `• ${slackEscape(d)}`).join("\n");
+  return { text: `${icon} *[${slackEscape(topology)}]* ${slackEscape(n.title)}${details ? `\n${details}` : ""}` };
+}
+
+/** Slack's three control characters. */
+function slackEscape(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+
+export function describeDiagnosis(d: DaemonEvents["diagnosis"]): Notification {
+  const what = `${d.diagnosis.name} on ${d.diagnosis.host}`;
+  const title = d.decision.kind === "recover" ? `${what}: running ${d.decision.playbook}` : `${what}: ${d.decision.reason}`;
+  return {
+    event: "diagnosis",
+    at: d.at,
+    severity: d.actionable || d.diagnosis.name === "TwoPrimaries" || d.diagnosis.name === "PairDown" ? "critical" : "warning",
+    title,
+    details: d.diagnosis.evidence,
+    data: { key: d.key, diagnosis: d.diagnosis.name, host: d.diagnosis.host, targets: d.diagnosis.targets, decision: d.decision, since: d.since },
+  };
+}
+
+function describeResolved(r: DaemonEvents["resolved"]): Notification {
+  return {
+    event: "resolved",
+    at: r.at,
+    severity: "info",
+    title: `resolved: ${r.diagnosis.name} on ${r.diagnosis.host} (lasted ${secs(r.sinceMs)})`,
+    details: [],
+    data: { key: r.key, diagnosis: r.diagnosis.name, host: r.diagnosis.host, durationMs: r.sinceMs },
+  };
+}
+
+function describeStart(e: DaemonEvents["recovery-start"]): Notification {
+  return {
+    event: "recovery-start",
+    at: e.at,
+    severity: e.playbook === "switchover" ? "info" : "warning",
+    title: `${e.playbook} for ${e.host} started (${e.diagnosis})`,
+    details: [`recovery ${e.recoveryId}`, `origin: ${e.origin}`],
+    data: { recoveryId: e.recoveryId, playbook: e.playbook, host: e.host, diagnosis: e.diagnosis, origin: e.origin },
+  };
+}
+
+function describeStepFailed(e: DaemonEvents["step-end"]): Notification {
+  return {
+    event: "step-failed",
+    at: e.at,
+    severity: "warning",
+    title: `${e.playbook} for ${e.host}: step ${e.step} failed (attempt ${e.attempt})`,
+    details: [e.title, e.error ?? "no error message"],
+    data: { recoveryId: e.recoveryId, playbook: e.playbook, host: e.host, step: e.step, attempt: e.attempt, error: e.error ?? null },
+  };
+}
+
+function describeEnd(e: DaemonEvents["recovery-end"]): Notification {
+  const how =
+    e.outcome === "interrupted" ? "interrupted by a shutdown; it resumes at the next start" : `${e.outcome} after ${secs(e.durationMs)}`;
+  return {
+    event: "recovery-end",
+    at: e.at,
+    severity: e.outcome === "succeeded" ? "info" : "critical",
+    title: `${e.playbook} for ${e.host} ${how}`,
+    details: e.error ? [e.error] : [],
+    data: { recoveryId: e.recoveryId, playbook: e.playbook, host: e.host, outcome: e.outcome, durationMs: e.durationMs, origin: e.origin, error: e.error ?? null },
+  };
+}
+
+function describeDrill(d: DaemonEvents["drill"]): Notification {
+  const pair = d.pair.join("+");
+  const title =
+    d.outcome === "skipped"
+      ? `drill of ${pair} skipped: ${d.reason ?? "no reason given"}`
+      : `drill of ${pair}: switchover ${d.outcome} in ${secs(d.endedAt - d.startedAt)}${d.outcome === "succeeded" && d.to ? ` (${d.to} is primary now)` : ""}`;
+  return {
+    event: "drill",
+    at: d.endedAt,
+    severity: d.outcome === "succeeded" ? "info" : d.outcome === "skipped" ? "warning" : "critical",
+    title,
+    details: d.reason && d.outcome !== "skipped" ? [d.reason] : [],
+    data: { ...d, pair },
+  };
+}

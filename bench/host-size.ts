@@ -89,7 +89,8 @@ async function trial(n: number): Promise<HostSizeTrial> {
     const report = await simulate(t, {
       target: "redis1",
       fault: "crash",
-      warmupMs: 1000,
+      // A random phase against the check schedule, as in the failover benchmark.
+      warmupMs: 1000 + Math.floor(Math.random() * 200),
       timeoutMs: 40_000,
       hooks: {
         onFault: (at) => {

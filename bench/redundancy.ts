@@ -77,7 +77,7 @@ async function trial(keys: number): Promise<RedundancyTrial> {
     const report = await simulate(t, {
       target: "redis1",
       fault: "crash",
-      warmupMs: 1000,
+      warmupMs: 1000 + Math.floor(Math.random() * 200),
       timeoutMs: 60_000,
       hooks: { beforeFault: () => load(t, keys) },
     });

@@ -118,6 +118,7 @@ export function renderMarkdown(o: BenchOutput): string {
 const FIGURE_ROWS: readonly [keyof FaultSummary & string, string][] = [
   ["detectMs", "detection, ms"],
   ["outageMs", "write outage (longest gap between acknowledged writes), ms"],
+  ["promotedMs", "promoted (failoverd: `promote` step ended, routed; Sentinel: `+switch-master`), ms"],
   ["confirmedToWritesMs", "from confirmed failure to writes flowing, ms"],
   ["failedOps", "failed operations"],
   ["lostAckedWrites", "acknowledged writes lost (writer + prober)"],
@@ -148,7 +149,7 @@ function failoverTables(o: BenchOutput): string[] {
       out.push(`| ${label} | ${cells.join(" | ")} | ${ratios.join(" | ")} |`);
     }
     const failedTrials = systems.map((s) => `${s} ${o.systems?.[s]?.[fault]?.failedTrials ?? 0}`).join(", ");
-    out.push("", `Failed trials (left out of the figures): ${failedTrials}.`, "");
+    out.push("", `Trials that did not recover in time (counted with what they measured): ${failedTrials}.`, "");
   }
   return out;
 }

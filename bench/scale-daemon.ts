@@ -1,12 +1,14 @@
 /**
  * The daemon for the scale benchmark, as its own process so its CPU and memory can be read from /proc: the real
- * Daemon on the given config, with the onCheck hook recording, for every check, when it was due and when it started.
+ * Daemon on the given config with what `failoverd run` attaches to it (metrics, notifications; no HTTP API unless the
+ * config asks), and the onCheck hook recording, for every check, when it was due and when it started.
  * On SIGTERM it writes those samples (`startedAt lateness ok` per line) to the output file, stops and exits.
  *
  * usage: node --import tsx bench/scale-daemon.ts <config.yaml> <samples.txt>
  */
 import { writeFileSync } from "node:fs";
 import { Daemon } from "../src/daemon/daemon.ts";
+import { Ops } from "../src/ops/index.ts";
 import { createLogger } from "../src/log.ts";
 import { createProviders } from "../src/providers/index.ts";
 import { loadTopology } from "../src/topology/load.ts";
@@ -35,13 +37,18 @@ const daemon = new Daemon({
     n++;
   },
 });
+const ops = Ops.attach(daemon, { log });
 await daemon.start();
+await ops.start();
 process.once("SIGTERM", () => {
   const lines: string[] = [];
   for (let i = 0; i < n; i++) lines.push(`${startedAt[i]} ${lateness[i]} ${ok[i]}`);
   writeFileSync(output, `${lines.join("\n")}\n`);
-  daemon.stop().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
+  daemon
+    .stop()
+    .then(() => ops.stop())
+    .then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
 });

@@ -1,8 +1,8 @@
 /**
  * The Redis health probe's connection: PING and `INFO replication` pipelined in one write on a kept
  * connection, the two replies read with a minimal RESP parser, the whole under one deadline. It exists for cost: a
- * daemon checking thousands of endpoints every second spends most of its time in the client library, and this probe
- * needs only three reply types and no command objects, retries or offline queue.
+ * daemon checking thousands of endpoints every second spent much of its time in the client library, and a probe needs
+ * only four reply types and no command objects, retries or offline queue. (Recovery keeps the ioredis admin client.)
  *
  * Contract: `probe(ms)` resolves with the two replies (an error reply becomes a ProbeError `error-reply` or
  * `loading`) or rejects with a ProbeError within `ms`: refused, reset, timeout or protocol, classified as the admin
@@ -27,7 +27,7 @@ const READ_BUFFER = Buffer.alloc(64 * 1024);
 const PROBE = Buffer.from("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n");
 
 interface Pending {
-  /** Replies still expected: AUTH (first probe of a connection only), PING, INFO. */
+  /** Replies received so far, of `expect`: AUTH (first probe of a connection only), PING, INFO. */
   readonly replies: unknown[];
   readonly expect: number;
   readonly authFirst: boolean;
@@ -236,26 +236,31 @@ export function parseReply(buf: Buffer, offset: number, where = "redis"): { repl
 
 /** Keeps one probe connection per endpoint. */
 export class RedisProbePool {
-  private readonly probes = new Map<string, RedisProbe>();
+  private readonly probes = new Map<string, Map<number, RedisProbe>>();
   constructor(
     private readonly auth: RedisAuth = {},
     /** A kept connection to `endpoint` was closed by the other side while idle (see RedisProbe). */
     private readonly onLost?: (endpoint: Endpoint) => void,
   ) {}
 
+  /** By address, then port: no key string built per check. */
   get(endpoint: Endpoint): RedisProbe {
-    const id = endpointId(endpoint);
-    let p = this.probes.get(id);
+    let byPort = this.probes.get(endpoint.address);
+    if (!byPort) {
+      byPort = new Map();
+      this.probes.set(endpoint.address, byPort);
+    }
+    let p = byPort.get(endpoint.port);
     if (!p) {
       const ep = { address: endpoint.address, port: endpoint.port };
       p = new RedisProbe(ep, this.auth, this.onLost ? () => this.onLost?.(ep) : undefined);
-      this.probes.set(id, p);
+      byPort.set(endpoint.port, p);
     }
     return p;
   }
 
   closeAll(): void {
-    for (const p of this.probes.values()) p.close();
+    for (const byPort of this.probes.values()) for (const p of byPort.values()) p.close();
     this.probes.clear();
   }
 }

@@ -50,6 +50,8 @@ export class Daemon {
   private readonly stopping = new AbortController();
   private readonly sleeper = new Sleeper(this.stopping.signal);
   private targetIndex: { readonly of: readonly CheckTarget[]; readonly byId: Map<string, CheckTarget> } | null = null;
+  /** When each target was last checked early because its connection was lost (see checkSoon). */
+  private readonly checkedSoon = new Map<string, number>();
   private readonly health = new Map<string, TargetHealth>();
   private readonly lastRoles = new Map<string, "primary" | "replica">();
   private readonly recoveries = new Map<string, Promise<void>>();
@@ -155,14 +157,26 @@ export class Daemon {
   /**
    * A Redis server closed the kept check connection between checks: its process is most likely gone. Check it, and
    * its twin (whose link to it is the witness), now rather than at their next turn: a crash is then confirmed in
-   * `fall` fast re-checks whatever the phase of the schedule.
+   * `fall` fast re-checks whatever the phase of the schedule, with a fresh witness.
    */
   private checkSoon(ep: { readonly address: string; readonly port: number }): void {
     const t = this.targets.find((x) => x.type === "redis" && x.port === ep.port && this.inventory.addressOf(x.host) === ep.address);
     if (t?.type !== "redis") return;
-    this.sleeper.wake(targetId(t));
+    // At most one early check per target and interval: a server (or a proxy) that closes every idle connection must
+    // not turn this into a busy loop.
+    const soon = (id: string) => {
+      const now = this.now();
+      const prev = this.checkedSoon.get(id);
+      if (prev !== undefined && now - prev < this.rules.intervalMs) return;
+      this.checkedSoon.set(id, now);
+      this.sleeper.wake(id);
+    };
+    soon(targetId(t));
     const twin = twinOf(this.topology, t.host);
-    if (twin) this.sleeper.wake(`${twin}:${t.port}`);
+    // The twin a moment later: it learns of the lost link by the same kernel event, and a check that reached it first
+    // would still say the link is up. Half a fast interval: before the failed server can be confirmed down.
+    const fast = this.rules.fastIntervalMs ?? this.rules.intervalMs;
+    if (twin) setTimeout(() => soon(`${twin}:${t.port}`), Math.max(1, Math.floor(fast / 2))).unref();
   }
 
   /** The current target with this id, by a map rebuilt whenever the target list is replaced. */
@@ -182,7 +196,8 @@ export class Daemon {
       let delay = this.rules.intervalMs;
       if (!this.state.unmonitored.has(target.host)) {
         try {
-          const obs = await this.checker.check({ ...target, address: this.inventory.addressOf(target.host) });
+          const address = this.inventory.addressOf(target.host);
+          const obs = await this.checker.check(address === target.address ? target : { ...target, address });
           this.opts.onCheck?.(id, due, started, obs.ok);
           if (signal.aborted) return;
           if (!this.state.unmonitored.has(target.host)) {

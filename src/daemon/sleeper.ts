@@ -2,15 +2,21 @@
  * Waits that end early when the daemon stops, for thousands of check loops at once.
  *
  * Wake-ups are grouped: a wait ends on the next multiple of `quantumMs` at or after its due time, and every wait due
- * in the same slot shares one timer. The loops of that slot then run their checks in one turn of the event loop, so
- * the process wakes a few hundred times a second instead of once per check: on a large topology most of the cost of
- * a check is waking up for it. A wait is never shorter than asked (unless woken by its key), and at most `quantumMs`
- * longer. One abort listener in all (a listener added and removed per wait would cost a scan of the signal's listener
- * list each time).
+ * in the same slot shares one timer. A wait is never shorter than asked (unless woken by its key), and at most
+ * `quantumMs` longer. One abort listener in all (a listener added and removed per wait would cost a scan of the
+ * signal's listener list each time), and no closure per wait: this runs once per check.
  */
+interface Slot {
+  readonly timer: NodeJS.Timeout;
+  readonly waiting: (() => void)[];
+}
+
 export class Sleeper {
-  private readonly slots = new Map<number, { readonly timer: NodeJS.Timeout; readonly wake: (() => void)[] }>();
-  /** Waits that can be ended early, by key. A waiter resolved twice (early, then by its slot) is harmless. */
+  private readonly slots = new Map<number, Slot>();
+  /**
+   * The last wait of each key. It may have ended already (by its slot): resolving it again does nothing, so there is
+   * nothing to clean up when a slot fires, and a key's next wait replaces it.
+   */
   private readonly keyed = new Map<string, () => void>();
 
   constructor(
@@ -33,23 +39,19 @@ export class Sleeper {
     const q = this.quantumMs;
     const slot = Math.ceil((now + Math.max(0, ms)) / q) * q;
     return new Promise((resolve) => {
-      let done = resolve;
-      if (key !== undefined) {
-        done = () => {
-          if (this.keyed.get(key) === done) this.keyed.delete(key);
-          resolve();
-        };
-        this.keyed.set(key, done);
-      }
+      if (key !== undefined) this.keyed.set(key, resolve);
       const s = this.slots.get(slot);
-      if (s) s.wake.push(done);
-      else this.slots.set(slot, { timer: setTimeout(() => this.fire(slot), slot - now), wake: [done] });
+      if (s) s.waiting.push(resolve);
+      else this.slots.set(slot, { timer: setTimeout(() => this.fire(slot), slot - now), waiting: [resolve] });
     });
   }
 
   /** Ends the wait of `key` now, if it is waiting. */
   wake(key: string): void {
-    this.keyed.get(key)?.();
+    const resolve = this.keyed.get(key);
+    if (!resolve) return;
+    this.keyed.delete(key);
+    resolve();
   }
 
   private fire(slot: number): void {
@@ -57,6 +59,6 @@ export class Sleeper {
     if (!s) return;
     this.slots.delete(slot);
     clearTimeout(s.timer);
-    for (const wake of s.wake) wake();
+    for (const resolve of s.waiting) resolve();
   }
 }

@@ -170,7 +170,7 @@ function hostSizeTable(h: HostSizeResults): string[] {
 
 function scaleTable(s: ScaleResults): string[] {
   const out = [
-    "**Scale**: the daemon alone (its own process), every endpoint checked every second",
+    "**Scale**: the daemon as `failoverd run` builds it (its own process, metrics attached), every endpoint checked every second",
     "",
     "| endpoints | CPU, % of one core | check lateness p50 / p99 / max, ms | resident memory, MiB | CPU per check, us | checks/s (failed) |",
     "|---|---|---|---|---|---|",

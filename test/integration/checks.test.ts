@@ -17,6 +17,7 @@ import { HaproxyCommandError, ProbeError } from "../../src/errors.ts";
 import { sandboxStatus } from "../../src/providers/local/up.ts";
 import { Inventory } from "../../src/topology/inventory.ts";
 import { startSandbox, testTopology } from "../helpers/sandbox.ts";
+import { isGone } from "../../src/providers/local/processes.ts";
 
 const TIMEOUT_MS = 500;
 /** A hung server's check must return within its timeout plus this margin. */
@@ -67,21 +68,6 @@ function childrenOf(pid: number): number[] {
   return text === "" ? [] : text.split(/\s+/).map(Number);
 }
 
-/** The process has exited: no such PID any more, or only a zombie left (its sockets are closed by then). */
-function exited(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state === "Z" || state === "X";
-  } catch {
-    return true;
-  }
-}
 
 function sigstop(pid: number): void {
   stopped.add(pid);
@@ -300,7 +286,7 @@ describe("checks against a real sandbox (net 21)", { timeout: 120_000 }, () => {
     process.kill(pid, "SIGKILL");
     // Wait until it has exited (reaped, or a zombie): only then has it closed its listening socket. The sandbox's
     // own "gone" comes earlier, while the process is still exiting and the port still accepts connections.
-    await waitUntil("the killed redis-server has exited", () => exited(pid));
+    await waitUntil("the killed redis-server has exited", () => isGone(pid));
     const rec = sandboxStatus(t).machines.find((x) => x.host === "redis2")?.processes.find((p) => p.pid === pid);
     assert.equal(rec?.state, "gone");
     const o = await checkRedis(redisTarget("redis2", 9002), redisClient("redis2", 9002), TIMEOUT_MS);

@@ -13,6 +13,7 @@ import type { Diagnosis } from "../../src/checks/detector.ts";
 import type { Observation } from "../../src/checks/observation.ts";
 import { sandboxStatus } from "../../src/providers/local/up.ts";
 import { assertAddressesFree, testTopology } from "../helpers/sandbox.ts";
+import { isGone } from "../../src/providers/local/processes.ts";
 
 /** The repository root (/work/main): the CLI runs from there. */
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -112,21 +113,6 @@ function redisPid(host: string, port: number): number {
   return p.pid;
 }
 
-/** Gone: no such process, or only a zombie left (it has exited; its parent has not reaped it yet). */
-function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state === "Z" || state === "X";
-  } catch {
-    return true;
-  }
-}
 
 function childrenOf(pid: number): number[] {
   try {

@@ -4,7 +4,6 @@
  * the destructive one (SIGKILL) runs last.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HaproxyAdminClient } from "../../src/admin/haproxy.ts";
@@ -17,7 +16,7 @@ import { HaproxyCommandError, ProbeError } from "../../src/errors.ts";
 import { sandboxStatus } from "../../src/providers/local/up.ts";
 import { Inventory } from "../../src/topology/inventory.ts";
 import { startSandbox, testTopology } from "../helpers/sandbox.ts";
-import { isGone } from "../../src/providers/local/processes.ts";
+import { descendants, isGone } from "../../src/providers/local/processes.ts";
 
 const TIMEOUT_MS = 500;
 /** A hung server's check must return within its timeout plus this margin. */
@@ -62,11 +61,6 @@ function pidOf(host: string, kind: "redis" | "haproxy", port?: number): number {
   return p.pid;
 }
 
-/** Direct children of a process (HAProxy's workers under its master-worker master). */
-function childrenOf(pid: number): number[] {
-  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
-  return text === "" ? [] : text.split(/\s+/).map(Number);
-}
 
 
 function sigstop(pid: number): void {
@@ -257,7 +251,7 @@ describe("checks against a real sandbox (net 21)", { timeout: 120_000 }, () => {
     assert.match(await admin.raw("show info"), /^Name: HAProxy/m);
     const master = pidOf("haproxy2", "haproxy");
     // Master-worker mode: the worker answers the Runtime API, so the whole process tree is stopped.
-    const pids = [master, ...childrenOf(master)];
+    const pids = [master, ...descendants(master)];
     assert.ok(pids.length >= 2, `HAProxy master ${master} has no worker`);
     for (const pid of pids) sigstop(pid);
     try {

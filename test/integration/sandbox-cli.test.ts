@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -13,7 +12,7 @@ import type { Diagnosis } from "../../src/checks/detector.ts";
 import type { Observation } from "../../src/checks/observation.ts";
 import { sandboxStatus } from "../../src/providers/local/up.ts";
 import { assertAddressesFree, testTopology } from "../helpers/sandbox.ts";
-import { isGone } from "../../src/providers/local/processes.ts";
+import { descendants, isGone } from "../../src/providers/local/processes.ts";
 
 /** The repository root (/work/main): the CLI runs from there. */
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -114,14 +113,6 @@ function redisPid(host: string, port: number): number {
 }
 
 
-function childrenOf(pid: number): number[] {
-  try {
-    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
-    return text === "" ? [] : text.split(/\s+/).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 async function waitUntil(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -187,7 +178,7 @@ describe("the failoverd CLI against a real sandbox (net 22)", { timeout: 180_000
         assert.equal(p.state, "running", `${m.host} ${p.kind}${p.port ? `:${p.port}` : ""} pid ${p.pid} is ${p.state}`);
         assert.ok(Number.isInteger(p.pid) && p.pid > 1);
         listedPids.push(p.pid);
-        if (p.kind === "haproxy") workerPids.push(...childrenOf(p.pid));
+        if (p.kind === "haproxy") workerPids.push(...descendants(p.pid));
       }
       const redisPorts = m.processes.filter((p) => p.kind === "redis").map((p) => p.port);
       if (m.role === "redis") assert.deepEqual(redisPorts.sort(), [9001, 9002]);

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { mulberry32 } from "../helpers/random.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const SANDBOX = readFileSync(join(REPO, "config/sandbox.yaml"), "utf8");
@@ -46,17 +47,6 @@ function assertConfigRefused(r: Result, mention?: RegExp): void {
   if (mention) assert.match(lines[0]!, mention, detail);
 }
 
-/** A seeded PRNG (mulberry32), so the random file is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let dir = "";
 const file = (name: string) => join(dir, name);

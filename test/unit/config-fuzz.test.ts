@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { main } from "../../src/cli/main.ts";
+import { mulberry32 } from "../helpers/random.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const SANDBOX_PATH = join(REPO, "config/sandbox.yaml");
@@ -84,17 +85,6 @@ function contractBreach(r: CliResult): string | null {
   return null;
 }
 
-/** A seeded PRNG (mulberry32): the same mutants on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 const int = (rand: Random, n: number): number => Math.floor(rand() * n);

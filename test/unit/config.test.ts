@@ -9,6 +9,7 @@ import { stringify } from "yaml";
 import { ConfigError } from "../../src/errors.ts";
 import { DEFAULT_CONFIG_PATH, parseTopology } from "../../src/topology/load.ts";
 import type { Topology } from "../../src/topology/topology.ts";
+import { mulberry32 } from "../helpers/random.ts";
 
 const SANDBOX_TEXT = readFileSync(DEFAULT_CONFIG_PATH, "utf8");
 
@@ -116,17 +117,6 @@ function assertConfigError(e: unknown, source: string): asserts e is ConfigError
 /** A problem starts with a path such as `hosts.redis1.ports[1]: ` or `pairs[0]: `. */
 const PATH_PREFIX = /^[a-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+|\[\d+\])*: \S/;
 
-/** A tiny seeded PRNG (mulberry32): the same buffers on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("parseTopology: valid configs", () => {
   test("the bundled config/sandbox.yaml loads: 5 hosts, 1 pair on ports 9001 and 9002", () => {

@@ -16,7 +16,7 @@ import { HaproxyCommandError, ProbeError } from "../../src/errors.ts";
 import { sandboxStatus } from "../../src/providers/local/up.ts";
 import { Inventory } from "../../src/topology/inventory.ts";
 import { startSandbox, testTopology } from "../helpers/sandbox.ts";
-import { descendants, isGone } from "../../src/providers/local/processes.ts";
+import { descendants, isGone, isStopped } from "../../src/providers/local/processes.ts";
 
 const TIMEOUT_MS = 500;
 /** A hung server's check must return within its timeout plus this margin. */
@@ -255,6 +255,8 @@ describe("checks against a real sandbox (net 21)", { timeout: 120_000 }, () => {
     assert.ok(pids.length >= 2, `HAProxy master ${master} has no worker`);
     for (const pid of pids) sigstop(pid);
     try {
+      // A signal is delivered asynchronously: a worker running on the other core could still answer one request.
+      await waitUntil("every HAProxy process is stopped", () => pids.every((pid) => isStopped({ pid, marker: "" })));
       const start = performance.now();
       await assert.rejects(admin.raw("show servers state"), (e: unknown) => {
         assert.ok(e instanceof ProbeError, `not a ProbeError: ${String(e)}`);

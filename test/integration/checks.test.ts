@@ -280,8 +280,9 @@ describe("checks against a real sandbox (net 21)", { timeout: 120_000 }, () => {
   test("checkRedis on a SIGKILLed server: ok false with kind refused (destructive, runs last)", async () => {
     const pid = pidOf("redis2", "redis", 9002);
     process.kill(pid, "SIGKILL");
-    // Wait until it has exited (reaped, or a zombie): only then has it closed its listening socket. The sandbox's
-    // own "gone" comes earlier, while the process is still exiting and the port still accepts connections.
+    // Wait until every thread has exited (reaped, or a zombie): only then is its listening socket closed. The leader
+    // alone turns zombie earlier, while redis-server's other threads still hold the socket, and a connection then is
+    // accepted and reset rather than refused.
     await waitUntil("the killed redis-server has exited", () => isGone(pid));
     const rec = sandboxStatus(t).machines.find((x) => x.host === "redis2")?.processes.find((p) => p.pid === pid);
     assert.equal(rec?.state, "gone");

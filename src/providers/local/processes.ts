@@ -3,7 +3,7 @@
  * and stopped only by PID, after checking that the PID still belongs to the process we started (PID reuse).
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { canConnect } from "../../admin/tcp.ts";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -39,13 +39,24 @@ export function isRunning(p: StartedProcess): boolean {
 
 /** True once the PID no longer exists or is a zombie: its sockets are closed. */
 export function isGone(pid: number): boolean {
+  // A thread-group leader shows "Z" as soon as its own thread has exited, while its other threads (redis-server's
+  // bio and io threads) may still be exiting and still hold the shared file table, listening socket included. So
+  // the process is gone only when every one of its threads is a zombie or has vanished.
+  let tasks: string[];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state === "Z" || state === "X";
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return true;
   }
+  return [String(pid), ...tasks].every((tid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      return state === "Z" || state === "X";
+    } catch {
+      return true;
+    }
+  });
 }
 
 /** The PIDs of a process's children, grandchildren... (HAProxy's workers under its master). */

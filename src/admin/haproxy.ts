@@ -1,6 +1,8 @@
 /**
- * An HAProxy Runtime API client over a TCP (or unix) socket. HAProxy answers one command per connection and closes;
- * this client writes `cmd\n` and reads to the end, under a deadline. Every reply is parsed: a reply that is not the
+ * An HAProxy Runtime API client over a TCP (or unix) socket. HAProxy answers one line per connection and closes;
+ * this client writes the line and reads to the end, under a deadline. A line may hold several commands separated by
+ * `;`: HAProxy runs them all, in order, and ends each reply with an empty line, so the changes of a whole recovery
+ * step (16 ports: 32 commands) go to an HAProxy on one connection. Every reply is parsed: a reply that is not the
  * documented success becomes a HaproxyCommandError, because the API prints errors as plain text with no status code.
  */
 import { createConnection } from "node:net";
@@ -31,12 +33,84 @@ export interface StatRow {
   readonly address: string;
 }
 
-export type AdminTarget = { readonly address: string; readonly port: number } | { readonly socketPath: string };
+/** One change to one server of an HAProxy, sent with `HaproxyAdminClient.apply`. */
+export type ServerCommand =
+  | { readonly op: "state"; readonly backend: string; readonly server: string; readonly state: AdminState }
+  /** A forced health result: temporary (the next checks override it), used to skip `rise` after a verified change. */
+  | { readonly op: "health"; readonly backend: string; readonly server: string; readonly health: "up" | "down" }
+  | { readonly op: "shutdown-sessions"; readonly backend: string; readonly server: string }
+  | { readonly op: "addr"; readonly backend: string; readonly server: string; readonly address: string; readonly port: number };
 
-const targetName = (t: AdminTarget) => ("socketPath" in t ? t.socketPath : `${t.address}:${t.port}`);
+/** Builders of ServerCommands: `cmd.state("be_redis_9001", "redis1", "maint")`. */
+export const cmd = {
+  state: (backend: string, server: string, state: AdminState): ServerCommand => ({ op: "state", backend, server, state }),
+  health: (backend: string, server: string, health: "up" | "down"): ServerCommand => ({ op: "health", backend, server, health }),
+  shutdownSessions: (backend: string, server: string): ServerCommand => ({ op: "shutdown-sessions", backend, server }),
+  addr: (backend: string, server: string, address: string, port: number): ServerCommand => ({ op: "addr", backend, server, address, port }),
+};
+
+/** The Runtime API text of a command. */
+export function commandText(c: ServerCommand): string {
+  const at = `${c.backend}/${c.server}`;
+  switch (c.op) {
+    case "state":
+      return `set server ${at} state ${c.state}`;
+    case "health":
+      return `set server ${at} health ${c.health}`;
+    case "shutdown-sessions":
+      return `shutdown sessions server ${at}`;
+    case "addr":
+      if (!Number.isInteger(c.port) || c.port < 1 || c.port > 65535) throw new Error(`refusing port ${c.port} for ${at}`);
+      return `set server ${at} addr ${c.address} port ${c.port}`;
+  }
+}
 
 /** Replies that mean "done" for `set server ... addr` (which prints a sentence even on success). */
 const ADDR_OK = /^(IP changed from|no need to change the addr|port changed from|IP and port changed)/i;
+
+/** Null when `reply` is the documented success of `c`; else the reply, as the error to report. */
+function replyError(c: ServerCommand, reply: string): string | null {
+  const text = reply.trim();
+  if (text === "") return null;
+  if (c.op === "addr" && ADDR_OK.test(text)) return null;
+  return text;
+}
+
+/**
+ * Splits the reply to a `;`-separated line into one reply per command. Each reply is its text and an empty line: a
+ * command that succeeds silently answers a lone newline; the last reply may end with the connection instead. Null when
+ * the replies do not add up to `count`.
+ */
+export function splitReplies(text: string, count: number): string[] | null {
+  const out: string[] = [];
+  let pos = 0;
+  while (out.length < count) {
+    if (pos >= text.length) return null;
+    if (text[pos] === "\n") {
+      out.push("");
+      pos += 1;
+      continue;
+    }
+    const end = text.indexOf("\n\n", pos);
+    if (end < 0) {
+      // The last reply may end with the connection instead of an empty line.
+      if (out.length !== count - 1) return null;
+      out.push(text.slice(pos));
+      pos = text.length;
+      break;
+    }
+    out.push(text.slice(pos, end + 1));
+    pos = end + 2;
+  }
+  return text.slice(pos).trim() === "" ? out : null;
+}
+
+/** A `;`-separated line stays well under HAProxy's CLI buffer (`tune.bufsize`, 16 KiB by default). */
+const MAX_LINE = 8192;
+
+export type AdminTarget = { readonly address: string; readonly port: number } | { readonly socketPath: string };
+
+const targetName = (t: AdminTarget) => ("socketPath" in t ? t.socketPath : `${t.address}:${t.port}`);
 
 export class HaproxyAdminClient {
   constructor(
@@ -51,6 +125,35 @@ export class HaproxyAdminClient {
   /** Sends one command and returns the whole reply. Rejects with a ProbeError on connect failure or deadline. */
   raw(command: string): Promise<string> {
     if (/[\n;]/.test(command)) return Promise.reject(new Error(`refusing a multi-command string: ${command}`));
+    return this.send(command, `'${command}'`);
+  }
+
+  /**
+   * Sends the commands on as few connections as fit (one, for any recovery step), in order, and checks every reply.
+   * HAProxy runs every command of a line even after one fails; the first failure is then thrown.
+   */
+  async apply(commands: readonly ServerCommand[]): Promise<void> {
+    const texts = commands.map(commandText);
+    const bad = texts.find((t) => /[\n;]/.test(t));
+    if (bad !== undefined) throw new Error(`refusing a command with a separator in it: ${bad}`);
+    let first = 0;
+    while (first < texts.length) {
+      let end = first + 1;
+      let length = texts[first]!.length;
+      while (end < texts.length && length + 1 + texts[end]!.length <= MAX_LINE) length += 1 + texts[end++]!.length;
+      const line = texts.slice(first, end).join(";");
+      const label = end - first === 1 ? `'${line}'` : `${end - first} commands ('${texts[first]}'...)`;
+      const replies = splitReplies(await this.send(line, label), end - first);
+      if (!replies) throw new HaproxyCommandError(line, "the replies do not match the commands (connection closed early?)");
+      for (let i = 0; i < replies.length; i++) {
+        const error = replyError(commands[first + i]!, replies[i]!);
+        if (error !== null) throw new HaproxyCommandError(texts[first + i]!, error);
+      }
+      first = end;
+    }
+  }
+
+  private send(line: string, label: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket =
         "socketPath" in this.target
@@ -67,23 +170,17 @@ export class HaproxyAdminClient {
         else resolve(value ?? "");
       };
       const timer = setTimeout(
-        () => finish(new ProbeError("timeout", `HAProxy ${this.name}: no answer to '${command}' within ${this.timeoutMs} ms`)),
+        () => finish(new ProbeError("timeout", `HAProxy ${this.name}: no answer to ${label} within ${this.timeoutMs} ms`)),
         this.timeoutMs,
       );
-      socket.on("connect", () => socket.end(`${command}\n`));
+      socket.on("connect", () => socket.end(`${line}\n`));
       socket.on("data", (d: Buffer) => chunks.push(d));
       socket.on("end", () => finish(null, Buffer.concat(chunks).toString("utf8")));
       socket.on("error", (e: NodeJS.ErrnoException) => {
         const kind = e.code === "ECONNREFUSED" || e.code === "ENOENT" ? "refused" : "reset";
-        finish(new ProbeError(kind, `HAProxy ${this.name}: ${e.code ?? e.message} on '${command}'`));
+        finish(new ProbeError(kind, `HAProxy ${this.name}: ${e.code ?? e.message} on ${label}`));
       });
     });
-  }
-
-  /** Runs a command whose success reply is empty; anything else is an error. */
-  async exec(command: string): Promise<void> {
-    const reply = await this.raw(command);
-    if (reply.trim() !== "") throw new HaproxyCommandError(command, reply);
   }
 
   async showServersState(backend?: string): Promise<ServerState[]> {
@@ -96,23 +193,19 @@ export class HaproxyAdminClient {
   }
 
   setState(backend: string, server: string, state: AdminState): Promise<void> {
-    return this.exec(`set server ${backend}/${server} state ${state}`);
+    return this.apply([cmd.state(backend, server, state)]);
   }
 
-  /** A forced health result: temporary (the next checks override it), used to skip `rise` after a verified change. */
   setHealth(backend: string, server: string, health: "up" | "down"): Promise<void> {
-    return this.exec(`set server ${backend}/${server} health ${health}`);
+    return this.apply([cmd.health(backend, server, health)]);
   }
 
   shutdownSessions(backend: string, server: string): Promise<void> {
-    return this.exec(`shutdown sessions server ${backend}/${server}`);
+    return this.apply([cmd.shutdownSessions(backend, server)]);
   }
 
-  async setAddr(backend: string, server: string, address: string, port: number): Promise<void> {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`refusing port ${port} for ${backend}/${server}`);
-    const cmd = `set server ${backend}/${server} addr ${address} port ${port}`;
-    const reply = (await this.raw(cmd)).trim();
-    if (reply !== "" && !ADDR_OK.test(reply)) throw new HaproxyCommandError(cmd, reply);
+  setAddr(backend: string, server: string, address: string, port: number): Promise<void> {
+    return this.apply([cmd.addr(backend, server, address, port)]);
   }
 }
 

@@ -2,7 +2,7 @@
  * Dry-run: wraps a provider set. Reads pass through to the real world; every write is recorded and described
  * ("would terminate sandbox-redis1-1 (redis1 at 127.0.1.1)") and changes nothing.
  */
-import type { AdminState } from "../admin/haproxy.ts";
+import { commandText, type ServerCommand } from "../admin/haproxy.ts";
 import { type Endpoint, endpointId } from "../admin/redis.ts";
 import type { LaunchRequest, Machine, Providers } from "./types.ts";
 
@@ -79,17 +79,8 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
     },
     haproxy: {
       serversState: (h, b) => real.haproxy.serversState(h, b),
-      async setState(h: Endpoint, b: string, s: string, state: AdminState): Promise<void> {
-        r.record("haproxy", `would send 'set server ${b}/${s} state ${state}' to ${hap(h)}`);
-      },
-      async setHealth(h: Endpoint, b: string, s: string, health: "up" | "down"): Promise<void> {
-        r.record("haproxy", `would send 'set server ${b}/${s} health ${health}' to ${hap(h)}`);
-      },
-      async shutdownSessions(h: Endpoint, b: string, s: string): Promise<void> {
-        r.record("haproxy", `would send 'shutdown sessions server ${b}/${s}' to ${hap(h)}`);
-      },
-      async setAddr(h: Endpoint, b: string, s: string, address: string, port: number): Promise<void> {
-        r.record("haproxy", `would send 'set server ${b}/${s} addr ${address} port ${port}' to ${hap(h)}`);
+      async apply(h: Endpoint, commands: readonly ServerCommand[]): Promise<void> {
+        for (const c of commands) r.record("haproxy", `would send '${commandText(c)}' to ${hap(h)}`);
       },
     },
     close: () => real.close(),

@@ -1,6 +1,6 @@
 /** RedisAdmin and HaproxyAdmin over the network: the real implementations that every provider set uses. */
 import { HaproxyAdminClient } from "../admin/haproxy.ts";
-import type { AdminState, ServerState } from "../admin/haproxy.ts";
+import type { ServerCommand, ServerState } from "../admin/haproxy.ts";
 import { type Endpoint, type RedisAuth, RedisClientPool, type RoleReply } from "../admin/redis.ts";
 import type { HaproxyAdmin, RedisAdmin } from "./types.ts";
 
@@ -49,16 +49,7 @@ export class NetHaproxyAdmin implements HaproxyAdmin {
   serversState(h: Endpoint, backend?: string): Promise<ServerState[]> {
     return this.client(h).showServersState(backend);
   }
-  setState(h: Endpoint, backend: string, server: string, state: AdminState): Promise<void> {
-    return this.client(h).setState(backend, server, state);
-  }
-  setHealth(h: Endpoint, backend: string, server: string, health: "up" | "down"): Promise<void> {
-    return this.client(h).setHealth(backend, server, health);
-  }
-  shutdownSessions(h: Endpoint, backend: string, server: string): Promise<void> {
-    return this.client(h).shutdownSessions(backend, server);
-  }
-  setAddr(h: Endpoint, backend: string, server: string, address: string, port: number): Promise<void> {
-    return this.client(h).setAddr(backend, server, address, port);
+  apply(h: Endpoint, commands: readonly ServerCommand[]): Promise<void> {
+    return this.client(h).apply(commands);
   }
 }

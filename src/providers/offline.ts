@@ -49,10 +49,7 @@ export function offlineReads(real: Providers, placeOf: (host: string) => { addre
     },
     haproxy: {
       serversState: (h) => notContacted(`the Runtime API of ${h.address}:${h.port}`),
-      setState: (h, b, s, state) => real.haproxy.setState(h, b, s, state),
-      setHealth: (h, b, s, health) => real.haproxy.setHealth(h, b, s, health),
-      shutdownSessions: (h, b, s) => real.haproxy.shutdownSessions(h, b, s),
-      setAddr: (h, b, s, address, port) => real.haproxy.setAddr(h, b, s, address, port),
+      apply: (h, commands) => real.haproxy.apply(h, commands),
     },
     close: () => real.close(),
   };

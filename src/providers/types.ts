@@ -3,7 +3,7 @@
  * dry-run) passes the same contract suite (test/contract/). Each method takes an AbortSignal: nothing waits forever.
  */
 import type { Endpoint, RoleReply } from "../admin/redis.ts";
-import type { AdminState, ServerState } from "../admin/haproxy.ts";
+import type { ServerCommand, ServerState } from "../admin/haproxy.ts";
 
 export type MachineRole = "redis" | "haproxy" | "app";
 
@@ -104,10 +104,11 @@ export interface RedisAdmin {
 /** HAProxy Runtime API administration, addressed by the HAProxy's admin endpoint. */
 export interface HaproxyAdmin {
   serversState(haproxy: Endpoint, backend?: string): Promise<ServerState[]>;
-  setState(haproxy: Endpoint, backend: string, server: string, state: AdminState): Promise<void>;
-  setHealth(haproxy: Endpoint, backend: string, server: string, health: "up" | "down"): Promise<void>;
-  shutdownSessions(haproxy: Endpoint, backend: string, server: string): Promise<void>;
-  setAddr(haproxy: Endpoint, backend: string, server: string, address: string, port: number): Promise<void>;
+  /**
+   * Applies the changes in order, on one connection where they fit, and checks every reply: the first change HAProxy
+   * refused is thrown (after it has run all of them). Each change is idempotent, so a retry is safe.
+   */
+  apply(haproxy: Endpoint, commands: readonly ServerCommand[]): Promise<void>;
 }
 
 /** Everything a playbook may touch. */

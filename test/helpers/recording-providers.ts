@@ -10,7 +10,7 @@
  * `RecordingMonitor` is the daemon's MonitorControl for these tests: it records into the same `calls` (so the
  * runbook's first and last lines take part in ordering and fault injection) and reports killed hosts as down.
  */
-import type { AdminState, ServerState } from "../../src/admin/haproxy.ts";
+import type { ServerCommand, ServerState } from "../../src/admin/haproxy.ts";
 import { renderForHost } from "../../src/admin/haproxy-config.ts";
 import type { Endpoint, RoleReply } from "../../src/admin/redis.ts";
 import type { TargetStatus } from "../../src/checks/detector.ts";
@@ -421,30 +421,58 @@ export class RecordingProviders implements Providers {
       const h = this.reachableHaproxy(admin);
       return h.rows.filter((r) => backend === undefined || r.backend === backend).map(toServerState);
     },
-    setState: async (admin: Endpoint, backend: string, server: string, state: AdminState): Promise<void> => {
-      const cmd = `haproxy.setState ${epId(admin)} ${backend} ${server} ${state}`;
-      if (this.record(cmd)) return;
-      const row = this.row(admin, backend, server, cmd);
-      row.inMaint = state === "maint";
-    },
-    setHealth: async (admin: Endpoint, backend: string, server: string, health: "up" | "down"): Promise<void> => {
-      const cmd = `haproxy.setHealth ${epId(admin)} ${backend} ${server} ${health}`;
-      if (this.record(cmd)) return;
-      this.row(admin, backend, server, cmd).isUp = health === "up";
-    },
-    shutdownSessions: async (admin: Endpoint, backend: string, server: string): Promise<void> => {
-      const cmd = `haproxy.shutdownSessions ${epId(admin)} ${backend} ${server}`;
-      if (this.record(cmd)) return;
-      this.row(admin, backend, server, cmd);
-    },
-    setAddr: async (admin: Endpoint, backend: string, server: string, address: string, port: number): Promise<void> => {
-      const cmd = `haproxy.setAddr ${epId(admin)} ${backend} ${server} ${address} ${port}`;
-      if (this.record(cmd)) return;
-      const row = this.row(admin, backend, server, cmd);
-      row.address = address;
-      row.port = port;
+    /**
+     * Records each command as its own call ("haproxy.setState 127.0.2.1:9999 be_redis_9001 redis1 maint"), so tests
+     * see the order of the effects. Like HAProxy, every command of the batch runs; the first refusal is thrown.
+     */
+    apply: async (admin: Endpoint, commands: readonly ServerCommand[]): Promise<void> => {
+      let first: unknown;
+      let failed = false;
+      for (const c of commands) {
+        try {
+          this.applyOne(admin, c);
+        } catch (e) {
+          // A connection that fails fails the whole batch: nothing after it is sent.
+          if (e instanceof ProbeError) throw e;
+          if (!failed) first = e;
+          failed = true;
+        }
+      }
+      if (failed) throw first;
     },
   };
+
+  private applyOne(admin: Endpoint, c: ServerCommand): void {
+    const at = `${epId(admin)} ${c.backend} ${c.server}`;
+    switch (c.op) {
+      case "state": {
+        const call = `haproxy.setState ${at} ${c.state}`;
+        if (this.record(call)) return;
+        this.row(admin, c.backend, c.server, call).inMaint = c.state === "maint";
+        return;
+      }
+      case "health": {
+        const call = `haproxy.setHealth ${at} ${c.health}`;
+        if (this.record(call)) return;
+        this.row(admin, c.backend, c.server, call).isUp = c.health === "up";
+        return;
+      }
+      case "shutdown-sessions": {
+        const call = `haproxy.shutdownSessions ${at}`;
+        if (this.record(call)) return;
+        this.row(admin, c.backend, c.server, call);
+        return;
+      }
+      case "addr": {
+        const call = `haproxy.setAddr ${at} ${c.address} ${c.port}`;
+        if (this.record(call)) return;
+        const row = this.row(admin, c.backend, c.server, call);
+        row.address = c.address;
+        row.port = c.port;
+        return;
+      }
+    }
+  }
 
   async close(): Promise<void> {}
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { HaproxyAdminClient } from "../../src/admin/haproxy.ts";
+import { cmd, HaproxyAdminClient } from "../../src/admin/haproxy.ts";
 import { RedisAdminClient } from "../../src/admin/redis.ts";
 import { checkHaproxy, type HaproxyTarget } from "../../src/checks/haproxy.ts";
 import type { RedisObservation } from "../../src/checks/observation.ts";
@@ -199,6 +199,41 @@ describe("checks against a real sandbox (net 21)", { timeout: 120_000 }, () => {
       return true;
     });
     await assert.rejects(admin.setState("be_no_such_backend", "redis1", "maint"), HaproxyCommandError);
+  });
+
+  test("HaproxyAdminClient.apply: a batch runs in order; a refused command is named and the others still take effect", async () => {
+    const admin = adminOf("haproxy1");
+    const maintOf = async () => {
+      const rows = await admin.showServersState();
+      return ["be_redis_9001", "be_redis_9002"].map((b) => rows.find((r) => r.backend === b && r.server === "redis1")?.inMaint);
+    };
+    assert.deepEqual(await maintOf(), [false, false]);
+    try {
+      await assert.rejects(
+        admin.apply([
+          cmd.state("be_redis_9001", "redis1", "maint"),
+          cmd.state("be_redis_9001", "no-such-server", "maint"),
+          cmd.addr("be_redis_9002", "redis1", "127.21.1.1", 9002),
+          cmd.state("be_redis_9002", "redis1", "maint"),
+        ]),
+        (e: unknown) => {
+          assert.ok(e instanceof HaproxyCommandError, `not a HaproxyCommandError: ${String(e)}`);
+          assert.equal(e.command, "set server be_redis_9001/no-such-server state maint");
+          assert.match(e.reply, /No such server/);
+          return true;
+        },
+      );
+      assert.deepEqual(await maintOf(), [true, true], "the commands before and after the refused one ran");
+      // More than one line's worth (about 14 KiB): sent on several connections, every reply checked.
+      await admin.apply(Array.from({ length: 300 }, (_, i) => cmd.state(`be_redis_${9001 + (i % 2)}`, "redis1", "ready")));
+      assert.deepEqual(await maintOf(), [false, false]);
+    } finally {
+      await admin.apply([cmd.state("be_redis_9001", "redis1", "ready"), cmd.state("be_redis_9002", "redis1", "ready")]);
+    }
+    await waitUntil("redis1 is up again on haproxy1", async () => {
+      const rows = await admin.showServersState();
+      return rows.filter((r) => r.server === "redis1" && r.backend.startsWith("be_redis_")).every((r) => r.isUp);
+    });
   });
 
   test("checkRedis: an error reply (NOAUTH) is ok false with kind error-reply", async () => {

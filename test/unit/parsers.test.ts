@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { ReplyError } from "ioredis";
-import { parseServersState, parseStat } from "../../src/admin/haproxy.ts";
+import { cmd, commandText, parseServersState, parseStat, splitReplies } from "../../src/admin/haproxy.ts";
 import { redisBackendName, relayBackendName, renderForHost, renderHaproxyConfig } from "../../src/admin/haproxy-config.ts";
 import { classify, type Endpoint, parseInfo, parseRole } from "../../src/admin/redis.ts";
 import { parseReplicas } from "../../src/checks/redis.ts";
@@ -470,6 +470,36 @@ const CAPTURED_STAT_ROWS = [
   "be_redis_9001,redis2,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT,1,0,1,0,0,2,2,,1,3,2,,0,,2,0,,0,,,,,,,,,,,,,,0,0,,,,,-1,,,0,0,0,0,,,,,,,,,,,,127.0.1.2:9001,,tcp,,,,,,,,0,0,0,,,0,,0,0,0,0,0,0,0,0,0,1,,,,-,0,0,0,,,,,,,,,,,,,,,,,,,,,,",
   "be_redis_9001,BACKEND,0,0,0,0,400,0,0,0,0,0,,0,0,0,0,DOWN,0,0,0,,1,2,2,,1,3,0,,0,,1,0,,0,,,,,,,,,,,,,,0,0,0,0,0,0,-1,,,0,0,0,0,,,,,,,,,,,,,,tcp,first,,,,,,,0,0,0,,,,,0,0,0,0,0,,,,,0,0,0,0,-,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,",
 ];
+
+describe("splitReplies: the replies to a ';'-separated line of Runtime API commands", () => {
+  // What HAProxy 2.6 answered to "set server b1/s1 state maint;set server b1/nope state maint;set server b1/s1 addr
+  // 127.99.0.9 port 5;shutdown sessions server b1/s1;show servers state b1".
+  const REAL = "\nNo such server.\n\nIP changed from '127.99.0.2' to '127.99.0.9', port changed from '1' to '5' by 'stats socket command'\n\n\n1\n# be_id be_name\n2 b1\n\n";
+  test("one reply per command, in order: empty for a silent success, the text otherwise", () => {
+    assert.deepEqual(splitReplies(REAL, 5), [
+      "",
+      "No such server.\n",
+      "IP changed from '127.99.0.2' to '127.99.0.9', port changed from '1' to '5' by 'stats socket command'\n",
+      "",
+      "1\n# be_id be_name\n2 b1\n",
+    ]);
+    assert.deepEqual(splitReplies("\n\n\n", 3), ["", "", ""]);
+  });
+  test("replies that do not add up to the commands are null, never a guess", () => {
+    assert.equal(splitReplies("\n\n", 3), null, "a connection closed after two replies");
+    assert.equal(splitReplies("\nNo such server.\n", 3), null, "two replies, the second without its empty line, for three commands");
+    assert.deepEqual(splitReplies("\nNo such server.\n", 2), ["", "No such server.\n"], "the last reply ended by the connection");
+    assert.equal(splitReplies("\n\nUnknown command\n\n", 2), null, "more replies than commands");
+    assert.equal(splitReplies("", 1), null);
+  });
+  test("commandText: the Runtime API spelling of each change; a port out of range is refused before anything is sent", () => {
+    assert.equal(commandText(cmd.state("be_redis_9001", "redis1", "maint")), "set server be_redis_9001/redis1 state maint");
+    assert.equal(commandText(cmd.health("be_redis_9001", "redis2", "up")), "set server be_redis_9001/redis2 health up");
+    assert.equal(commandText(cmd.shutdownSessions("be_redis_9001", "redis1")), "shutdown sessions server be_redis_9001/redis1");
+    assert.equal(commandText(cmd.addr("be_redis_9001", "redis1", "127.0.1.11", 9001)), "set server be_redis_9001/redis1 addr 127.0.1.11 port 9001");
+    assert.throws(() => commandText(cmd.addr("be_redis_9001", "redis1", "127.0.1.11", 0)), /refusing port 0/);
+  });
+});
 
 describe("parseStat", () => {
   test("the header's documented positions hold: 4 scur, 17 status, 36 check_status, 73 addr", () => {

@@ -1,6 +1,7 @@
 /**
  * The HAProxy half: configure a new HAProxy like the survivor, point DNS at it and move the app-side HAProxies.
  */
+import { cmd } from "../../admin/haproxy.ts";
 import { redisBackendName, relayBackendName, renderForHost } from "../../admin/haproxy-config.ts";
 import type { Endpoint } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError } from "../../errors.ts";
@@ -69,10 +70,11 @@ export const configureLikeSurvivor: Step = {
       await ctx.providers.haproxy.serversState(admin);
       return true;
     });
-    for (const redisPort of Object.values(host.frontends)) {
+    const up = Object.values(host.frontends).flatMap((redisPort) => {
       const p = primaryOf(redisPort);
-      if (p) await ctx.providers.haproxy.setHealth(admin, redisBackendName(redisPort), p, "up");
-    }
+      return p ? [cmd.health(redisBackendName(redisPort), p, "up")] : [];
+    });
+    await ctx.providers.haproxy.apply(admin, up);
     await ctx.verify(`${ctx.host} routes every frontend to its primary`, async () => {
       const rows = await ctx.providers.haproxy.serversState(admin);
       return Object.values(host.frontends).every((rp) =>
@@ -97,13 +99,14 @@ export const pointDnsAtReplacement: Step = {
     const moved: string[] = [];
     for (const app of ctx.topology.appHosts.filter((a) => a.upstreams.includes(ctx.host))) {
       const admin = { address: ctx.inventory.addressOf(app.name), port: app.adminPort };
-      for (const [listen, port] of Object.entries(app.frontends)) {
-        const be = relayBackendName(Number(listen));
-        await ctx.providers.haproxy.setAddr(admin, be, ctx.host, address, port);
-        await ctx.providers.haproxy.setState(admin, be, ctx.host, "ready");
-        // The new HAProxy was verified in `configure`: use it now rather than after `rise` checks.
-        await ctx.providers.haproxy.setHealth(admin, be, ctx.host, "up");
-      }
+      // The new HAProxy was verified in `configure`: use it now rather than after `rise` checks.
+      await ctx.providers.haproxy.apply(
+        admin,
+        Object.entries(app.frontends).flatMap(([listen, port]) => {
+          const be = relayBackendName(Number(listen));
+          return [cmd.addr(be, ctx.host, address, port), cmd.state(be, ctx.host, "ready"), cmd.health(be, ctx.host, "up")];
+        }),
+      );
       await ctx.verify(`${app.name} relays to ${ctx.host} at ${address}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return rows.filter((r) => r.server === ctx.host).every((r) => r.address === address && !r.inMaint);

@@ -2,6 +2,7 @@
  * The Redis half of failed_redis: fence the failed servers on every HAProxy, promote their twins, make the new
  * machine's servers replicas and wait for sync, register them with every HAProxy.
  */
+import { cmd } from "../../admin/haproxy.ts";
 import { renderForHost, redisBackendName } from "../../admin/haproxy-config.ts";
 import { type Endpoint, endpointId, type RoleReply } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError } from "../../errors.ts";
@@ -21,27 +22,6 @@ function twin(ctx: StepContext): string {
   if (!t) throw new FailoverdError(`${ctx.host} is in no pair`);
   return t;
 }
-
-/**
- * Runs `fn` for the ports in parallel, at most PORTS_IN_FLIGHT at a time (a port's own commands stay in order): a host
- * of 16 servers is fenced and routed about as fast as a host of one. The limit stays under HAProxy's default
- * `stats maxconn` of 10 Runtime API connections (with 16 at once, a command now and then got no answer within its
- * 1 s deadline and the step was retried). Every port settles before the first failure is rethrown.
- */
-async function onEveryPort(ports: readonly number[], fn: (port: number) => Promise<void>): Promise<void> {
-  const results: PromiseSettledResult<void>[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < ports.length) {
-      const port = ports[next++]!;
-      results.push(...(await Promise.allSettled([fn(port)])));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PORTS_IN_FLIGHT, ports.length) }, worker));
-  throwFirstRejection(results);
-}
-
-const PORTS_IN_FLIGHT = 6;
 
 /** Rethrows the first failure of settled work (after all of it has finished). */
 export function throwFirstRejection(results: readonly PromiseSettledResult<unknown>[]): void {
@@ -81,10 +61,11 @@ export const fenceFailedServers: Step = {
   async run(ctx) {
     const ports = failedPorts(ctx);
     const r = await onEveryHaproxy(ctx, "fence", async (h, admin) => {
-      await onEveryPort(ports, async (p) => {
-        await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "maint");
-        await ctx.providers.haproxy.shutdownSessions(admin, redisBackendName(p), ctx.host);
-      });
+      // Every port of the host in one batch (one connection): a host of 16 servers is fenced as fast as a host of one.
+      await ctx.providers.haproxy.apply(
+        admin,
+        ports.flatMap((p) => [cmd.state(redisBackendName(p), ctx.host, "maint"), cmd.shutdownSessions(redisBackendName(p), ctx.host)]),
+      );
       await ctx.verify(`${ctx.host} is in maint on ${h.name}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return ports.every((p) => rows.some((r) => r.server === ctx.host && r.backend === redisBackendName(p) && r.inMaint));
@@ -95,7 +76,7 @@ export const fenceFailedServers: Step = {
   async rollback(ctx) {
     const ports = failedPorts(ctx);
     await onEveryHaproxy(ctx, "unfence", async (_h, admin) => {
-      await onEveryPort(ports, (p) => ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready"));
+      await ctx.providers.haproxy.apply(admin, ports.map((p) => cmd.state(redisBackendName(p), ctx.host, "ready")));
     });
   },
 };
@@ -152,10 +133,10 @@ export const promoteSurvivor: Step = {
     throwFirstRejection(settled);
     // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks.
     await onEveryHaproxy(ctx, "route to the new primary", async (_h, admin) => {
-      await onEveryPort(promoted, async (p) => {
-        await ctx.providers.haproxy.setState(admin, redisBackendName(p), survivor, "ready");
-        await ctx.providers.haproxy.setHealth(admin, redisBackendName(p), survivor, "up");
-      });
+      await ctx.providers.haproxy.apply(
+        admin,
+        promoted.flatMap((p) => [cmd.state(redisBackendName(p), survivor, "ready"), cmd.health(redisBackendName(p), survivor, "up")]),
+      );
     });
     return { primary: survivor, promoted: promoted.sort(), alreadyPrimary: alreadyPrimary.sort() };
   },
@@ -206,13 +187,16 @@ export const registerReplacement: Step = {
     const address = ctx.inventory.addressOf(ctx.host);
     const primaryOf = await currentPrimaries(ctx, twin(ctx));
     const r = await onEveryHaproxy(ctx, "register", async (h, admin) => {
-      await onEveryPort(ports, async (p) => {
-        await ctx.providers.haproxy.setAddr(admin, redisBackendName(p), ctx.host, address, p);
-        await ctx.providers.haproxy.setState(admin, redisBackendName(p), ctx.host, "ready");
-        // Leaving maint, HAProxy still counts the server up from before it was fenced, and would send new connections
-        // to this replica (READONLY) until its checks failed `fall` times. Down now: its checks keep it so.
-        await ctx.providers.haproxy.setHealth(admin, redisBackendName(p), ctx.host, "down");
-      });
+      // Leaving maint, HAProxy still counts the server up from before it was fenced, and would send new connections
+      // to this replica (READONLY) until its checks failed `fall` times. Down now: its checks keep it so.
+      await ctx.providers.haproxy.apply(
+        admin,
+        ports.flatMap((p) => [
+          cmd.addr(redisBackendName(p), ctx.host, address, p),
+          cmd.state(redisBackendName(p), ctx.host, "ready"),
+          cmd.health(redisBackendName(p), ctx.host, "down"),
+        ]),
+      );
       await ctx.verify(`${ctx.host} is registered at ${address} on ${h.name}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return ports.every((p) =>

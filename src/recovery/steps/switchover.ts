@@ -8,6 +8,7 @@
  * itself (it is marked down and its sessions shut so clients reconnect now, but it is not fenced).
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { cmd } from "../../admin/haproxy.ts";
 import { redisBackendName, renderForHost } from "../../admin/haproxy-config.ts";
 import { type Endpoint, endpointId } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError } from "../../errors.ts";
@@ -184,13 +185,13 @@ export const failOver: Step = {
 /** On every HAProxy: the new primary ready and up, the old one down (a replica now) and its sessions shut. */
 async function routeEveryHaproxy(ctx: StepContext, s: Sides, ports: readonly number[]) {
   return onEveryHaproxy(ctx, "route to the new primary", async (h, admin) => {
-    for (const p of ports) {
-      const be = redisBackendName(p);
-      await ctx.providers.haproxy.setState(admin, be, s.to, "ready");
-      await ctx.providers.haproxy.setHealth(admin, be, s.to, "up");
-      await ctx.providers.haproxy.setHealth(admin, be, s.from, "down");
-      await ctx.providers.haproxy.shutdownSessions(admin, be, s.from);
-    }
+    await ctx.providers.haproxy.apply(
+      admin,
+      ports.flatMap((p) => {
+        const be = redisBackendName(p);
+        return [cmd.state(be, s.to, "ready"), cmd.health(be, s.to, "up"), cmd.health(be, s.from, "down"), cmd.shutdownSessions(be, s.from)];
+      }),
+    );
     await ctx.verify(`${h.name} routes port ${ports.join(", ")} to ${s.to}`, async () => {
       const rows = await ctx.providers.haproxy.serversState(admin);
       return ports.every((p) => rows.some((r) => r.backend === redisBackendName(p) && r.server === s.to && r.isUp && !r.inMaint));

@@ -40,6 +40,8 @@ export interface HaproxyRenderInput {
   /** Unix admin socket (mode 600): the local, safer way in; optional. */
   readonly adminSocketPath?: string;
   readonly checkIntervalMs?: number;
+  /** failoverd's `checks.fall`: with the interval, how long a failure takes to confirm (3 by default). */
+  readonly checkFall?: number;
   readonly redis?: readonly RedisBackend[];
   /** App-side relays: listen port -> an upstream HAProxy, the others as backups. */
   readonly relays?: readonly RelayBackend[];
@@ -59,6 +61,12 @@ export function relayBackendName(listenPort: number): string {
 export function renderHaproxyConfig(input: HaproxyRenderInput): string {
   const inter = input.checkIntervalMs ?? 1000;
   const fast = Math.max(50, Math.floor(inter / 2));
+  // HAProxy retries a refused connection after min(timeout connect, 1 s), on another server (redispatch). A short
+  // turn-around hands a client that reached a dead primary to the promoted one soon after the routing changes; the
+  // retries span the detection budget (interval x fall) plus one interval for the recovery, so such a client is held
+  // through the failover instead of refused. Connects on a LAN take well under a millisecond.
+  const connect = Math.max(25, Math.min(250, Math.floor(inter / 4)));
+  const retries = Math.max(3, Math.min(20, Math.ceil((inter * ((input.checkFall ?? 3) + 1)) / connect)));
   const lines = [
     "# Rendered by failoverd. Edits are overwritten at the next change of the topology.",
     "global",
@@ -68,11 +76,9 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
     "    stats timeout 2m",
     "defaults",
     "    mode tcp",
-    // A refused connection is retried after min(timeout connect, 1 s), on another server (redispatch): a client of a
-    // crashed primary waits one short turn-around, not seconds.
-    "    retries 2",
+    `    retries ${retries}`,
     "    option redispatch 1",
-    `    timeout connect ${Math.max(100, Math.min(1000, inter))}ms`,
+    `    timeout connect ${connect}ms`,
     "    timeout client 1h",
     "    timeout server 1h",
     "    timeout tunnel 1h",
@@ -181,6 +187,7 @@ export function renderForHost(
       bindAddress,
       adminPort: host.adminPort,
       checkIntervalMs,
+      checkFall: t.config.checks.fall,
       redis,
       ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
       ...checkAuth(t, options),
@@ -205,6 +212,7 @@ export function renderForHost(
       bindAddress,
       adminPort: host.adminPort,
       checkIntervalMs,
+      checkFall: t.config.checks.fall,
       relays,
       ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
     });

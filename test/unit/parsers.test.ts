@@ -751,6 +751,37 @@ describe("rendered configs pass `haproxy -c`", () => {
   });
 });
 
+describe("renderHaproxyConfig: a client that reached a dead server is held through the failover", () => {
+  const line = (text: string, key: string) => text.split("\n").find((l) => l.trim().startsWith(`${key} `))?.trim();
+  const cases: [string, number | undefined, number | undefined, string, string][] = [
+    ["the sandbox's 200 ms interval, fall 3", 200, 3, "timeout connect 50ms", "retries 16"],
+    ["the defaults (1 s, fall 3)", undefined, undefined, "timeout connect 250ms", "retries 16"],
+    ["the shortest interval rendered (100 ms)", 100, 3, "timeout connect 25ms", "retries 16"],
+    ["a long detection budget: retries capped", 1000, 100, "timeout connect 250ms", "retries 20"],
+    ["fall 1: at least 3 retries", 1000, 1, "timeout connect 250ms", "retries 8"],
+  ];
+  for (const [name, checkIntervalMs, checkFall, connect, retries] of cases) {
+    test(`${name}: ${connect}, ${retries}`, () => {
+      const text = renderHaproxyConfig({
+        bindAddress: "127.0.2.1",
+        adminPort: 9999,
+        ...(checkIntervalMs !== undefined ? { checkIntervalMs } : {}),
+        ...(checkFall !== undefined ? { checkFall } : {}),
+      });
+      assert.equal(line(text, "timeout connect"), connect);
+      assert.equal(line(text, "retries"), retries);
+      assert.equal(line(text, "option redispatch"), "option redispatch 1");
+    });
+  }
+  test("renderForHost passes the topology's fall: retries x turn-around covers interval x (fall + 1)", () => {
+    const text = renderForHost(topology, new Inventory(topology), "haproxy1");
+    const connect = Number(/timeout connect (\d+)ms/.exec(text)?.[1]);
+    const retries = Number(/retries (\d+)/.exec(text)?.[1]);
+    const inter = Math.min(1000, Math.max(100, topology.config.checks.intervalMs));
+    assert.ok(retries * connect >= inter * (topology.config.checks.fall + 1), `${retries} x ${connect} ms`);
+  });
+});
+
 describe("renderHaproxyConfig: reported src defects (expected behaviour)", () => {
   const render = (password: string) =>
     renderHaproxyConfig({

@@ -181,6 +181,22 @@ function scaleTable(s: ScaleResults): string[] {
     );
   }
   out.push("", `CPU per check, largest / smallest: ${s.costGrowth ?? "n/a"}x.`, "");
+  const down = Object.entries(s.runs).filter(([, r]) => r.allDown);
+  if (down.length > 0) {
+    out.push(
+      "**Every endpoint down at once** (both relays stopped, as when the monitor's own network is cut; same window)",
+      "",
+      "| endpoints | all counted down after, ms | CPU, % of one core | check lateness p50 / p99 / max, ms | checks/s | recoveries started |",
+      "|---|---|---|---|---|---|",
+    );
+    for (const [n, r] of down) {
+      const d = r.allDown!;
+      out.push(
+        `| ${n} | ${d.allDownAfterMs ?? "not all"} | ${d.cpuPercentOfCore} | ${d.latenessMs.p50} / ${d.latenessMs.p99} / ${d.latenessMs.max} | ${d.checksPerSecond} | ${d.recoveriesStarted} |`,
+      );
+    }
+    out.push("");
+  }
   return out;
 }
 

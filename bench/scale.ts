@@ -11,6 +11,10 @@
  * when it started. After a warm-up, over a measurement window: CPU share of one core (the run time of all its threads,
  * from /proc/<pid>/task/<tid>/schedstat), resident memory (VmRSS), checks done, failed checks, p50/p99/max lateness of check
  * starts against their schedule, and CPU time per check.
+ *
+ * Then every endpoint goes down at once, as when the monitor's own network is cut: both relays are stopped (SIGSTOP),
+ * so every check times out. Once the daemon counts them all down, over the same window: its CPU share, checks done and
+ * the lateness of their starts (a daemon that falls behind its own checks cannot tell when the network returns).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +22,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { signal } from "../src/providers/local/processes.ts";
 import { Sandbox } from "../src/providers/local/sandbox.ts";
+import type { Machine } from "../src/providers/types.ts";
 import { stopDaemon, waitForDaemon } from "../src/simulate/daemon-process.ts";
 import { assertFree, say, stopRequested } from "./common.ts";
 import { percentile, round } from "./stats.ts";
@@ -46,6 +52,18 @@ export interface ScaleRun {
   readonly cpuPerCheckUs: number | null;
   /** The kernel's part of that time (system / (user + system), sampled in clock ticks): mostly TCP on loopback. */
   readonly systemShare?: number | null;
+  /** The same daemon with every endpoint down at once (both relays stopped). */
+  readonly allDown?: AllDown;
+}
+
+export interface AllDown {
+  /** From stopping the relays until the daemon's log said the last target was down. */
+  readonly allDownAfterMs: number | null;
+  readonly cpuPercentOfCore: number | null;
+  readonly checksPerSecond: number;
+  readonly latenessMs: { readonly p50: number | null; readonly p99: number | null; readonly max: number | null };
+  /** Recoveries started (a cut of the monitor's own network must start none; recovery is off here anyway). */
+  readonly recoveriesStarted: number;
 }
 
 export interface ScaleResults {
@@ -190,14 +208,15 @@ async function run(endpoints: number, intervalMs: number, warmupMs: number, meas
       say(`  cpu ms by thread: ${[...th1].map(([k, v]) => `${k} ${Math.round((v - (th0.get(k) ?? 0)) / 1e6)}`).join(", ")}`);
     }
     const rssMiB = rss(pid);
+    const down = await measureAllDown(pid, log, [hp, hr], endpoints, measureMs, sandbox);
     await stopDaemon(daemon);
 
-    const rows = readFileSync(samples, "utf8")
+    const sampled = readFileSync(samples, "utf8")
       .split("\n")
       .filter(Boolean)
-      .map((l) => l.split(" ").map(Number) as [number, number, number])
-      .filter(([at]) => at >= t0 && at < t1);
-    const lateness = Float64Array.from(rows.map((x) => x[1]));
+      .map((l) => l.split(" ").map(Number) as [number, number, number]);
+    const { rows, checksPerSecond, latenessMs } = windowOf(sampled, [t0, t1]);
+    const inDown = windowOf(sampled, down.window);
     const cpuS = cpuNs / 1e9;
     const wallS = (t1 - t0) / 1000;
     return {
@@ -210,10 +229,17 @@ async function run(endpoints: number, intervalMs: number, warmupMs: number, meas
       rssMiB: rssMiB === null ? null : round(rssMiB, 1),
       checks: rows.length,
       failedChecks: rows.filter((x) => x[2] === 0).length,
-      checksPerSecond: round(rows.length / wallS, 0),
-      latenessMs: { p50: percentile(lateness, 50), p99: percentile(lateness, 99), max: percentile(lateness, 100) },
+      checksPerSecond,
+      latenessMs,
       cpuPerCheckUs: rows.length > 0 ? round((cpuS * 1e6) / rows.length, 1) : null,
       systemShare: u1 + k1 - u0 - k0 > 0 ? round((k1 - k0) / (u1 + k1 - u0 - k0), 2) : null,
+      allDown: {
+        allDownAfterMs: down.allDownAfterMs,
+        cpuPercentOfCore: down.cpuPercentOfCore,
+        checksPerSecond: inDown.checksPerSecond,
+        latenessMs: inDown.latenessMs,
+        recoveriesStarted: down.recoveriesStarted,
+      },
     };
   } finally {
     if (daemon) await stopDaemon(daemon);
@@ -221,6 +247,63 @@ async function run(endpoints: number, intervalMs: number, warmupMs: number, meas
     if (process.env["BENCH_KEEP"]) say(`  kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Stops both relays (every check then times out), waits until the daemon's log has every target down (at most 13 s),
+ * measures its CPU over `measureMs`, and lets the relays go on. The lateness of the window's checks is read from the
+ * samples later (the daemon writes them when it stops).
+ */
+async function measureAllDown(
+  pid: number,
+  log: string,
+  relays: readonly Machine[],
+  endpoints: number,
+  measureMs: number,
+  sandbox: Sandbox,
+): Promise<{ allDownAfterMs: number | null; cpuPercentOfCore: number; recoveriesStarted: number; window: readonly [number, number] }> {
+  const processes = () => sandbox.read().machines.filter((m) => relays.some((r) => r.id === m.id)).flatMap((m) => m.processes);
+  const lines = (re: RegExp) => readFileSync(log, "utf8").split("\n").filter((l) => re.test(l)).length;
+  const DOWN = /"msg":"\S+ is down/;
+  const before = lines(DOWN);
+  const stoppedAt = Date.now();
+  for (const p of processes()) signal(p, "SIGSTOP");
+  try {
+    let allDownAfterMs: number | null = null;
+    while (Date.now() - stoppedAt < 13_000) {
+      if (lines(DOWN) - before >= endpoints) {
+        allDownAfterMs = Date.now() - stoppedAt;
+        break;
+      }
+      await sleep(100);
+    }
+    await sleep(1000);
+    const t0 = Date.now();
+    const th0 = threadCpuNs(pid);
+    await sleep(measureMs);
+    const th1 = threadCpuNs(pid);
+    const t1 = Date.now();
+    const cpuNs = [...th1].reduce((sum, [k, v]) => sum + v - (th0.get(k) ?? 0), 0);
+    return {
+      allDownAfterMs,
+      cpuPercentOfCore: round((cpuNs / 1e9 / ((t1 - t0) / 1000)) * 100, 1),
+      recoveriesStarted: lines(/: running failed_/),
+      window: [t0, t1],
+    };
+  } finally {
+    for (const p of processes()) signal(p, "SIGCONT");
+  }
+}
+
+/** Checks started in [from, to): how many per second, and the lateness of their starts. */
+function windowOf(rows: readonly (readonly [number, number, number])[], [from, to]: readonly [number, number]) {
+  const inside = rows.filter(([at]) => at >= from && at < to);
+  const lateness = Float64Array.from(inside.map((x) => x[1]));
+  return {
+    rows: inside,
+    checksPerSecond: round(inside.length / ((to - from) / 1000), 0),
+    latenessMs: { p50: percentile(lateness, 50), p99: percentile(lateness, 99), max: percentile(lateness, 100) },
+  };
 }
 
 /**

@@ -23,6 +23,7 @@ import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
+import { DutyCycle } from "./duty-cycle.ts";
 import { Findings } from "./findings.ts";
 import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
@@ -43,15 +44,33 @@ export interface DaemonOptions {
   readonly onCheck?: (target: string, dueAt: number, startedAt: number, ok: boolean) => void;
 }
 
+/** The current targets by id, and the Redis ones by port (a pair's two servers share it). */
+interface TargetIndex {
+  readonly of: readonly CheckTarget[];
+  readonly byId: Map<string, CheckTarget>;
+  readonly byPort: Map<number, CheckTarget[]>;
+}
+
 export class Daemon {
   private topology: Topology;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly stopping = new AbortController();
   private readonly sleeper = new Sleeper(this.stopping.signal);
-  private targetIndex: { readonly of: readonly CheckTarget[]; readonly byId: Map<string, CheckTarget> } | null = null;
+  private targetIndex: TargetIndex | null = null;
   /** When each target was last checked early because its connection was lost (see checkSoon). */
   private readonly checkedSoon = new Map<string, number>();
+  /**
+   * Diagnoses and decisions, asked for by every check of a down target. They look at the whole topology: with
+   * thousands of targets down at once (the monitor's own network cut) one per check was O(N) work per check, O(N²) per
+   * interval, and the daemon fell behind its own checks. Now requests in one turn share an evaluation, and
+   * evaluations take at most a tenth of the time; while they are cheap (tens of microseconds) nothing waits.
+   */
+  private readonly evaluation = new DutyCycle(() => this.evaluate(), {
+    waitFactor: 9,
+    stopped: () => this.stopping.signal.aborted,
+    onError: (e) => this.log.error({ err: errorMessage(e) }, "evaluation failed unexpectedly (a bug); the next check asks again"),
+  });
   private readonly health = new Map<string, TargetHealth>();
   private readonly lastRoles = new Map<string, "primary" | "replica">();
   private readonly recoveries = new Map<string, Promise<void>>();
@@ -160,7 +179,7 @@ export class Daemon {
    * `fall` fast re-checks whatever the phase of the schedule, with a fresh witness.
    */
   private checkSoon(ep: { readonly address: string; readonly port: number }): void {
-    const t = this.targets.find((x) => x.type === "redis" && x.port === ep.port && this.inventory.addressOf(x.host) === ep.address);
+    const t = this.index().byPort.get(ep.port)?.find((x) => this.inventory.addressOf(x.host) === ep.address);
     if (t?.type !== "redis") return;
     // At most one early check per target and interval: a server (or a proxy) that closes every idle connection must
     // not turn this into a busy loop.
@@ -181,8 +200,16 @@ export class Daemon {
 
   /** The current target with this id, by a map rebuilt whenever the target list is replaced. */
   private targetOf(id: string): CheckTarget | undefined {
-    if (this.targetIndex?.of !== this.targets) this.targetIndex = { of: this.targets, byId: new Map(this.targets.map((t) => [targetId(t), t])) };
-    return this.targetIndex.byId.get(id);
+    return this.index().byId.get(id);
+  }
+
+  private index(): TargetIndex {
+    if (this.targetIndex?.of !== this.targets) {
+      const byPort = new Map<number, CheckTarget[]>();
+      for (const t of this.targets) if (t.type === "redis") byPort.set(t.port, [...(byPort.get(t.port) ?? []), t]);
+      this.targetIndex = { of: this.targets, byId: new Map(this.targets.map((t) => [targetId(t), t])), byPort };
+    }
+    return this.targetIndex;
   }
 
   private async loop(id: string, firstAt?: number): Promise<void> {
@@ -231,7 +258,7 @@ export class Daemon {
       if (next.status === "down") this.log.warn({ target: obs.target, failures: next.failures }, line);
       else this.log.info({ target: obs.target }, line);
     }
-    if (evaluate && (next.status === "down" || prev?.status === "down")) this.evaluate();
+    if (evaluate && (next.status === "down" || prev?.status === "down")) this.evaluation.request();
   }
 
   private evaluate(): void {

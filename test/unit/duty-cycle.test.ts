@@ -1,0 +1,105 @@
+/** DutyCycle: the daemon's evaluations, coalesced and held to a share of the time. Fake clock and scheduler. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { DutyCycle } from "../../src/daemon/duty-cycle.ts";
+
+/** A fake world: `clock` in ms, scheduled runs kept in order until `tick` runs those that are due. */
+function world(costMs: number) {
+  let clock = 0;
+  const queue: { at: number; fn: () => void }[] = [];
+  const runs: number[] = [];
+  const errors: unknown[] = [];
+  let stopped = false;
+  let fail = false;
+  const cycle = new DutyCycle(
+    () => {
+      runs.push(clock);
+      clock += costMs;
+      if (fail) throw new Error("boom");
+    },
+    {
+      waitFactor: 9,
+      now: () => clock,
+      schedule: (fn, ms) => queue.push({ at: clock + ms, fn }),
+      stopped: () => stopped,
+      onError: (e) => errors.push(e),
+    },
+  );
+  return {
+    cycle,
+    runs,
+    errors,
+    queue,
+    /** Advances the clock to `to`, running what falls due on the way. */
+    advance(to: number) {
+      for (;;) {
+        queue.sort((a, b) => a.at - b.at);
+        const next = queue[0];
+        if (!next || next.at > to) break;
+        queue.shift();
+        clock = Math.max(clock, next.at);
+        next.fn();
+      }
+      clock = Math.max(clock, to);
+    },
+    stop: () => (stopped = true),
+    failNext: (v: boolean) => (fail = v),
+  };
+}
+
+describe("DutyCycle", () => {
+  test("requests before the run share it: a burst of 1,000 is one run", () => {
+    const w = world(0);
+    for (let i = 0; i < 1000; i++) w.cycle.request();
+    assert.equal(w.queue.length, 1);
+    assert.equal(w.queue[0]!.at, 0, "a cheap run waits for nothing");
+    w.advance(0);
+    assert.deepEqual(w.runs, [0]);
+    w.cycle.request();
+    w.advance(0);
+    assert.equal(w.runs.length, 2, "after the run, a new request runs again");
+  });
+
+  test("costly runs take at most a tenth of the time, however often they are asked for", () => {
+    const w = world(10);
+    // A request every millisecond for 10 s (every check of thousands of down targets).
+    for (let t = 0; t < 10_000; t++) {
+      w.advance(t);
+      w.cycle.request();
+    }
+    w.advance(10_000);
+    const busy = w.runs.length * 10;
+    assert.ok(busy <= 1_000 + 10, `busy ${busy} ms of 10,000`);
+    assert.ok(w.runs.length >= 95, `only ${w.runs.length} runs: starved`);
+    for (let i = 1; i < w.runs.length; i++) assert.ok(w.runs[i]! - w.runs[i - 1]! >= 100, `runs ${w.runs[i - 1]} and ${w.runs[i]} too close`);
+  });
+
+  test("a request is never lost: one made while a run waits is served by that run", () => {
+    const w = world(10);
+    w.cycle.request();
+    w.advance(0); // runs at 0, ends at 10: the next may start at 100
+    w.cycle.request();
+    assert.equal(w.queue[0]!.at, 100);
+    w.advance(50);
+    w.cycle.request();
+    assert.equal(w.queue.length, 1);
+    w.advance(100);
+    assert.deepEqual(w.runs, [0, 100]);
+  });
+
+  test("a run that throws is reported and later requests run again; once stopped nothing runs", () => {
+    const w = world(0);
+    w.failNext(true);
+    w.cycle.request();
+    w.advance(0);
+    assert.equal(w.errors.length, 1);
+    w.failNext(false);
+    w.cycle.request();
+    w.advance(1);
+    assert.equal(w.runs.length, 2);
+    w.cycle.request();
+    w.stop();
+    w.advance(2);
+    assert.equal(w.runs.length, 2);
+  });
+});

@@ -68,7 +68,12 @@ async function main(): Promise<void> {
   const started = Date.now();
   const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
   say(`mode ${mode}; load average ${loadBefore.join(" ")} on ${cpus().length} cores`);
-  const command = `npm run bench --${args.quick ? " --quick" : ""}${args.only.size < SECTIONS.length ? ` --only ${[...args.only].join(",")}` : ""}${args.trials ? ` --trials ${args.trials}` : ""}`;
+  const options = [
+    ...(args.quick ? ["--quick"] : []),
+    ...(args.only.size < SECTIONS.length ? [`--only ${[...args.only].join(",")}`] : []),
+    ...(args.trials ? [`--trials ${args.trials}`] : []),
+  ];
+  const command = `npm run bench${options.length > 0 ? ` -- ${options.join(" ")}` : ""}`;
   const result: Record<string, unknown> = {};
   const loads: Record<string, number> = {};
   const errors: Record<string, string> = {};

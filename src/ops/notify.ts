@@ -135,9 +135,7 @@ export class Notifier {
         this.o.metrics?.notifications.inc({ webhook: h.name, result: "dropped" });
         this.o.log.warn({ webhook: h.name }, `notification queue of ${h.name} is full: dropped the oldest`);
       }
-      h.worker ??= this.drain(h).finally(() => {
-        h.worker = null;
-      });
+      h.worker ??= this.drain(h);
     }
   }
 
@@ -161,10 +159,19 @@ export class Notifier {
     }
   }
 
+  /**
+   * Delivers the queue in order. The worker is cleared in the same turn as the queue is seen empty: cleared a microtask
+   * later (a `.finally` on the promise), a notification queued in between found a worker that had already finished,
+   * and waited for the next one; the last of a recovery's, for ever.
+   */
   private async drain(h: Hook): Promise<void> {
-    for (let n = h.queue.shift(); n !== undefined; n = h.queue.shift()) {
-      await this.deliver(h, n);
-      if (this.closing.signal.aborted) return;
+    try {
+      for (let n = h.queue.shift(); n !== undefined; n = h.queue.shift()) {
+        await this.deliver(h, n);
+        if (this.closing.signal.aborted) return;
+      }
+    } finally {
+      h.worker = null;
     }
   }
 

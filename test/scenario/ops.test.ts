@@ -257,7 +257,10 @@ notifications:
       );
       assert.equal((end.body["data"] as { outcome: string }).outcome, "succeeded");
       assert.ok(hooks.some((x) => x.path === "/json" && x.body["event"] === "recovery-start"));
-      assert.ok(hooks.some((x) => x.path === "/slack" && /failed_redis for redis2 succeeded/.test(String(x.body["text"]))));
+      // Each webhook has its own queue: the Slack one may come a moment after the JSON one.
+      await waitUntil("the recovery's end reaches the Slack webhook", () =>
+        hooks.some((x) => x.path === "/slack" && /failed_redis for redis2 succeeded/.test(String(x.body["text"]))),
+      );
       assert.ok(!hooks.some((x) => x.path === "/slack" && /started/.test(String(x.body["text"]))), "the Slack webhook gets only its events");
 
       // The page shows the recovery with its step timeline, and redis2 up again on its new machine.

@@ -349,6 +349,37 @@ describe("webhooks", () => {
     }
   });
 
+  test("a notification queued at any moment as the worker finishes is delivered, not left waiting for the next one", async () => {
+    const srv = await localServer(() => 204);
+    try {
+      const t = topo(`notifications: { webhooks: [{ name: hook, url: "${srv.url}/hook" }] }\n`);
+      // After each delivery, the next notification is queued d microtasks later, d = 0, 1, ... 11: one of them falls
+      // between the worker seeing its queue empty and the worker being cleared, if there is such a moment.
+      let depth = 0;
+      let n: Notifier | undefined;
+      const later = (d: number, fn: () => void): void => (d === 0 ? fn() : queueMicrotask(() => later(d - 1, fn)));
+      const metrics = {
+        notifications: {
+          inc: (labels: { result: string }) => {
+            if (labels.result !== "sent" || depth >= 12) return;
+            const d = depth++;
+            later(d, () => n?.send({ event: "diagnosis", at: 0, severity: "info", title: `queued ${d} microtasks after a delivery`, details: [], data: {} }));
+          },
+        },
+      } as unknown as Metrics;
+      n = new Notifier(t, { log: silentLogger(), metrics });
+      n.send({ event: "diagnosis", at: 0, severity: "info", title: "first", details: [], data: {} });
+      await until("all 13 delivered", () => srv.got.length >= 13);
+      await n.close();
+      assert.deepEqual(
+        srv.got.map((g) => (JSON.parse(g.body) as { title: string }).title),
+        ["first", ...Array.from({ length: 12 }, (_, d) => `queued ${d} microtasks after a delivery`)],
+      );
+    } finally {
+      await closeServer(srv.server);
+    }
+  });
+
   test("Slack form: one escaped text; only the chosen events; repeats until acknowledged", async () => {
     const srv = await localServer(() => 200);
     try {

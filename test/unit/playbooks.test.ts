@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ProviderError } from "../../src/errors.ts";
+import { HaproxyCommandError, ProviderError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DryRunRecorder, dryRun } from "../../src/providers/dry-run.ts";
 import { type Journal, type JournalRecord, MemoryJournal, summarize, unfinished } from "../../src/recovery/journal.ts";
@@ -271,6 +271,18 @@ describe("failed_redis", () => {
       for (const r of s.world.rowsAt(address, Number(port)).filter((x) => x.server === "redis1")) {
         assert.equal(r.inMaint, false, `redis1 is back in service on ${admin} (${r.backend}) after the rollback`);
       }
+    }
+  });
+
+  test("a new address refused on register: the server stays in maint, never ready at the dead machine's address", async () => {
+    const s = setup({ kill: ["redis1"] });
+    s.world.failOn((c) => c.startsWith("haproxy.setAddr 127.0.2.1:9999 be_redis_9001 redis1 "), new HaproxyCommandError("set server", "Invalid addr."));
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "failed");
+    // Precondition of the scenario: the other port's address went through in the same batch (HAProxy runs them all).
+    assert.ok(s.world.calls.some((c) => c.startsWith("haproxy.setAddr 127.0.2.1:9999 be_redis_9002 redis1 ")), "9002's address was sent");
+    assert.ok(!s.world.calls.some((c) => c.startsWith("haproxy.setState 127.0.2.1:9999") && c.endsWith("redis1 ready")), "no ready on haproxy1");
+    for (const r of s.world.rowsAt("127.0.2.1", 9999).filter((x) => x.server === "redis1")) {
+      assert.equal(r.inMaint, true, `redis1 stays in maint on haproxy1 (${r.backend})`);
     }
   });
 
@@ -588,6 +600,15 @@ describe("failed_haproxy", () => {
     }
     assert.equal(s.inventory.addressOf("haproxy1"), m.address);
     assert.equal(s.world.isMachineRunning("i-haproxy1-0"), false);
+  });
+  test("a new address refused on the app proxy: the relay is not forced up at the dead HAProxy's address", async () => {
+    const s = setup({ kill: ["haproxy1"] });
+    s.world.failOn((c) => c.startsWith("haproxy.setAddr 127.0.3.1:9999 be_relay_7001 haproxy1 "), new HaproxyCommandError("set server", "Invalid addr."));
+    assert.equal(await s.runner.run(failedHaproxy("haproxy1"), { diagnosis: "HaproxyDown" }), "failed");
+    // Precondition of the scenario: the other relay's address went through in the same batch.
+    assert.ok(s.world.calls.some((c) => c.startsWith("haproxy.setAddr 127.0.3.1:9999 be_relay_7002 haproxy1 ")), "7002's address was sent");
+    const forced = s.world.calls.filter((c) => /^haproxy\.set(State|Health) 127\.0\.3\.1:9999 \S+ haproxy1 (ready|up)$/.test(c));
+    assert.deepEqual(forced, [], "nothing forced ready or up on the app proxy");
   });
 });
 

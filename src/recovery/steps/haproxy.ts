@@ -99,14 +99,12 @@ export const pointDnsAtReplacement: Step = {
     const moved: string[] = [];
     for (const app of ctx.topology.appHosts.filter((a) => a.upstreams.includes(ctx.host))) {
       const admin = { address: ctx.inventory.addressOf(app.name), port: app.adminPort };
+      const relays = Object.entries(app.frontends).map(([listen, port]) => ({ be: relayBackendName(Number(listen)), port }));
+      // The addresses first, on their own: HAProxy runs every command of a batch, and a relay must not be forced up at
+      // its old address (the dead HAProxy's) because its new one was refused.
+      await ctx.providers.haproxy.apply(admin, relays.map((r) => cmd.addr(r.be, ctx.host, address, r.port)));
       // The new HAProxy was verified in `configure`: use it now rather than after `rise` checks.
-      await ctx.providers.haproxy.apply(
-        admin,
-        Object.entries(app.frontends).flatMap(([listen, port]) => {
-          const be = relayBackendName(Number(listen));
-          return [cmd.addr(be, ctx.host, address, port), cmd.state(be, ctx.host, "ready"), cmd.health(be, ctx.host, "up")];
-        }),
-      );
+      await ctx.providers.haproxy.apply(admin, relays.flatMap((r) => [cmd.state(r.be, ctx.host, "ready"), cmd.health(r.be, ctx.host, "up")]));
       await ctx.verify(`${app.name} relays to ${ctx.host} at ${address}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);
         return rows.filter((r) => r.server === ctx.host).every((r) => r.address === address && !r.inMaint);

@@ -187,15 +187,14 @@ export const registerReplacement: Step = {
     const address = ctx.inventory.addressOf(ctx.host);
     const primaryOf = await currentPrimaries(ctx, twin(ctx));
     const r = await onEveryHaproxy(ctx, "register", async (h, admin) => {
+      // The addresses first, on their own: HAProxy runs every command of a batch, and a server must not leave maint
+      // at its old address (the dead machine's) because its new one was refused.
+      await ctx.providers.haproxy.apply(admin, ports.map((p) => cmd.addr(redisBackendName(p), ctx.host, address, p)));
       // Leaving maint, HAProxy still counts the server up from before it was fenced, and would send new connections
       // to this replica (READONLY) until its checks failed `fall` times. Down now: its checks keep it so.
       await ctx.providers.haproxy.apply(
         admin,
-        ports.flatMap((p) => [
-          cmd.addr(redisBackendName(p), ctx.host, address, p),
-          cmd.state(redisBackendName(p), ctx.host, "ready"),
-          cmd.health(redisBackendName(p), ctx.host, "down"),
-        ]),
+        ports.flatMap((p) => [cmd.state(redisBackendName(p), ctx.host, "ready"), cmd.health(redisBackendName(p), ctx.host, "down")]),
       );
       await ctx.verify(`${ctx.host} is registered at ${address} on ${h.name}`, async () => {
         const rows = await ctx.providers.haproxy.serversState(admin);

@@ -17,8 +17,9 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
   };
   return {
     ...real,
+    // Each part spread first: what is not made to fail (find, ready, the dry-run descriptions) is the real one.
     compute: {
-      kind: real.compute.kind,
+      ...real.compute,
       launch: async (req, signal) => {
         fail("compute.launch");
         return real.compute.launch(req, signal);
@@ -27,17 +28,16 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
         fail("compute.terminate");
         return real.compute.terminate(m, signal);
       },
-      find: (host, signal) => real.compute.find(host, signal),
     },
     dns: {
+      ...real.dns,
       upsert: async (name, address, signal) => {
         fail("dns.upsert");
         return real.dns.upsert(name, address, signal);
       },
-      resolve: (name, signal) => real.dns.resolve(name, signal),
     },
     proxies: {
-      readConfig: (m, signal) => real.proxies.readConfig(m, signal),
+      ...real.proxies,
       applyConfig: async (m, text, signal, options) => {
         fail("proxies.applyConfig");
         return real.proxies.applyConfig(m, text, signal, options);

@@ -43,6 +43,10 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
         r.record("compute", `would terminate ${m.id} (${m.host} at ${m.address})`);
         for (const line of real.compute.describeTerminate?.(m) ?? []) r.record("compute", `  ${line}`);
       },
+      async ready(m: Machine): Promise<Machine> {
+        r.record("compute", `would finish ${m.id} (${m.host}), launched by an earlier attempt: wait until it runs and serves (${real.compute.kind})`);
+        return m;
+      },
       find: (host, signal) => real.compute.find(host, signal),
     },
     dns: {

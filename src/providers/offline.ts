@@ -19,6 +19,7 @@ export function offlineReads(real: Providers, placeOf: (host: string) => { addre
     compute: {
       kind: c.kind,
       launch: (req, signal) => c.launch(req, signal),
+      ready: (m, req, signal) => c.ready(m, req, signal),
       terminate: (m, signal) => c.terminate(m, signal),
       async find(host: string): Promise<Machine | null> {
         const { address, role } = placeOf(host);

@@ -28,9 +28,16 @@ export interface ComputeProvider {
    * Starts a replacement machine for `host` from the image and resolves once it runs and its role's ports accept
    * connections: a Redis machine serves empty Redis servers; an HAProxy machine is reachable but unconfigured.
    * Not idempotent by itself: the runner journals the returned machine so a resumed recovery never launches twice.
+   * Interrupted (the step's deadline, a crash), it may leave a machine behind that `find` returns: `ready` finishes it.
    * Throws ProviderError (retryable or not).
    */
   launch(req: LaunchRequest, signal: AbortSignal): Promise<Machine>;
+  /**
+   * Brings a machine launched for `req` by an interrupted earlier attempt to what `launch` promises: running, its
+   * address attached, a Redis machine prepared and serving. Idempotent: what is done already is not done again.
+   * Resolves with the machine (its address may only be known now).
+   */
+  ready(machine: Machine, req: LaunchRequest, signal: AbortSignal): Promise<Machine>;
   /**
    * Stops a machine for good. Idempotent: a machine already gone resolves. Refuses (ProviderError, not retryable)
    * a machine that is not managed by this topology: a config typo must never terminate a stranger's machine.

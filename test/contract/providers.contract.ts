@@ -4,6 +4,7 @@
  *
  * - launch resolves with a machine of the requested host and role, and find(host) then returns that machine;
  * - a launch with an aborted signal rejects and leaves no machine behind;
+ * - ready finishes a machine an earlier launch left: the same machine, twice over, and no new one;
  * - terminate makes find(host) forget the machine, and is idempotent;
  * - terminate refuses (ProviderError, not retryable) a machine that is not this topology's, and leaves it running;
  * - DNS upsert then resolve returns the address; upserting again is idempotent; an upsert moves the record.
@@ -61,6 +62,18 @@ export function providerContract(name: string, factory: () => Promise<ContractSu
         assert.notEqual(found?.id, m.id, "dry-run must not create a machine");
         assert.ok(s.described!().some((d) => /would launch a redis machine for/.test(d)), "dry-run describes the launch");
       }
+    });
+
+    it("ready finishes a machine an earlier launch left: the same machine, twice over, and no new one", async () => {
+      const described: Machine = { id: "<left by an earlier launch>", host: s.launchRequest.host, role: s.launchRequest.role, address: s.addresses[0] };
+      const left = s.changesTheWorld ? await s.compute.find(s.launchRequest.host, signal()) : described;
+      assert.ok(left, "a machine to finish");
+      const once = await s.compute.ready(left, s.launchRequest, signal());
+      const twice = await s.compute.ready(left, s.launchRequest, signal());
+      assert.deepEqual([once.id, once.host, once.address], [left.id, left.host, left.address]);
+      assert.deepEqual(twice, once);
+      if (s.changesTheWorld) assert.equal((await s.compute.find(s.launchRequest.host, signal()))?.id, left.id, "no new machine");
+      else assert.ok(s.described!().some((d) => d.includes(`would finish ${left.id}`)), "dry-run describes it");
     });
 
     it("launch with an aborted signal rejects (or, in dry-run, changes nothing) and leaves no new machine", async () => {

@@ -70,6 +70,7 @@ export function testTopology(r: TestRecoveryOptions = {}): Topology {
 
 const WRITES = new Set([
   "compute.launch",
+  "compute.ready",
   "compute.terminate",
   "dns.upsert",
   "proxies.applyConfig",
@@ -305,6 +306,17 @@ export class RecordingProviders implements Providers {
       const m = this.addMachine(req.host, req.role, `127.0.9.${this.launched}`, `i-${req.host}-${this.launched}`);
       for (const port of req.ports ?? []) {
         this.servers.set(epId({ address: m.address, port }), { machineId: m.id, role: "primary", primary: null, offset: 0 });
+      }
+      return { id: m.id, host: m.host, role: m.role, address: m.address };
+    },
+    /** Finishes a machine an interrupted launch left: its Redis servers that do not exist yet are started. */
+    ready: async (machine: Machine, req: LaunchRequest): Promise<Machine> => {
+      if (this.record(`compute.ready ${machine.id} ${machine.host}`)) return machine;
+      const m = this.machines.get(machine.id);
+      if (!m || !this.isAlive(m.id)) throw new ProviderError(`machine ${machine.id} (${machine.host}) is not running`, true);
+      for (const port of req.ports ?? []) {
+        const id = epId({ address: m.address, port });
+        if (!this.servers.has(id)) this.servers.set(id, { machineId: m.id, role: "primary", primary: null, offset: 0 });
       }
       return { id: m.id, host: m.host, role: m.role, address: m.address };
     },

@@ -179,6 +179,55 @@ describe("launch: the exact requests", () => {
   });
 });
 
+describe("ready: a machine an interrupted launch left behind is finished, never launched again", () => {
+  it("prepared before the deadline and serving now: the ports are checked, it is not prepared a second time", async () => {
+    const events: string[] = [];
+    let serving = false;
+    s = setup({ prepare: true, events, probe: async (target) => (target.kind === "ssh" || serving ? true : "ECONNREFUSED") });
+    await assert.rejects(s.compute.launch(REDIS1, AbortSignal.timeout(150)), (e: unknown) => e instanceof ProviderError && e.code === "NotAnswering");
+    serving = true;
+    const left = await s.compute.find("redis1", AbortSignal.timeout(5000));
+    assert.ok(left, "the instance is found by its tags");
+    const m = await s.compute.ready(left, REDIS1, AbortSignal.timeout(5000));
+    assert.deepEqual([m.id, m.host], [left.id, "redis1"]);
+    assert.match(m.address, /^10\.99\./);
+    assert.equal(runInputs(s.fake).length, 1, "one RunInstances in all");
+    assert.equal(events.filter((e) => e.startsWith("prepare")).length, 1, "prepared once, by the first attempt");
+  });
+
+  it("cut off before its preparation (SSH never answered): ready prepares it, then waits for its ports", async () => {
+    const events: string[] = [];
+    let sshUp = false;
+    s = setup({
+      prepare: true,
+      events,
+      probe: async (target) => {
+        events.push(`probe ${target.kind}:${target.port}`);
+        if (target.kind === "ssh") return sshUp ? true : "ETIMEDOUT";
+        return events.some((e) => e.startsWith("prepare")) ? true : "ECONNREFUSED";
+      },
+    });
+    await assert.rejects(s.compute.launch(REDIS1, AbortSignal.timeout(150)), (e: unknown) => e instanceof ProviderError && e.code === "NotAnswering");
+    assert.equal(events.filter((e) => e.startsWith("prepare")).length, 0, "precondition: the first attempt prepared nothing");
+    sshUp = true;
+    const left = await s.compute.find("redis1", AbortSignal.timeout(5000));
+    assert.ok(left);
+    await s.compute.ready(left, REDIS1, AbortSignal.timeout(5000));
+    assert.equal(events.filter((e) => e.startsWith("prepare")).length, 1);
+    assert.equal(runInputs(s.fake).length, 1, "one RunInstances in all");
+  });
+
+  it("an HAProxy host's Elastic IP is associated again (idempotent: AllowReassociation to the same instance)", async () => {
+    s = setup({ provider: "  imageId: ami-0123456789abcdef0\n  elasticIps: { haproxy1: eipalloc-0123456789abcdef0 }" });
+    const m = await s.compute.launch({ host: "haproxy1", role: "haproxy" }, AbortSignal.timeout(5000));
+    await s.compute.ready(m, { host: "haproxy1", role: "haproxy" }, AbortSignal.timeout(5000));
+    const calls = s.fake.ec2.commandCalls(AssociateAddressCommand).map((c) => c.args[0].input);
+    const one = { AllocationId: "eipalloc-0123456789abcdef0", InstanceId: m.id, AllowReassociation: true };
+    assert.deepEqual(calls, [one, one]);
+    assert.equal(runInputs(s.fake).length, 1);
+  });
+});
+
 describe("launch: AWS errors", () => {
   it("InsufficientInstanceCapacity falls back to the next subnet, then the next instance type, each with its own token", async () => {
     s = setup();

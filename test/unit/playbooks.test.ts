@@ -398,6 +398,30 @@ for (const c of CASES) {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("retries", () => {
+  test("a launch that started its machine but missed its deadline: the retry finishes that machine (ready), never a second", async () => {
+    const s = setup({ kill: ["redis1"] });
+    const launch = s.world.compute.launch;
+    let first = true;
+    s.world.compute.launch = async (req) => {
+      const m = await launch(req);
+      if (first) {
+        first = false;
+        throw new ProviderError(`instance ${m.id} for ${req.host} was launched but did not run before the step's deadline`, true, "Deadline");
+      }
+      return m;
+    };
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "succeeded");
+    assert.deepEqual(stepStarts(await records(s), "launch"), [1, 2]);
+    const m = s.world.machineOf("redis1");
+    assert.ok(m && m.id !== "i-redis1-0");
+    assert.deepEqual(
+      s.world.writes().filter((c) => c.startsWith("compute.")),
+      ["compute.terminate i-redis1-0 redis1 127.0.1.1", "compute.launch redis1 redis 9001,9002", `compute.ready ${m.id} redis1`],
+    );
+    const launched = summarize(await records(s))[0]?.completed.get("launch");
+    assert.deepEqual(launched, { machineId: m.id, address: m.address, reused: true });
+  });
+
   test("a retryable error on launch, once: the step is attempted twice and the recovery succeeds", async () => {
     const s = setup({ kill: ["redis1"] });
     const hook = s.world.failOn((c) => c.startsWith("compute.launch"), new ProviderError("InsufficientInstanceCapacity", true), 1);

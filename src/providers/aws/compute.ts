@@ -83,20 +83,42 @@ export class Ec2Compute implements ComputeProvider {
   async launch(req: LaunchRequest, signal: AbortSignal): Promise<Machine> {
     if (req.role === "app") throw new ProviderError(`failoverd does not launch app machines (${req.host})`, false);
     const id = await this.runInstance(req, signal);
+    const machine = await this.finish(id, req, signal, false);
+    this.log.info({ host: req.host, instanceId: id, address: machine.address }, `launched ${id} for ${req.host} at ${machine.address}`);
+    return machine;
+  }
+
+  async ready(machine: Machine, req: LaunchRequest, signal: AbortSignal): Promise<Machine> {
+    const m = await this.finish(machine.id, req, signal, true);
+    this.log.info({ host: req.host, instanceId: m.id, address: m.address }, `finished ${m.id} for ${req.host}, launched by an earlier attempt`);
+    return m;
+  }
+
+  /**
+   * Everything after RunInstances, each part idempotent: wait until it runs, attach the Elastic IP, prepare Redis
+   * and wait for its ports. `resumed`: an earlier attempt may have prepared it already; then it is not prepared again
+   * (preparation commands need not be idempotent) if every Redis port answers.
+   */
+  private async finish(id: string, req: LaunchRequest, signal: AbortSignal, resumed: boolean): Promise<Machine> {
     const instance = await this.waitRunning(id, req.host, signal);
     const address = instance.PrivateIpAddress;
     if (!address) throw new ProviderError(`instance ${id} for ${req.host} runs but has no private address`, true, "NoAddress");
     const machine: Machine = { id, host: req.host, role: req.role, address };
     const allocation = this.o.config.elasticIps[req.host];
     if (allocation) await this.associateAddress(this.associateInput(allocation, id), req.host, signal);
-    if (req.role === "redis" && this.o.prepareRedis) {
+    const ports = req.ports ?? [];
+    if (req.role === "redis" && this.o.prepareRedis && !(resumed && (await this.allAnswer(machine, ports, signal)))) {
       await this.waitForPorts(machine, "ssh", [this.o.sshPort], signal);
       await this.o.prepareRedis(machine, signal);
     }
-    if (req.role === "redis") await this.waitForPorts(machine, "redis", req.ports ?? [], signal);
+    if (req.role === "redis") await this.waitForPorts(machine, "redis", ports, signal);
     else await this.waitForPorts(machine, "ssh", [this.o.sshPort], signal);
-    this.log.info({ host: req.host, instanceId: id, address }, `launched ${id} for ${req.host} at ${address}`);
     return machine;
+  }
+
+  private async allAnswer(m: Machine, ports: readonly number[], signal: AbortSignal): Promise<boolean> {
+    const answers = await Promise.all(ports.map((port) => this.o.probe({ address: m.address, port, kind: "redis" }, signal).catch(() => false)));
+    return answers.every((a) => a === true);
   }
 
   async terminate(machine: Machine, signal: AbortSignal): Promise<void> {

@@ -1,6 +1,7 @@
 /** The local sandbox as providers: compute = processes on loopback addresses, DNS = the sandbox's record map. */
 import { ProviderError } from "../../errors.ts";
 import type { ComputeProvider, DnsProvider, LaunchRequest, Machine, ProxyConfigurator } from "../types.ts";
+import { isRunning } from "./processes.ts";
 import type { Sandbox } from "./sandbox.ts";
 
 export class LocalCompute implements ComputeProvider {
@@ -15,9 +16,17 @@ export class LocalCompute implements ComputeProvider {
     signal.throwIfAborted();
     const address = await this.sandbox.allocateAddress(req.role);
     const m = await this.sandbox.createMachine(req.host, req.role, address);
+    return this.ready(m, req, signal);
+  }
+
+  /** Starts each Redis server of the machine that is not running yet (a launch interrupted between two of them). */
+  async ready(machine: Machine, req: LaunchRequest, signal: AbortSignal): Promise<Machine> {
+    signal.throwIfAborted();
+    const m = this.sandbox.read().machines.find((x) => x.id === machine.id && x.status === "running");
+    if (!m) throw new ProviderError(`machine ${machine.id} (${machine.host}) is not running in the sandbox`, true);
     if (req.role === "redis") {
       for (const port of req.ports ?? []) {
-        await this.sandbox.startRedis(m, port, this.credentials);
+        if (!m.processes.some((p) => p.kind === "redis" && p.port === port && isRunning(p))) await this.sandbox.startRedis(m, port, this.credentials);
       }
     }
     return { id: m.id, host: m.host, role: m.role, address: m.address };

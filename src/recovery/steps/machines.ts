@@ -48,17 +48,17 @@ export const launchReplacement: Step = {
   async run(ctx): Promise<LaunchResult> {
     const host = getHost(ctx.topology, ctx.host);
     const failed = ctx.result<TerminateResult>("terminate")?.address ?? ctx.inventory.addressOf(ctx.host);
-    // Idempotence: a machine launched by an interrupted earlier attempt is reused, never doubled.
+    const req = { host: ctx.host, role: host.role, ...(host.role === "redis" ? { ports: host.ports } : {}) };
+    // Idempotence: a machine launched by an interrupted earlier attempt is reused, never doubled, and finished (its
+    // attempt may have ended before its address was attached or its Redis servers prepared).
     const existing = await ctx.read(() => ctx.providers.compute.find(ctx.host, ctx.signal));
     if (existing && existing.address !== failed) {
-      ctx.place(ctx.host, existing.address, existing.id);
-      return { machineId: existing.id, address: existing.address, reused: true };
+      const m = await ctx.providers.compute.ready(existing, req, ctx.signal);
+      ctx.place(ctx.host, m.address, m.id);
+      return { machineId: m.id, address: m.address, reused: true };
     }
     if (existing && !ctx.dryRun) throw new ProviderError(`the failed machine ${existing.id} of ${ctx.host} is still running`, true);
-    const m = await ctx.providers.compute.launch(
-      { host: ctx.host, role: host.role, ...(host.role === "redis" ? { ports: host.ports } : {}) },
-      ctx.signal,
-    );
+    const m = await ctx.providers.compute.launch(req, ctx.signal);
     ctx.place(ctx.host, m.address, m.id);
     return { machineId: m.id, address: m.address, reused: false };
   },

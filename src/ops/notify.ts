@@ -7,9 +7,9 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DaemonEvents } from "../daemon/events.ts";
-import { errorMessage } from "../errors.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { WebhookConfig, WebhookEvent } from "../topology/schema.ts";
+import { type WebhookConfig, type WebhookEvent, webhookUrlProblem } from "../topology/schema.ts";
 import { resolveSecret } from "../topology/secrets.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { Metrics } from "./metrics.ts";
@@ -72,14 +72,14 @@ export class Notifier {
   /** (Re)reads the webhooks from the config (start, SIGHUP). Resolves URL secrets; throws ConfigError when one is missing. */
   configure(t: Topology): void {
     const n = t.config.notifications;
-    const hooks = n.webhooks.map((w: WebhookConfig, i: number) => ({
-      name: w.name ?? `webhooks[${i}]`,
-      url: typeof w.url === "string" ? w.url : (resolveSecret(w.url, `notifications.webhooks[${i}].url`, t.source) ?? ""),
-      format: w.format,
-      events: w.events ? new Set(w.events) : null,
-      queue: [],
-      worker: null,
-    }));
+    const hooks = n.webhooks.map((w: WebhookConfig, i: number) => {
+      const field = `notifications.webhooks[${i}].url`;
+      const url = typeof w.url === "string" ? w.url : (resolveSecret(w.url, field, t.source) ?? "");
+      // A URL from {env}/{file} was not seen by the schema. The problem is told without the URL: it is a secret.
+      const problem = webhookUrlProblem(url);
+      if (problem) throw new ConfigError(t.source, [`${field}: ${problem}`]);
+      return { name: w.name ?? `webhooks[${i}]`, url, format: w.format, events: w.events ? new Set(w.events) : null, queue: [], worker: null };
+    });
     this.hooks = hooks;
     this.topologyName = t.name;
     this.timeoutMs = n.timeoutMs;
@@ -197,7 +197,7 @@ export class Notifier {
         final = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
       } catch (e) {
         // fetch's message says which network error, never the URL.
-        why = errorMessage((e as { cause?: unknown }).cause ?? e);
+        why = withoutUrl(errorMessage((e as { cause?: unknown }).cause ?? e), h.url);
       }
       if (this.closing.signal.aborted) return;
       if (final || attempt === this.attempts) {
@@ -211,6 +211,11 @@ export class Notifier {
       await sleep(delay, undefined, { signal: this.closing.signal }).catch(() => {});
     }
   }
+}
+
+/** fetch's messages may quote the URL (a secret, for Slack's): never in a log line. */
+function withoutUrl(message: string, url: string): string {
+  return message.split(url).join("<the webhook's URL>").replace(/\/\/[^\s/@]+@/g, "//<credentials>@");
 }
 
 function jsonBody(topology: string, n: Notification): Record<string, unknown> {

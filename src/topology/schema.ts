@@ -216,7 +216,25 @@ const http = z.strictObject({
 
 export const WEBHOOK_EVENTS = ["diagnosis", "resolved", "recovery-start", "step-failed", "recovery-end", "drill"] as const;
 
-const webhookUrl = z.url({ protocol: /^https?$/, error: (iss) => `${show(iss.input)} is not an http(s) URL` });
+const webhookUrl = z
+  .url({ protocol: /^https?$/, error: (iss) => `${show(iss.input)} is not an http(s) URL` })
+  .refine((u) => webhookUrlProblem(u) === null, { error: (iss) => webhookUrlProblem(String(iss.input)) ?? "bad URL" });
+
+/**
+ * Null when `url` can be a webhook's; else why not, without the URL (it may carry a secret). fetch refuses a URL
+ * with a user or password, and its error would quote the whole URL.
+ */
+export function webhookUrlProblem(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "the URL does not parse";
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") return "the URL is not http(s)";
+  if (u.username !== "" || u.password !== "") return "the URL carries a user or password, which fetch refuses (put the token in the path or query)";
+  return null;
+}
 
 const webhook = z.strictObject({
   /** An http(s) URL, or where it is (`{env: VAR}`, `{file: PATH}`) when the URL carries a secret (Slack's do). */

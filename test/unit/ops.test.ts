@@ -109,6 +109,11 @@ drills: [{ schedule: "0 10 * * 2", pair: [redis2, redis1] }]
     ["a listen port out of range", `http: { listen: "127.0.0.1:70000" }\n`, /^http\.listen: .* is not ADDR:PORT/m],
     ["an unknown http key", `http: { port: 80 }\n`, /^http: unknown key 'port'/m],
     ["a webhook that is not http(s)", `notifications: { webhooks: [{ url: "ftp://x" }] }\n`, /^notifications\.webhooks\[0\]\.url: /m],
+    [
+      "a webhook URL with a user and password, told without them",
+      `notifications: { webhooks: [{ url: "https://ops:hunter2@hooks.example.test/x" }] }\n`,
+      /^notifications\.webhooks\[0\]\.url: (?!.*hunter2).*carries a user or password/m,
+    ],
     ["an unknown webhook format", `notifications: { webhooks: [{ url: "http://x.test", format: xml }] }\n`, /format must be json or slack/],
     ["an unknown event", `notifications: { webhooks: [{ url: "http://x.test", events: [boom] }] }\n`, /an event is one of diagnosis, resolved/],
     ["a repeat shorter than a minute", `notifications: { repeatMs: 1000 }\n`, /^notifications\.repeatMs: must be at least 60000 ms/m],
@@ -119,6 +124,24 @@ drills: [{ schedule: "0 10 * * 2", pair: [redis2, redis1] }]
   for (const [name, extra, expected] of bad) {
     test(`refused: ${name}`, () => assert.match(problems(extra), expected));
   }
+
+  test("a webhook URL from the environment with a user and password: refused when the notifier is set up, the secret not told", () => {
+    process.env["FAILOVERD_TEST_HOOK_URL"] = "https://ops:hunter2@hooks.example.test/x";
+    try {
+      const t = topo(`notifications: { webhooks: [{ url: { env: FAILOVERD_TEST_HOOK_URL } }] }\n`);
+      assert.throws(
+        () => new Notifier(t, { log: silentLogger() }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.match(e.message, /notifications\.webhooks\[0\]\.url: the URL carries a user or password/);
+          assert.doesNotMatch(e.message, /hunter2|ops:/);
+          return true;
+        },
+      );
+    } finally {
+      delete process.env["FAILOVERD_TEST_HOOK_URL"];
+    }
+  });
 
   test("--http parsing", () => {
     assert.deepEqual(parseListen("127.0.0.1:9464"), { address: "127.0.0.1", port: 9464 });

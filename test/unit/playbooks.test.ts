@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { HaproxyCommandError, ProviderError } from "../../src/errors.ts";
+import { HaproxyCommandError, ProbeError, ProviderError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DryRunRecorder, dryRun } from "../../src/providers/dry-run.ts";
 import { type Journal, type JournalRecord, MemoryJournal, summarize, unfinished } from "../../src/recovery/journal.ts";
@@ -284,6 +284,31 @@ describe("failed_redis", () => {
     for (const r of s.world.rowsAt("127.0.2.1", 9999).filter((x) => x.server === "redis1")) {
       assert.equal(r.inMaint, true, `redis1 stays in maint on haproxy1 (${r.backend})`);
     }
+  });
+
+  test("routing lost after the promotion: the retry finds both servers primary and routes them still", async () => {
+    const s = setup({ kill: ["redis1"] });
+    const hook = s.world.failOn((c) => c === "haproxy.setState 127.0.2.1:9999 be_redis_9001 redis2 ready", new ProbeError("reset", "connection closed"), 1);
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "succeeded");
+    assert.equal(hook.hits, 1, "precondition: the first attempt's routing on haproxy1 was lost");
+    assert.deepEqual(stepStarts(await records(s), "promote"), [1, 2]);
+    assert.deepEqual(summarize(await records(s))[0]?.completed.get("promote"), { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002] });
+    for (const p of PORTS) {
+      assert.equal(
+        s.world.calls.filter((c) => c === `haproxy.setHealth 127.0.2.1:9999 be_redis_${p} redis2 up`).length,
+        1,
+        `be_redis_${p}: redis2 forced up on haproxy1 by the retry`,
+      );
+    }
+  });
+
+  test("a slow ROLE answer from the survivor, once: asked again, and the recovery goes on (no rollback)", async () => {
+    const s = setup({ kill: ["redis1"] });
+    const hook = s.world.failOn((c) => c === `redis.role ${R2}:9001`, new ProbeError("timeout", "no answer within the deadline"), 1);
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "succeeded");
+    assert.equal(hook.hits, 1);
+    assert.deepEqual(rollbacks(await records(s)), []);
+    for (const p of PORTS) assert.equal(s.world.redisAt(R2, p)?.role, "primary");
   });
 
   test("a promotion that fails after promoting one server goes forward: the failed host stays fenced", async () => {

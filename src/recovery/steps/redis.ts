@@ -2,10 +2,11 @@
  * The Redis half of failed_redis: fence the failed servers on every HAProxy, promote their twins, make the new
  * machine's servers replicas and wait for sync, register them with every HAProxy.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { cmd } from "../../admin/haproxy.ts";
 import { renderForHost, redisBackendName } from "../../admin/haproxy-config.ts";
 import { type Endpoint, endpointId, type RoleReply } from "../../admin/redis.ts";
-import { errorMessage, FailoverdError } from "../../errors.ts";
+import { errorMessage, FailoverdError, isRetryable } from "../../errors.ts";
 import { getHost, type HaproxyHost, twinOf } from "../../topology/topology.ts";
 import { PreconditionError } from "../runner.ts";
 import type { Step, StepContext } from "../types.ts";
@@ -91,6 +92,21 @@ export function whyNotPromotable(candidate: string, role: RoleReply | undefined,
   return null;
 }
 
+/**
+ * The candidate's ROLE, or undefined when it cannot be read. A timeout, refusal or reset is asked again (three tries
+ * in all): one slow answer must not refuse the promotion and undo the fence.
+ */
+async function roleOf(ctx: StepContext, ep: Endpoint): Promise<RoleReply | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ctx.read(() => ctx.providers.redis.role(ep));
+    } catch (e) {
+      if (!isRetryable(e) || attempt >= 3 || ctx.signal.aborted) return undefined;
+      await sleep(50, undefined, { signal: ctx.signal }).catch(() => {});
+    }
+  }
+}
+
 export interface PromoteResult {
   readonly primary: string;
   readonly promoted: readonly number[];
@@ -110,7 +126,7 @@ export const promoteSurvivor: Step = {
     const candidates = await Promise.all(
       failedPorts(ctx).map(async (port) => {
         const ep = { address: ctx.inventory.addressOf(survivor), port };
-        const role = await ctx.read(() => ctx.providers.redis.role(ep)).catch(() => undefined);
+        const role = await roleOf(ctx, ep);
         const why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
         return { port, ep, role, why };
       }),
@@ -131,11 +147,13 @@ export const promoteSurvivor: Step = {
       }),
     );
     throwFirstRejection(settled);
-    // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks.
+    // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks. The ports found
+    // primary already too: on a retry (or a resumed recovery) they are the ones an earlier attempt promoted.
+    const routed = [...promoted, ...alreadyPrimary];
     await onEveryHaproxy(ctx, "route to the new primary", async (_h, admin) => {
       await ctx.providers.haproxy.apply(
         admin,
-        promoted.flatMap((p) => [cmd.state(redisBackendName(p), survivor, "ready"), cmd.health(redisBackendName(p), survivor, "up")]),
+        routed.flatMap((p) => [cmd.state(redisBackendName(p), survivor, "ready"), cmd.health(redisBackendName(p), survivor, "up")]),
       );
     });
     return { primary: survivor, promoted: promoted.sort(), alreadyPrimary: alreadyPrimary.sort() };

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { HaproxyCommandError } from "../../src/errors.ts";
+import { HaproxyCommandError, ProbeError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { DryRunRecorder, dryRun } from "../../src/providers/dry-run.ts";
 import { type JournalRecord, MemoryJournal, summarize } from "../../src/recovery/journal.ts";
@@ -100,6 +100,37 @@ describe("switchover playbook", () => {
     assert.ok(!world.writes().some((w) => w.startsWith("haproxy.")), "no HAProxy was touched");
     assert.equal(world.redisAt(R1, 9001)?.role, "primary");
     assert.match(ends(await journal.read())[0]?.error ?? "", /failover: switchover to redis2: 900\d: did not complete within 2200 ms and was aborted; redis1:900\d is still the primary/);
+  });
+
+  test("a FAILOVER refused (one already in progress, from an attempt cut short) is watched, and aborted when it does not complete", async () => {
+    const { world, journal, runner } = setup();
+    world.failOn((c) => c.startsWith(`redis.failover ${R1}:9001 `), new Error("ERR FAILOVER already in progress."), 1);
+    assert.equal(await runner().run(switchover("redis2"), { diagnosis: "switchover" }), "failed");
+    assert.ok(world.writes().includes(`redis.abortFailover ${R1}:9001`), "the failover in progress is aborted");
+    assert.equal(world.redisAt(R1, 9001)?.role, "primary");
+    assert.match(ends(await journal.read())[0]?.error ?? "", /9001: did not complete within 2200 ms and was aborted; redis1:9001 is still the primary/);
+  });
+
+  test("the target stops answering after the preflight: no FAILOVER is sent to its primary", async () => {
+    const { world, journal, runner } = setup();
+    let asked = 0;
+    // The preflight reads the target's ROLE once; every later read times out.
+    world.failOn((c) => c === `redis.role ${R2}:9001` && ++asked > 1, new ProbeError("timeout", "no answer within the deadline"));
+    assert.equal(await runner().run(switchover("redis2"), { diagnosis: "switchover" }), "failed");
+    assert.ok(!world.writes().some((w) => w.startsWith(`redis.failover ${R1}:9001 `)), "no FAILOVER on 9001");
+    assert.equal(world.redisAt(R1, 9001)?.role, "primary");
+    assert.match(ends(await journal.read())[0]?.error ?? "", /9001: redis2:9001 does not answer; redis1:9001 was left primary \(no FAILOVER sent\)/);
+  });
+
+  test("a port whose target is primary already and whose old primary does not answer: switched, no FAILOVER sent", async () => {
+    const t = topology();
+    const world = new RecordingProviders(t, { primaries: { 9001: "redis2" } });
+    const runner = new Runner({ topology: t, inventory: new Inventory(t), providers: world, journal: new MemoryJournal(), monitor: new RecordingMonitor(world), log: silentLogger() });
+    world.failOn((c) => c === `redis.role ${R1}:9001`, new ProbeError("timeout", "no answer within the deadline"));
+    assert.equal(await runner.run(switchover("redis2"), { diagnosis: "switchover" }), "succeeded");
+    assert.ok(!world.writes().some((w) => w.startsWith(`redis.failover ${R1}:9001 `)), "no FAILOVER on 9001");
+    assert.ok(world.writes().includes(`redis.failover ${R1}:9002 ${R2}:9002 200`), "9002 is switched as usual");
+    assert.ok(world.writes().includes("haproxy.setHealth 127.0.2.1:9999 be_redis_9001 redis2 up"), "9001 routed to redis2");
   });
 
   test("one port switched, the other not: the switched one is routed, and the recovery says which", async () => {

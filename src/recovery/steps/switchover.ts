@@ -109,15 +109,18 @@ export interface FailoverResult extends Sides {
   readonly switched: readonly number[];
 }
 
-/** Has `to` taken over from `from` on this port: `to` is primary and `from` replicates it? */
-async function hasTakenOver(ctx: StepContext, from: Endpoint, to: Endpoint): Promise<{ target: boolean; both: boolean }> {
+/**
+ * Has `to` taken over from `from` on this port: `to` is primary and `from` replicates it? Also whether `to` answered
+ * at all, and whether `from` still claims to be primary.
+ */
+async function hasTakenOver(ctx: StepContext, from: Endpoint, to: Endpoint): Promise<{ target: boolean; both: boolean; reached: boolean; fromPrimary: boolean }> {
   const [t, f] = await Promise.all([
     ctx.providers.redis.role(to).catch(() => undefined),
     ctx.providers.redis.role(from).catch(() => undefined),
   ]);
   const target = t?.role === "primary";
   const follows = f?.role === "replica" && f.primary.address === to.address && f.primary.port === to.port;
-  return { target, both: target && follows };
+  return { target, both: target && follows, reached: t !== undefined, fromPrimary: f?.role === "primary" };
 }
 
 /** Polls until `check` is true or `ms` have passed (or the step is aborted). */
@@ -134,8 +137,23 @@ async function within(ctx: StepContext, ms: number, check: () => Promise<boolean
 async function failoverPort(ctx: StepContext, s: Sides, port: number, timeoutMs: number): Promise<true | string> {
   const from = ep(ctx, s.from, port);
   const to = ep(ctx, s.to, port);
-  if ((await hasTakenOver(ctx, from, to)).both) return true;
-  await ctx.providers.redis.failover(from, to, timeoutMs);
+  const before = await hasTakenOver(ctx, from, to);
+  if (before.both) return true;
+  if (!ctx.dryRun) {
+    // The target is primary already (an earlier attempt switched it, or it was so at preflight): a FAILOVER TO it
+    // is never sent again. Switched, unless its old primary still claims the role too.
+    if (before.target) return before.fromPrimary ? `${s.to}:${port} and ${s.from}:${port} both answer as primary` : true;
+    // Never demote the primary towards a target that does not answer (it may have hung since the preflight).
+    if (!before.reached) return `${s.to}:${port} does not answer; ${s.from}:${port} was left primary (no FAILOVER sent)`;
+  }
+  try {
+    await ctx.providers.redis.failover(from, to, timeoutMs);
+  } catch (e) {
+    // Refused (a FAILOVER already in progress, from an attempt cut short) or its answer lost: whichever, it is
+    // watched like one sent now, and aborted when it does not complete.
+    if (ctx.dryRun) throw e;
+    ctx.log.warn({ port, err: errorMessage(e) }, `FAILOVER on ${s.from}:${port} did not answer OK: watching it, and aborting it if it does not complete`);
+  }
   if (ctx.dryRun) return true;
   if (await within(ctx, timeoutMs + TAKEOVER_MARGIN_MS, async () => (await hasTakenOver(ctx, from, to)).both)) return true;
   ctx.log.warn({ port }, `FAILOVER of ${s.from}:${port} did not complete within ${timeoutMs + TAKEOVER_MARGIN_MS} ms: aborting`);

@@ -1,5 +1,5 @@
 /** What every command shares: the --config option, loading, exit codes, output. */
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { loadTopology } from "../topology/load.ts";
 import type { Topology } from "../topology/topology.ts";
 
@@ -26,6 +26,17 @@ export interface ConfigOpts {
 
 export function withConfig(cmd: Command): Command {
   return cmd.option("-c, --config <file>", "topology config (default: the bundled sandbox, config/sandbox.yaml)");
+}
+
+/** A commander parser of a whole number of milliseconds, at least `min`: `--timeout 5000`. */
+export function parseMs(min: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`must be a whole number of milliseconds${min > 0 ? ` (at least ${min})` : ""}`);
+    }
+    return n;
+  };
 }
 
 export function loadFrom(opts: ConfigOpts): Topology {

@@ -10,7 +10,7 @@ import type { RecoveryView, StatusView } from "../daemon/status.ts";
 import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
 import { parseListen } from "../ops/http.ts";
 import { resolveSecret } from "../topology/secrets.ts";
-import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, withConfig } from "./common.ts";
+import { type ConfigOpts, EXIT_FAILED, loadFrom, out, parseMs, setExitCode, withConfig } from "./common.ts";
 
 interface ApiOpts extends ConfigOpts {
   http?: string;
@@ -86,12 +86,6 @@ function parsePair(v: string): [string, string] {
   return [hosts[0]!, hosts[1]!];
 }
 
-function parseMs(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a whole number of milliseconds");
-  return n;
-}
-
 export function registerOps(program: Command): void {
   withApi(program.command("pause").description("pause automatic recovery in the running daemon (it still checks, diagnoses and alerts)")).action(
     async (opts: ApiOpts) => {
@@ -117,7 +111,7 @@ export function registerOps(program: Command): void {
     .option("--to <host>", "the host that becomes primary")
     .option("--pair <a,b>", "the pair; its primaries move to the host that holds its replicas", parsePair)
     .option("--wait", "wait until the switchover has ended and print its steps (exit 1 unless it succeeded)")
-    .option("--timeout <ms>", "how long --wait waits", parseMs, 120_000)
+    .option("--timeout <ms>", "how long --wait waits", parseMs(1), 120_000)
     .action(async (opts: ApiOpts & { to?: string; pair?: [string, string]; wait?: boolean; timeout: number }) => {
       if (!opts.to && !opts.pair) throw new UsageError("name the new primary (--to HOST) or the pair (--pair A,B)");
       const r = await change(opts, "/switchover", { ...(opts.to ? { to: opts.to } : {}), ...(opts.pair ? { pair: opts.pair } : {}) });

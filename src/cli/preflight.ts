@@ -9,15 +9,15 @@ import type { CheckResult } from "../providers/preflight.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import { join } from "node:path";
-import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, withConfig } from "./common.ts";
+import { type ConfigOpts, EXIT_FAILED, loadFrom, out, parseMs, setExitCode, withConfig } from "./common.ts";
 
 export function registerPreflight(program: Command): void {
   withConfig(program.command("preflight").description("check, without changing anything, what a recovery will need (exit 1 when a check fails)"))
-    .option("--timeout-ms <ms>", "deadline of each check", "10000")
+    .option("--timeout-ms <ms>", "deadline of each check", parseMs(1), 10_000)
     .option("--json", "print one JSON object")
-    .action(async (opts: ConfigOpts & { timeoutMs: string; json?: boolean }) => {
+    .action(async (opts: ConfigOpts & { timeoutMs: number; json?: boolean }) => {
       const t = loadFrom(opts);
-      const results = await runPreflight(t, Number(opts.timeoutMs) || 10_000);
+      const results = await runPreflight(t, opts.timeoutMs);
       if (opts.json) out(JSON.stringify({ ok: results.every((r) => r.ok), checks: results }));
       else for (const r of results) out(formatCheck(r));
       if (!results.every((r) => r.ok)) setExitCode(EXIT_FAILED);

@@ -1,17 +1,11 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { formatReport } from "../simulate/report.ts";
 import { type Fault, simulate } from "../simulate/scenario.ts";
-import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, withConfig } from "./common.ts";
+import { type ConfigOpts, EXIT_FAILED, loadFrom, out, parseMs, setExitCode, withConfig } from "./common.ts";
 
 function parseFault(v: string): Fault {
   if (v !== "crash" && v !== "hang") throw new InvalidArgumentError("must be crash or hang");
   return v;
-}
-
-function parseMs(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a whole number of milliseconds");
-  return n;
 }
 
 export function registerSimulate(program: Command): void {
@@ -22,7 +16,7 @@ export function registerSimulate(program: Command): void {
   )
     .requiredOption("-t, --target <host>", "the host to fail (redis1, redis2, haproxy1, haproxy2 in the sandbox)")
     .option("--fault <kind>", "crash (SIGKILL every process of the host) or hang (SIGSTOP, SIGCONT after --hang-ms)", parseFault, "crash")
-    .option("--hang-ms <ms>", "how long a hang lasts", parseMs, 10_000)
+    .option("--hang-ms <ms>", "how long a hang lasts", parseMs(0), 10_000)
     .option("--json", "print one JSON object as the last line of stdout")
     .action(async (opts: ConfigOpts & { target: string; fault: Fault; hangMs: number; json?: boolean }) => {
       const t = loadFrom(opts);

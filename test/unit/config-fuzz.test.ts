@@ -426,6 +426,12 @@ describe("failoverd: misuse through main(), refused before anything starts", () 
     assertRefused(await cli("simulate", "--target", "redis1", "--hang-ms", "-5", "--config", missing()), /--hang-ms.*'-5'.*whole number of milliseconds/);
   });
 
+  for (const bad of ["abc", "0", "1.5"]) {
+    test(`preflight --timeout-ms ${bad} exits 2 naming the option (it was taken as the default)`, async () => {
+      assertRefused(await cli("preflight", "--timeout-ms", bad, "--config", missing()), new RegExp(`--timeout-ms.*'${bad.replace(".", "\\.")}'.*whole number of milliseconds`));
+    });
+  }
+
   test("plan --target nope exits 2 with one failoverd: line naming the host and the declared ones", async () => {
     const line = assertRefused(await cli("plan", "--target", "nope", "--config", SANDBOX_PATH), /^failoverd: .*'nope'/);
     assert.match(line, /redis1, redis2, haproxy1, haproxy2, app/);

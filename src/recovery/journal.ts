@@ -5,7 +5,7 @@
  * `Journal` is the interface; `FileJournal` keeps JSON lines in the state directory. A later implementation keeps
  * the same records in etcd so the next leader resumes what the last one began.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { FailoverdError } from "../errors.ts";
 
@@ -48,6 +48,9 @@ export class JournalCorruptError extends FailoverdError {
 }
 
 export class FileJournal implements Journal {
+  /** The last read, kept while the file's size and mtime stay the same: the status page asks every 2 s. */
+  private cache: { size: number; mtimeMs: number; records: JournalRecord[] } | null = null;
+
   constructor(readonly path: string) {}
 
   async append(record: JournalRecord): Promise<void> {
@@ -63,7 +66,11 @@ export class FileJournal implements Journal {
 
   async read(): Promise<JournalRecord[]> {
     let text: string;
+    let size: number;
+    let mtimeMs: number;
     try {
+      ({ size, mtimeMs } = statSync(this.path));
+      if (this.cache && this.cache.size === size && this.cache.mtimeMs === mtimeMs) return [...this.cache.records];
       text = readFileSync(this.path, "utf8");
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
@@ -87,7 +94,8 @@ export class FileJournal implements Journal {
       }
       out.push(rec);
     }
-    return out;
+    this.cache = { size, mtimeMs, records: out };
+    return [...out];
   }
 }
 

@@ -73,6 +73,19 @@ describe("FileJournal", () => {
     assert.deepEqual(await new FileJournal(path).read(), RUNNING, "a second instance (a restarted daemon) reads the same");
   });
 
+  test("a read is kept while the file is unchanged, and read anew when another writer (or a corruption) changes it", async () => {
+    const path = join(tmp(), "journal.jsonl");
+    const j = new FileJournal(path);
+    await j.append(RUNNING[0]!);
+    const first = await j.read();
+    first.push(RUNNING[1]!); // a caller's copy: changing it changes nothing in the journal
+    assert.deepEqual(await j.read(), [RUNNING[0]]);
+    await new FileJournal(path).append(RUNNING[1]!);
+    assert.deepEqual(await j.read(), RUNNING.slice(0, 2));
+    appendFileSync(path, "{not json\n");
+    await assert.rejects(j.read(), JournalCorruptError);
+  });
+
   test("a journal that does not exist yet reads as empty", async () => {
     assert.deepEqual(await new FileJournal(join(tmp(), "none.jsonl")).read(), []);
   });

@@ -10,6 +10,7 @@
  */
 import {
   AssociateAddressCommand,
+  DescribeAddressesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   EC2Client,
@@ -61,6 +62,8 @@ export class FakeAws {
   readonly ec2 = mockClient(this.clients.ec2);
   readonly route53 = mockClient(this.clients.route53);
   readonly instances = new Map<string, FakeInstance>();
+  /** Elastic IP allocation -> the instance it is attached to. */
+  readonly addresses = new Map<string, string>();
   /** zone -> fqdn (with trailing dot) -> address */
   readonly records = new Map<string, Map<string, string>>();
   readonly zones = new Set<string>(["Z0000000000TEST"]);
@@ -74,7 +77,13 @@ export class FakeAws {
     this.ec2.on(RunInstancesCommand).callsFake(async (input: RunInstancesCommandInput) => this.runInstances(input));
     this.ec2.on(DescribeInstancesCommand).callsFake(async (input: DescribeInstancesCommandInput) => this.describeInstances(input));
     this.ec2.on(TerminateInstancesCommand).callsFake(async (input: { InstanceIds?: string[] }) => this.terminateInstances(input.InstanceIds ?? []));
-    this.ec2.on(AssociateAddressCommand).resolves({ AssociationId: "eipassoc-0123456789abcdef0" });
+    this.ec2.on(AssociateAddressCommand).callsFake(async (input: { AllocationId?: string; InstanceId?: string }) => {
+      this.addresses.set(input.AllocationId ?? "", input.InstanceId ?? "");
+      return { AssociationId: "eipassoc-0123456789abcdef0" };
+    });
+    this.ec2.on(DescribeAddressesCommand).callsFake(async (input: { AllocationIds?: string[] }) => ({
+      Addresses: (input.AllocationIds ?? []).map((a) => ({ AllocationId: a, ...(this.addresses.get(a) ? { InstanceId: this.addresses.get(a) } : {}) })),
+    }));
     this.route53.on(ChangeResourceRecordSetsCommand).callsFake(async (input: ChangeResourceRecordSetsCommandInput) => this.change(input));
     this.route53.on(GetChangeCommand).callsFake(async (input: { Id?: string }) => this.getChange(input.Id ?? ""));
     this.route53.on(ListResourceRecordSetsCommand).callsFake(async (input: ListResourceRecordSetsCommandInput) => this.list(input));

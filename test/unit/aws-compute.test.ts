@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import {
   AssociateAddressCommand,
+  DescribeAddressesCommand,
   DescribeInstancesCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
@@ -145,6 +146,40 @@ describe("launch: the exact requests", () => {
     const m = await s.compute.launch({ host: "haproxy1", role: "haproxy" }, AbortSignal.timeout(5000));
     const calls = s.fake.ec2.commandCalls(AssociateAddressCommand).map((c) => c.args[0].input);
     assert.deepEqual(calls, [{ AllocationId: "eipalloc-0123456789abcdef0", InstanceId: m.id, AllowReassociation: true }]);
+  });
+
+  it("the Elastic IP moves from the failed machine of the same host (tagged so), never from a stranger's", async () => {
+    const provider = "  imageId: ami-0123456789abcdef0\n  elasticIps: { haproxy1: eipalloc-0123456789abcdef0 }";
+    const eip = "eipalloc-0123456789abcdef0";
+    // From the failed haproxy1 of this topology: moved.
+    s = setup({ provider });
+    const failed = s.fake.addInstance({ "failoverd:topology": "barton", "failoverd:host": "haproxy1", "failoverd:role": "haproxy" });
+    s.fake.addresses.set(eip, failed);
+    const m = await s.compute.launch({ host: "haproxy1", role: "haproxy" }, AbortSignal.timeout(5000));
+    assert.deepEqual(s.fake.ec2.commandCalls(DescribeAddressesCommand).map((c) => c.args[0].input), [{ AllocationIds: [eip] }]);
+    assert.equal(s.fake.addresses.get(eip), m.id);
+    s.fake.restore();
+    // From another host's machine, or another topology's: refused, not retried, and nothing moved.
+    const strangers: Record<string, string>[] = [
+      { "failoverd:topology": "barton", "failoverd:host": "haproxy2", "failoverd:role": "haproxy" },
+      { "failoverd:topology": "other", "failoverd:host": "haproxy1" },
+      { Name: "someone-elses" },
+    ];
+    for (const tags of strangers) {
+      s = setup({ provider });
+      const holder = s.fake.addInstance(tags);
+      s.fake.addresses.set(eip, holder);
+      await assert.rejects(s.compute.launch({ host: "haproxy1", role: "haproxy" }, AbortSignal.timeout(5000)), (e: unknown) => {
+        assert.ok(e instanceof ProviderError, String(e));
+        assert.equal(e.retryable, false);
+        assert.equal(e.code, "NotManaged");
+        assert.match(e.message, new RegExp(`refusing to move Elastic IP ${eip} to i-[0-9a-f]+ \\(haproxy1\\): it is attached to ${holder}, and (its tag|it has no)`));
+        return true;
+      });
+      assert.equal(s.fake.ec2.commandCalls(AssociateAddressCommand).length, 0, JSON.stringify(tags));
+      assert.equal(s.fake.addresses.get(eip), holder);
+      s.fake.restore();
+    }
   });
 
   it("resolves only once every Redis port answers, after the preparation commands ran", async () => {

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   AssociateAddressCommand,
   type AssociateAddressCommandInput,
+  DescribeAddressesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   type DescribeInstancesCommandOutput,
@@ -184,7 +185,10 @@ export class Ec2Compute implements ComputeProvider {
     for (const c of rest) lines.push(`  on InsufficientInstanceCapacity, the same with InstanceType=${c.type} SubnetId=${c.subnet}`);
     lines.push(`EC2 DescribeInstances {"InstanceIds":["<new instance>"]} until its state is running (waitUntilInstanceRunning)`);
     const allocation = this.o.config.elasticIps[req.host];
-    if (allocation) lines.push(`EC2 AssociateAddress ${show(this.associateInput(allocation, "<new instance>"))}`);
+    if (allocation) {
+      lines.push(`EC2 DescribeAddresses {"AllocationIds":["${allocation}"]}: refuse if it is attached to an instance not tagged for ${req.host}`);
+      lines.push(`EC2 AssociateAddress ${show(this.associateInput(allocation, "<new instance>"))}`);
+    }
     if (req.role === "redis") {
       lines.push(...(this.o.describePrepare?.(req.host) ?? []));
       lines.push(`wait until ports ${(req.ports ?? []).join(", ")} of the new instance answer PING`);
@@ -340,12 +344,44 @@ export class Ec2Compute implements ComputeProvider {
   }
 
   private async associateAddress(input: AssociateAddressCommandInput, host: string, signal: AbortSignal): Promise<void> {
+    await this.guardAddress(input.AllocationId!, input.InstanceId!, host, signal);
     await this.call(
       `EC2 AssociateAddress ${input.AllocationId} to ${input.InstanceId} (${host})`,
       () => this.o.ec2.send(new AssociateAddressCommand(input), { abortSignal: signal }),
       signal,
       notFoundToo,
     );
+  }
+
+  /**
+   * The Elastic IP moves (AllowReassociation) only from an instance of this topology's `host` (the failed machine),
+   * or when it is attached to nothing: a config typo must never take a stranger's address.
+   */
+  private async guardAddress(allocationId: string, instanceId: string, host: string, signal: AbortSignal): Promise<void> {
+    const out = await this.call(
+      `EC2 DescribeAddresses ${allocationId} (${host})`,
+      () => this.o.ec2.send(new DescribeAddressesCommand({ AllocationIds: [allocationId] }), { abortSignal: signal }),
+      signal,
+    );
+    const holder = out?.Addresses?.[0]?.InstanceId;
+    if (!holder || holder === instanceId) return;
+    let instance: Instance | undefined;
+    try {
+      const d = await this.call(`EC2 DescribeInstances of ${holder}`, () => this.o.ec2.send(new DescribeInstancesCommand({ InstanceIds: [holder] }), { abortSignal: signal }), signal);
+      instance = instancesOf(d)[0];
+    } catch (e) {
+      if (e instanceof ProviderError && e.code === "InvalidInstanceID.NotFound") return; // attached to nothing that exists
+      throw e;
+    }
+    const why = instance ? this.whyNotOurs(instance, host) : null;
+    if (why) {
+      throw new ProviderError(
+        `refusing to move Elastic IP ${allocationId} to ${instanceId} (${host}): it is attached to ${holder}, and ${why}. ` +
+          `It moves only from a machine tagged ${TAG_TOPOLOGY}=${this.o.topology}, ${TAG_HOST}=${host}; fix provider.elasticIps or detach it by hand`,
+        false,
+        "NotManaged",
+      );
+    }
   }
 
   private async waitForPorts(m: Machine, kind: "redis" | "ssh", ports: readonly number[], signal: AbortSignal): Promise<void> {

@@ -196,14 +196,6 @@ export class HaproxyAdminClient {
     return this.apply([cmd.state(backend, server, state)]);
   }
 
-  setHealth(backend: string, server: string, health: "up" | "down"): Promise<void> {
-    return this.apply([cmd.health(backend, server, health)]);
-  }
-
-  shutdownSessions(backend: string, server: string): Promise<void> {
-    return this.apply([cmd.shutdownSessions(backend, server)]);
-  }
-
   setAddr(backend: string, server: string, address: string, port: number): Promise<void> {
     return this.apply([cmd.addr(backend, server, address, port)]);
   }

@@ -247,7 +247,7 @@ export class Daemon {
     const next = observe(prev, obs, this.rules);
     this.health.set(obs.target, next);
     this.events.emit("observation", { observation: obs, health: next });
-    if ((prev?.status ?? "unknown") !== next.status) {
+    if (prev === undefined || prev.status !== next.status) {
       const failure = obs.failure ? `${obs.failure.kind}: ${obs.failure.message}` : undefined;
       this.events.emit("status", { target: obs.target, from: prev?.status ?? "unknown", to: next.status, at: obs.at, ...(failure ? { failure } : {}) });
     }

@@ -47,7 +47,7 @@ export interface DrillResult {
 export interface DaemonEvents {
   /** Every check result, with the target's health after it. */
   observation: { readonly observation: Observation; readonly health: TargetHealth };
-  /** A target's confirmed status changed (up -> down, down -> up, unknown -> up). */
+  /** A target's first status, or a change of it (up -> down, down -> up, unknown -> up). */
   status: { readonly target: string; readonly from: TargetStatus; readonly to: TargetStatus; readonly at: number; readonly failure?: string };
   /** A finding appeared, or its decision changed. */
   diagnosis: ActiveDiagnosis & { readonly at: number };

@@ -103,11 +103,8 @@ export class Metrics {
       if (o.type === "redis" && o.ok && o.role) this.redisPrimary.set({ target: o.target }, o.role === "primary" ? 1 : 0);
     });
     // Set on a change only: three labelled gauges per check add up with thousands of targets (issue 5, scale).
-    const shownStatus = new Map<string, string>();
-    on("observation", ({ health }) => {
-      if (shownStatus.get(health.target) === health.status) return;
-      shownStatus.set(health.target, health.status);
-      for (const s of STATUSES) this.targetStatus.set({ target: health.target, status: s }, s === health.status ? 1 : 0);
+    on("status", ({ target, to }) => {
+      for (const s of STATUSES) this.targetStatus.set({ target, status: s }, s === to ? 1 : 0);
     });
     on("diagnosis", (d) => {
       this.diagnoses.inc({ diagnosis: d.diagnosis.name, host: d.diagnosis.host, decision: d.decision.kind });

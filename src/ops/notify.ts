@@ -93,10 +93,6 @@ export class Notifier {
     }
   }
 
-  get webhookCount(): number {
-    return this.hooks.length;
-  }
-
   /** Subscribes to the daemon's events. */
   attach(events: EventSource): void {
     const on = <K extends keyof DaemonEvents>(k: K, fn: (e: DaemonEvents[K]) => void) => this.unsubscribe.push(events.on(k, fn));

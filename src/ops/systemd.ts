@@ -62,10 +62,6 @@ export class SystemdNotifier {
     }
   }
 
-  async status(text: string): Promise<void> {
-    if (this.enabled) await this.send([`--status=${text}`]);
-  }
-
   async stopping(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;

@@ -286,6 +286,9 @@ describe("metrics", () => {
     const bad = obs("redis2:9001", false, 150, { failure: { kind: "timeout", message: "no answer" } });
     s.bus.emit("observation", { observation: ok, health: health("redis1:9001", "up", ok) });
     s.bus.emit("observation", { observation: bad, health: health("redis2:9001", "down", bad) });
+    // The daemon tells a target's first status and each change of it (its ingest).
+    s.bus.emit("status", { target: "redis1:9001", from: "unknown", to: "up", at: 1 });
+    s.bus.emit("status", { target: "redis2:9001", from: "unknown", to: "down", at: 1, failure: "timeout: no answer" });
     const ref = { recoveryId: "r1", playbook: "failed_redis", host: "redis2", group: "pair:redis1+redis2", diagnosis: "DeadReplica", origin: "diagnosis" as const };
     s.bus.emit("diagnosis", { key: "DeadReplica:redis2", diagnosis: diag("DeadReplica", "redis2"), actionable: true, decision: { kind: "recover", playbook: "failed_redis" }, since: 1, acknowledged: false, at: 1 });
     s.bus.emit("recovery-start", { ...ref, at: 10 });

@@ -29,7 +29,7 @@ import { errorMessage, ProviderError } from "../../errors.ts";
 import { type Logger, silentLogger } from "../../log.ts";
 import type { AwsProviderConfig } from "../../topology/schema.ts";
 import type { ComputeProvider, LaunchRequest, Machine, MachineRole } from "../types.ts";
-import { awsCode, CAPACITY_CODES, isThrottlingOrTransient } from "./errors.ts";
+import { awsCode, isCapacityCode, isThrottlingOrTransient } from "./errors.ts";
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from "./retry.ts";
 
 export const TAG_TOPOLOGY = "failoverd:topology";
@@ -433,10 +433,6 @@ export class Ec2Compute implements ComputeProvider {
 }
 
 const notFoundToo = (e: unknown) => isThrottlingOrTransient(e) || awsCode(e) === "InvalidInstanceID.NotFound";
-
-function isCapacityCode(code: string | undefined): boolean {
-  return code !== undefined && CAPACITY_CODES.has(code);
-}
 
 function instancesOf(out: DescribeInstancesCommandOutput | undefined): Instance[] {
   return (out?.Reservations ?? []).flatMap((r) => r.Instances ?? []);

@@ -82,8 +82,8 @@ export function isThrottlingOrTransient(e: unknown): boolean {
   return retryable !== undefined && retryable !== null;
 }
 
-export function isCapacityError(e: unknown): boolean {
-  const code = awsCode(e);
+/** EC2 has no capacity for this instance type in this zone: try the next type or subnet. */
+export function isCapacityCode(code: string | undefined): boolean {
   return code !== undefined && CAPACITY_CODES.has(code);
 }
 

@@ -24,7 +24,7 @@ import { Inventory } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
 import { DutyCycle } from "./duty-cycle.ts";
-import { Findings } from "./findings.ts";
+import { Findings, findingKey } from "./findings.ts";
 import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
 import { Sleeper } from "./sleeper.ts";
@@ -288,7 +288,7 @@ export class Daemon {
 
   private act(d: Decision): void {
     if (d.kind === "alert") {
-      const key = `${d.diagnosis.name}:${d.host}`;
+      const key = findingKey(d);
       const prev = this.lastAlert.get(key);
       // Repeated non-actionable findings are throttled: once, then once a minute while they last.
       if (prev && prev.text === d.reason && this.now() - prev.at < 60_000) return;

@@ -4,7 +4,7 @@
  */
 import type { TargetStatus } from "../checks/detector.ts";
 import { groupOf } from "../recovery/decider.ts";
-import { type Pair, pairOf, type Topology } from "../topology/topology.ts";
+import { type Pair, pairOf, type Topology, twinOf } from "../topology/topology.ts";
 
 export interface SwitchoverRequest {
   /** The host that becomes primary. */
@@ -36,8 +36,9 @@ export function planSwitchover(input: SwitchoverInput): SwitchoverPlan | { reado
   let pair: Pair | undefined;
   if (r.pair !== undefined) {
     if (r.pair.length !== 2) return refuse("pair must name two hosts");
-    const [a, b] = r.pair;
-    pair = t.pairs.find((p) => (p.hosts[0] === a && p.hosts[1] === b) || (p.hosts[0] === b && p.hosts[1] === a));
+    const [a = "", b = ""] = r.pair;
+    const p = pairOf(t, a);
+    pair = a !== b && p?.hosts.includes(b) ? p : undefined;
     if (!pair) return refuse(`[${r.pair.join(", ")}] is not a declared pair (pairs: ${t.pairs.map((p) => p.hosts.join("+")).join(", ")})`);
   }
   if (r.to !== undefined) {
@@ -56,7 +57,7 @@ export function planSwitchover(input: SwitchoverInput): SwitchoverPlan | { reado
     }
     to = primaries(a) < primaries(b) ? a : b;
   }
-  const from = pair.hosts[0] === to ? pair.hosts[1] : pair.hosts[0];
+  const from = twinOf(t, to)!;
   const group = groupOf(t, to);
   if (input.active.has(group)) return refuse(`a recovery of ${group} is under way; try again when it has ended`);
   for (const h of pair.hosts) if (input.unmonitored.has(h)) return refuse(`${h} is under recovery (unmonitored)`);

@@ -127,8 +127,9 @@ export class Runner extends EventEmitter {
       const outcome = await this.runStep(id, playbook, step, results, stepLog);
       if (outcome === "interrupted") return "interrupted";
       if (outcome instanceof Error) {
-        const refusedUntouched = outcome instanceof PreconditionError && step.pointOfNoReturn && !results.has(step.name);
-        if (!pastNoReturn || (refusedUntouched && !started.has(step.name))) {
+        // A point of no return that refused before changing anything (and that no earlier run had started) may still undo.
+        const refusedUntouched = outcome instanceof PreconditionError && step.pointOfNoReturn === true && !started.has(step.name);
+        if (!pastNoReturn || refusedUntouched) {
           // The failed step may have done part of its work: its own rollback (idempotent) runs first.
           await this.rollback(id, playbook, [...done, step], results, log);
           await this.end(id, "rolled-back", log, `${step.name}: ${outcome.message}`);

@@ -12,13 +12,15 @@ import { PreconditionError } from "../runner.ts";
 import type { Step, StepContext } from "../types.ts";
 import { currentPrimaries } from "./haproxy.ts";
 
-function failedPorts(ctx: StepContext): readonly number[] {
+/** The Redis ports of the recovery's host. */
+export function portsOf(ctx: StepContext): readonly number[] {
   const h = getHost(ctx.topology, ctx.host);
   if (h.role !== "redis") throw new FailoverdError(`${ctx.host} is not a Redis host`);
   return h.ports;
 }
 
-function twin(ctx: StepContext): string {
+/** The other host of the recovery's host's pair. */
+export function twin(ctx: StepContext): string {
   const t = twinOf(ctx.topology, ctx.host);
   if (!t) throw new FailoverdError(`${ctx.host} is in no pair`);
   return t;
@@ -60,7 +62,7 @@ export const fenceFailedServers: Step = {
   name: "fence",
   title: "Unregister its Redis servers from every HAProxy (maint, sessions shut)",
   async run(ctx) {
-    const ports = failedPorts(ctx);
+    const ports = portsOf(ctx);
     const r = await onEveryHaproxy(ctx, "fence", async (h, admin) => {
       // Every port of the host in one batch (one connection): a host of 16 servers is fenced as fast as a host of one.
       await ctx.providers.haproxy.apply(
@@ -75,7 +77,7 @@ export const fenceFailedServers: Step = {
     return { fencedOn: r.done, skipped: r.skipped };
   },
   async rollback(ctx) {
-    const ports = failedPorts(ctx);
+    const ports = portsOf(ctx);
     await onEveryHaproxy(ctx, "unfence", async (_h, admin) => {
       await ctx.providers.haproxy.apply(admin, ports.map((p) => cmd.state(redisBackendName(p), ctx.host, "ready")));
     });
@@ -124,7 +126,7 @@ export const promoteSurvivor: Step = {
     const alreadyPrimary: number[] = [];
     // Every candidate is checked before any is promoted: a refusal here changes nothing and may still roll back.
     const candidates = await Promise.all(
-      failedPorts(ctx).map(async (port) => {
+      portsOf(ctx).map(async (port) => {
         const ep = { address: ctx.inventory.addressOf(survivor), port };
         const role = await roleOf(ctx, ep);
         const why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
@@ -167,7 +169,7 @@ export const replicateFromSurvivor: Step = {
   async run(ctx) {
     const survivor = twin(ctx);
     const address = ctx.inventory.addressOf(ctx.host);
-    const ports = failedPorts(ctx);
+    const ports = portsOf(ctx);
     const settled = await Promise.allSettled(
       ports.map(async (port) => {
         const replica = { address, port };
@@ -201,7 +203,7 @@ export const registerReplacement: Step = {
   name: "register",
   title: "Register the new Redis servers with every HAProxy",
   async run(ctx) {
-    const ports = failedPorts(ctx);
+    const ports = portsOf(ctx);
     const address = ctx.inventory.addressOf(ctx.host);
     const primaryOf = await currentPrimaries(ctx, twin(ctx));
     const r = await onEveryHaproxy(ctx, "register", async (h, admin) => {

@@ -12,10 +12,9 @@ import { cmd } from "../../admin/haproxy.ts";
 import { redisBackendName, renderForHost } from "../../admin/haproxy-config.ts";
 import { type Endpoint, endpointId } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError } from "../../errors.ts";
-import { getHost, twinOf } from "../../topology/topology.ts";
 import type { Step, StepContext } from "../types.ts";
 import { currentPrimaries } from "./haproxy.ts";
-import { inSync, onEveryHaproxy, throwFirstRejection } from "./redis.ts";
+import { inSync, onEveryHaproxy, portsOf, throwFirstRejection, twin } from "./redis.ts";
 
 /** Extra time, beyond FAILOVER's own TIMEOUT, for the target to take over once the primary has let go. */
 const TAKEOVER_MARGIN_MS = 2000;
@@ -29,11 +28,7 @@ interface Sides {
 }
 
 function sides(ctx: StepContext): Sides {
-  const h = getHost(ctx.topology, ctx.host);
-  if (h.role !== "redis") throw new FailoverdError(`${ctx.host} is not a Redis host: a switchover moves the primaries of a pair`);
-  const from = twinOf(ctx.topology, ctx.host);
-  if (!from) throw new FailoverdError(`${ctx.host} is in no pair`);
-  return { from, to: ctx.host, ports: h.ports };
+  return { from: twin(ctx), to: ctx.host, ports: portsOf(ctx) };
 }
 
 const ep = (ctx: StepContext, host: string, port: number): Endpoint => ({ address: ctx.inventory.addressOf(host), port });

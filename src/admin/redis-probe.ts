@@ -15,7 +15,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { ProbeError } from "../errors.ts";
-import { type Endpoint, endpointId, ioredisTls, type RedisAuth } from "./redis.ts";
+import { classify, type Endpoint, endpointId, ioredisTls, type RedisAuth } from "./redis.ts";
 
 /** What a Redis check needs from a connection: the replies to PING and INFO replication. */
 export interface ProbeConnection {
@@ -127,21 +127,7 @@ export class RedisProbe implements ProbeConnection {
   }
 
   private socketError(e: NodeJS.ErrnoException): ProbeError {
-    const phase = this.connected ? "PING" : "connect";
-    switch (e.code) {
-      case "ECONNREFUSED":
-        return new ProbeError("refused", `${phase} on ${this.where}: connection refused`);
-      case "ETIMEDOUT":
-      case "EHOSTUNREACH":
-      case "ENETUNREACH":
-      case "EADDRNOTAVAIL":
-        return new ProbeError("timeout", `${phase} on ${this.where}: ${e.code}`);
-      case "ECONNRESET":
-      case "EPIPE":
-        return new ProbeError("reset", `${phase} on ${this.where}: connection closed`);
-      default:
-        return new ProbeError("protocol", `${phase} on ${this.where}: ${e.message}`);
-    }
+    return classify(e, this.endpoint, this.connected ? "PING" : "connect");
   }
 
   /** Fails every pending probe and drops the connection; with none pending, the connection was lost while idle. */

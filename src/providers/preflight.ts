@@ -8,6 +8,7 @@
  */
 import { DescribeAddressesCommand, DescribeImagesCommand, DescribeLaunchTemplatesCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { GetHostedZoneCommand } from "@aws-sdk/client-route-53";
+import { withDeadline } from "../admin/redis.ts";
 import { errorMessage } from "../errors.ts";
 import type { Inventory } from "../topology/inventory.ts";
 import type { AwsProviderConfig } from "../topology/schema.ts";
@@ -68,17 +69,11 @@ export async function preflight(t: Topology, deps: PreflightDeps): Promise<Check
 }
 
 async function runCheck(c: Check, timeoutMs: number): Promise<CheckResult> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs + 100);
-  });
   try {
-    return { name: c.name, ok: true, detail: await Promise.race([c.run(signal), deadline]) };
+    // The signal asks the check to stop; the deadline (a moment later) stops waiting for one that does not listen.
+    return { name: c.name, ok: true, detail: await withDeadline(c.run(AbortSignal.timeout(timeoutMs)), timeoutMs + 100, c.name) };
   } catch (e) {
     return { name: c.name, ok: false, detail: errorMessage(e).split("\n")[0] ?? "" };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -5,9 +5,9 @@
  */
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
-import { RedisAdminClient, type RedisAuth } from "../../admin/redis.ts";
+import { RedisAdminClient, type RedisAuth, withDeadline } from "../../admin/redis.ts";
 import { canConnect } from "../../admin/tcp.ts";
-import { errorMessage } from "../../errors.ts";
+import { errorMessage, ProbeError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { resolveSecret } from "../../topology/secrets.ts";
 import type { AwsProviderConfig } from "../../topology/schema.ts";
@@ -149,18 +149,12 @@ export function createAwsProviders(t: Topology, auth: RedisAuth, deps: AwsProvid
  * returns or logs the credentials themselves.
  */
 export async function whyNoCredentials(client: EC2Client, timeoutMs: number): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`the SDK's default chain found no credentials within ${timeoutMs} ms`), timeoutMs);
-  });
   try {
-    const found = (async () => {
-      const c = await client.config.credentials();
-      return c.accessKeyId ? null : "the SDK's default chain returned empty credentials";
-    })().catch((e: unknown) => `no AWS credentials (${(e as Error).name ?? "error"}: ${errorMessage(e).split("\n")[0]})`);
-    return await Promise.race([found, timeout]);
-  } finally {
-    clearTimeout(timer);
+    const c = await withDeadline(client.config.credentials(), timeoutMs, "the SDK's default chain");
+    return c.accessKeyId ? null : "the SDK's default chain returned empty credentials";
+  } catch (e) {
+    if (e instanceof ProbeError) return `the SDK's default chain found no credentials within ${timeoutMs} ms`;
+    return `no AWS credentials (${(e as Error).name ?? "error"}: ${errorMessage(e).split("\n")[0]})`;
   }
 }
 

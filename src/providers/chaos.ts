@@ -17,9 +17,14 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
   };
   return {
     ...real,
-    // Each part spread first: what is not made to fail (find, ready, the dry-run descriptions) is the real one.
+    // What is not made to fail (find, ready, the dry-run descriptions) is the real one. Named one by one: the real
+    // parts are class instances, whose methods a spread would not copy.
     compute: {
-      ...real.compute,
+      kind: real.compute.kind,
+      find: (host, signal) => real.compute.find(host, signal),
+      ready: (m, req, signal) => real.compute.ready(m, req, signal),
+      ...(real.compute.describeLaunch ? { describeLaunch: (req) => real.compute.describeLaunch!(req) } : {}),
+      ...(real.compute.describeTerminate ? { describeTerminate: (m) => real.compute.describeTerminate!(m) } : {}),
       launch: async (req, signal) => {
         fail("compute.launch");
         return real.compute.launch(req, signal);
@@ -30,14 +35,16 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
       },
     },
     dns: {
-      ...real.dns,
+      resolve: (name, signal) => real.dns.resolve(name, signal),
+      ...(real.dns.describeUpsert ? { describeUpsert: (name, address) => real.dns.describeUpsert!(name, address) } : {}),
       upsert: async (name, address, signal) => {
         fail("dns.upsert");
         return real.dns.upsert(name, address, signal);
       },
     },
     proxies: {
-      ...real.proxies,
+      readConfig: (m, signal) => real.proxies.readConfig(m, signal),
+      ...(real.proxies.describeApply ? { describeApply: (m, text, options) => real.proxies.describeApply!(m, text, options) } : {}),
       applyConfig: async (m, text, signal, options) => {
         fail("proxies.applyConfig");
         return real.proxies.applyConfig(m, text, signal, options);

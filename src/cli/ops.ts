@@ -64,8 +64,7 @@ function api(opts: ApiOpts): Api {
 }
 
 /** A changing request: prints the daemon's answer; a refusal is one line on stderr and exit 1. */
-async function change(opts: ApiOpts, path: string, body?: unknown): Promise<Record<string, unknown> | null> {
-  const a = api(opts);
+async function change(a: Api, path: string, body?: unknown): Promise<Record<string, unknown> | null> {
   const r = await a.call("POST", path, body);
   if (r.status >= 200 && r.status < 300) return r.body;
   const error = typeof r.body["error"] === "string" ? r.body["error"] : `HTTP ${r.status}`;
@@ -89,15 +88,15 @@ function parsePair(v: string): [string, string] {
 export function registerOps(program: Command): void {
   withApi(program.command("pause").description("pause automatic recovery in the running daemon (it still checks, diagnoses and alerts)")).action(
     async (opts: ApiOpts) => {
-      if (await change(opts, "/pause")) out("paused: failoverd diagnoses and alerts, and recovers nothing until 'failoverd resume'");
+      if (await change(api(opts), "/pause")) out("paused: failoverd diagnoses and alerts, and recovers nothing until 'failoverd resume'");
     },
   );
   withApi(program.command("resume").description("resume automatic recovery in the running daemon")).action(async (opts: ApiOpts) => {
-    if (await change(opts, "/resume")) out("resumed: failoverd recovers again");
+    if (await change(api(opts), "/resume")) out("resumed: failoverd recovers again");
   });
   withApi(program.command("ack").description("acknowledge the current findings: they are not notified again until they change")).action(
     async (opts: ApiOpts) => {
-      const r = await change(opts, "/ack");
+      const r = await change(api(opts), "/ack");
       if (!r) return;
       const keys = Array.isArray(r["acknowledged"]) ? (r["acknowledged"] as string[]) : [];
       out(keys.length === 0 ? "nothing to acknowledge: no current findings" : `acknowledged: ${keys.join(", ")}`);
@@ -114,12 +113,13 @@ export function registerOps(program: Command): void {
     .option("--timeout <ms>", "how long --wait waits", parseMs(1), 120_000)
     .action(async (opts: ApiOpts & { to?: string; pair?: [string, string]; wait?: boolean; timeout: number }) => {
       if (!opts.to && !opts.pair) throw new UsageError("name the new primary (--to HOST) or the pair (--pair A,B)");
-      const r = await change(opts, "/switchover", { ...(opts.to ? { to: opts.to } : {}), ...(opts.pair ? { pair: opts.pair } : {}) });
+      const a = api(opts);
+      const r = await change(a, "/switchover", { ...(opts.to ? { to: opts.to } : {}), ...(opts.pair ? { pair: opts.pair } : {}) });
       if (!r) return;
       const id = String(r["recoveryId"]);
       out(`switchover ${id} started: ${String(r["from"])} -> ${String(r["to"])}`);
       if (!opts.wait) return;
-      const done = await waitForEnd(api(opts), id, opts.timeout);
+      const done = await waitForEnd(a, id, opts.timeout);
       for (const s of done.steps) {
         const ms = s.endedAt !== undefined ? `${s.endedAt - s.startedAt} ms` : "-";
         out(`  ${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(10)} ${ms}${s.error ? `  ${s.error}` : ""}`);

@@ -16,6 +16,7 @@ import type { SwitchoverRequest } from "../daemon/intents.ts";
 import type { StatusView } from "../daemon/status.ts";
 import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { splitListen } from "../topology/schema.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { ScheduledDrill } from "./drills.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status-page.ts";
@@ -46,12 +47,9 @@ const MAX_BODY = 16 * 1024;
 
 /** Parses `ADDR:PORT` (port 0: any free port). */
 export function parseListen(s: string, what = "--http"): { address: string; port: number } {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
-  const port = Number(m?.[2]);
-  if (!m || m[1]!.split(".").some((o) => Number(o) > 255) || port > 65535) {
-    throw new UsageError(`${what}: '${s}' is not ADDR:PORT (an IPv4 address and a port, e.g. 127.0.0.1:9464)`);
-  }
-  return { address: m[1]!, port };
+  const listen = splitListen(s);
+  if (!listen) throw new UsageError(`${what}: '${s}' is not ADDR:PORT (an IPv4 address and a port, e.g. 127.0.0.1:9464)`);
+  return listen;
 }
 
 class HttpError extends Error {

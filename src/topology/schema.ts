@@ -198,12 +198,16 @@ const redisAuth = z.strictObject({
     .optional(),
 });
 
-/** `ADDR:PORT`, an IPv4 address and a port. */
+/** `ADDR:PORT` split into an IPv4 address and a port (0 to 65535); null when it is not that. */
+export function splitListen(s: string): { address: string; port: number } | null {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  if (!m || m[1]!.split(".").some((o) => Number(o) > 255) || Number(m[2]) > 65535) return null;
+  return { address: m[1]!, port: Number(m[2]) };
+}
+
+/** `ADDR:PORT`, an IPv4 address and a port (not 0: a config names a fixed port). */
 const listenAddress = z.string().refine(
-  (s) => {
-    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
-    return m !== null && m[1]!.split(".").every((o) => Number(o) <= 255) && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
-  },
+  (s) => (splitListen(s)?.port ?? 0) >= 1,
   { error: (iss) => `${show(iss.input)} is not ADDR:PORT (an IPv4 address and a port, e.g. 127.0.0.1:9464)` },
 );
 

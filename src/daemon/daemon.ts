@@ -119,7 +119,7 @@ export class Daemon {
     try {
       records = await this.journal.read();
     } catch (e) {
-      // A corrupt journal stops the start: give the lease back, so no lock naming this dead PID is left behind.
+      // A corrupt journal stops the start: give the lease back.
       if (!this.opts.dryRun) await this.lease.release();
       throw e;
     }

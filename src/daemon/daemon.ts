@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { type CheckRules, type Diagnosis, diagnose, nextCheckDelay, observe, type TargetHealth, type TargetStatus } from "../checks/detector.ts";
 import type { Observation } from "../checks/observation.ts";
 import { type CheckTarget, Checker, checkTargets, targetId } from "../checks/round.ts";
+import { witnessedDown } from "../checks/witnessed.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redisAuthOf } from "../providers/index.ts";
@@ -263,18 +264,22 @@ export class Daemon {
 
   private evaluate(): void {
     const monitored = [...this.health.values()].filter((h) => !this.state.unmonitored.has(hostOf(h.target)));
-    const diagnoses = diagnose({
+    const seen = {
       topology: this.topology,
-      addressOf: (h) => this.inventory.addressOf(h),
+      addressOf: (h: string) => this.inventory.addressOf(h),
       health: this.health,
       lastRoles: this.lastRoles,
       unmonitored: this.state.unmonitored,
-    });
+    };
+    const diagnoses = diagnose(seen);
+    const down = monitored.filter((h) => h.status === "down");
+    const witnessed = down.length > 0 ? witnessedDown(seen) : new Set<string>();
     const decisions = decide({
       topology: this.topology,
       diagnoses,
       targetsTotal: monitored.length,
-      targetsDown: monitored.filter((h) => h.status === "down").length,
+      targetsDown: down.length,
+      targetsConfirmed: down.filter((h) => witnessed.has(h.target)).length,
       state: {
         paused: this.state.paused,
         active: new Set(this.recoveries.keys()),

@@ -2,7 +2,7 @@
  * The decider: a pure function from diagnoses, state and time to decisions. Guard rails: no action on a
  * non-actionable diagnosis; one recovery at a time per pair (and one for the HAProxy tier); a cooldown after a
  * recovery of the same group; none at all while paused, while recovery is disabled, or when so many targets fail
- * at once that the monitor's own network is the likelier culprit.
+ * at once, with no witness to confirm it, that the monitor's own network is the likelier culprit.
  */
 import { DIAGNOSES, type Diagnosis } from "../checks/detector.ts";
 import { pairOf, type Topology } from "../topology/topology.ts";
@@ -22,6 +22,11 @@ export interface DeciderInput {
   readonly diagnoses: readonly Diagnosis[];
   readonly targetsTotal: number;
   readonly targetsDown: number;
+  /**
+   * Of the targets down, those that a witness still answering this monitor confirms down (`witnessedDown`): a fault
+   * in the fleet, not evidence that the monitor is cut off. Only the others count against `maxFailingFraction`.
+   */
+  readonly targetsConfirmed: number;
   readonly state: DeciderState;
   readonly now: number;
 }
@@ -41,13 +46,14 @@ export function decide(input: DeciderInput): Decision[] {
   const cfg = t.config.recovery;
   const out: Decision[] = [];
   const claimed = new Set<string>();
-  const isolated = input.targetsTotal > 0 && input.targetsDown / input.targetsTotal > cfg.maxFailingFraction;
+  const unconfirmed = Math.max(0, input.targetsDown - input.targetsConfirmed);
+  const isolated = input.targetsTotal > 0 && unconfirmed / input.targetsTotal > cfg.maxFailingFraction;
   for (const d of input.diagnoses) {
     const alert = (reason: string) => out.push({ kind: "alert", host: d.host, diagnosis: d, reason });
     const playbook = PLAYBOOK_FOR[d.name];
     if (isolated) {
       // Said first and for every finding: whatever the diagnosis, the likelier culprit is the monitor itself.
-      alert(`${input.targetsDown} of ${input.targetsTotal} targets fail at once: the monitor's own network is suspect; not acting`);
+      alert(`${unconfirmed} of ${input.targetsTotal} targets fail at once and no witness confirms it: the monitor's own network is suspect; not acting`);
       continue;
     }
     if (!playbook || !DIAGNOSES[d.name].actionable) {

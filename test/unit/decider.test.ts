@@ -39,12 +39,16 @@ function state(s: Partial<DeciderState> = {}): DeciderState {
   return { paused: false, active: new Set(), lastEnded: new Map(), ...s };
 }
 
-function input(diagnoses: readonly Diagnosis[], o: { state?: Partial<DeciderState>; recovery?: TestRecoveryOptions; total?: number; down?: number } = {}): DeciderInput {
+function input(
+  diagnoses: readonly Diagnosis[],
+  o: { state?: Partial<DeciderState>; recovery?: TestRecoveryOptions; total?: number; down?: number; confirmed?: number } = {},
+): DeciderInput {
   return {
     topology: testTopology({ cooldownMs: COOLDOWN, ...o.recovery }),
     diagnoses,
     targetsTotal: o.total ?? 6,
     targetsDown: o.down ?? 1,
+    targetsConfirmed: o.confirmed ?? 0,
     state: state(o.state),
     now: NOW,
   };
@@ -181,7 +185,24 @@ describe("decide: guard rails", () => {
     test(`${row.down} of ${row.total} targets down, maxFailingFraction ${row.fraction} -> ${row.kind}`, () => {
       const d = only(decide(input([dead], { down: row.down, total: row.total, recovery: { maxFailingFraction: row.fraction } })));
       if (row.kind === "recover") assertRecover(d, "failed_redis", "redis1", PAIR);
-      else assertAlert(d, new RegExp(`${row.down} of ${row.total} targets fail at once: the monitor's own network is suspect`));
+      else assertAlert(d, new RegExp(`${row.down} of ${row.total} targets fail at once and no witness confirms it: the monitor's own network is suspect`));
+    });
+  }
+
+  // Targets a witness still answering this monitor confirms down are a fault in the fleet, not the monitor's network.
+  const witnessed = [
+    { name: "both Redis hosts of the seed topology, confirmed by both HAProxies", diagnosis: "PairDown", down: 4, confirmed: 4, kind: "PairDown" },
+    { name: "both Redis hosts, one port confirmed (3 of 7 unconfirmed)", diagnosis: "PairDown", down: 4, confirmed: 1, kind: "PairDown" },
+    { name: "both Redis hosts, nothing confirmed (4 of 7)", diagnosis: "PairDown", down: 4, confirmed: 0, kind: "isolated" },
+    { name: "a dead primary confirmed, with 4 of 7 down", diagnosis: "DeadPrimary", down: 4, confirmed: 2, kind: "recover" },
+    { name: "every target down, every one confirmed", diagnosis: "DeadPrimary", down: 7, confirmed: 7, kind: "recover" },
+  ] as const;
+  for (const row of witnessed) {
+    test(`${row.name}: ${row.down} down, ${row.confirmed} confirmed of 7 -> ${row.kind}`, () => {
+      const d = only(decide(input([diagnosis(row.diagnosis)], { down: row.down, confirmed: row.confirmed, total: 7 })));
+      if (row.kind === "recover") assertRecover(d, "failed_redis", "redis1", PAIR);
+      else if (row.kind === "isolated") assertAlert(d, /^4 of 7 targets fail at once and no witness confirms it: the monitor's own network is suspect/);
+      else assertAlert(d, new RegExp(`^${DIAGNOSES.PairDown.description}$`));
     });
   }
 

@@ -1,6 +1,7 @@
 /**
  * A readable form of failoverd's pino lines for a person at a terminal: `12:00:01.234 WARN  message  key=value`.
- * journald and files get the JSON lines untouched; this is used only when stdout is a TTY.
+ * journald and files get the JSON lines untouched; this is used only when stdout is a TTY. Colours only on a TTY and
+ * never when NO_COLOR is set to anything but the empty string (https://no-color.org).
  */
 import { Writable } from "node:stream";
 
@@ -33,8 +34,14 @@ export function prettyStream(out: NodeJS.WritableStream & { isTTY?: boolean }): 
       pending += chunk.toString();
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
-      for (const l of lines) if (l !== "") out.write(`${formatLine(l, out.isTTY === true)}\n`);
+      const color = out.isTTY === true && !noColor();
+      for (const l of lines) if (l !== "") out.write(`${formatLine(l, color)}\n`);
       done();
     },
   });
+}
+
+/** NO_COLOR present and not empty: no ANSI colour anywhere. */
+export function noColor(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env["NO_COLOR"] ?? "") !== "";
 }

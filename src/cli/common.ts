@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { loadTopology } from "../topology/load.ts";
 import type { Topology } from "../topology/topology.ts";
+import { isStdoutClosed } from "./stdio.ts";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -44,7 +45,7 @@ export function loadFrom(opts: ConfigOpts): Topology {
 }
 
 export function out(line = ""): void {
-  process.stdout.write(`${line}\n`);
+  if (!isStdoutClosed()) process.stdout.write(`${line}\n`);
 }
 
 /** Formats rows as an aligned text table. */

@@ -13,6 +13,7 @@ import { registerSimulate } from "./simulate.ts";
 import { registerStatus } from "./status.ts";
 import { registerValidate } from "./validate.ts";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, takeExitCode } from "./common.ts";
+import { flushStdout, guardStdio, isStdoutClosed } from "./stdio.ts";
 
 export function buildProgram(): Command {
   const program = new Command("failoverd")
@@ -34,10 +35,14 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  guardStdio();
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
-    return takeExitCode();
+    const code = takeExitCode();
+    await flushStdout();
+    // The reader closed stdout (`status | head -1`): it had what it wanted.
+    return isStdoutClosed() ? EXIT_OK : code;
   } catch (e) {
     return handleError(e);
   }

@@ -5,6 +5,7 @@ import { createProviders } from "../providers/index.ts";
 import { Ops } from "../ops/index.ts";
 import { loadTopology } from "../topology/load.ts";
 import { type ConfigOpts, loadFrom, withConfig } from "./common.ts";
+import { warnWhenStdoutCloses } from "./stdio.ts";
 
 export function registerRun(program: Command): void {
   withConfig(program.command("run").description("run the daemon: check, diagnose, recover (SIGTERM stops, SIGHUP reloads the config)"))
@@ -12,6 +13,7 @@ export function registerRun(program: Command): void {
     .option("--http <addr:port>", "serve the status page, /status, /metrics and the operator API here (overrides http.listen; loopback unless said)")
     .action(async (opts: ConfigOpts & { dryRun?: boolean; http?: string }) => {
       const topology = loadFrom(opts);
+      warnWhenStdoutCloses();
       const log = createLogger();
       const daemon = new Daemon({ topology, providers: await createProviders(topology), log, dryRun: opts.dryRun === true });
       const ops = Ops.attach(daemon, { log, http: opts.http });

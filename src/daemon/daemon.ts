@@ -10,7 +10,7 @@ import { type CheckRules, type Diagnosis, diagnose, nextCheckDelay, observe, typ
 import type { Observation } from "../checks/observation.ts";
 import { type CheckTarget, Checker, checkTargets, targetId } from "../checks/round.ts";
 import { witnessedDown } from "../checks/witnessed.ts";
-import { errorMessage } from "../errors.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redisAuthOf } from "../providers/index.ts";
 import { DryRunRecorder, dryRun } from "../providers/dry-run.ts";
@@ -90,6 +90,9 @@ export class Daemon {
   /** Recovery ids running now. */
   private readonly runningIds = new Set<string>();
   private startedAt = 0;
+  /** A config reload waiting for the running recoveries to end (SIGHUP during a recovery). */
+  private pendingReload: { readonly topology: Topology; readonly since: number } | null = null;
+  private reloadedAt: number | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
     this.topology = opts.topology;
@@ -154,12 +157,26 @@ export class Daemon {
     this.log.info("failoverd stopped");
   }
 
-  /** Applies a new config (SIGHUP). Hosts and pairs must stay the same while a recovery runs. */
+  /**
+   * Applies a new config (SIGHUP). While a recovery runs, the new config waits and is applied when the last recovery
+   * ends (a later SIGHUP replaces it): a recovery never sees its hosts or pairs change under it. Throws ConfigError
+   * (the running config is kept) for what a reload cannot change.
+   */
   reload(next: Topology): void {
+    const why = whyNotReloadable(this.topology, next);
+    if (why) throw new ConfigError(next.source, [why]);
     if (this.recoveries.size > 0) {
-      this.log.warn("config reload postponed: a recovery is under way");
+      this.pendingReload = { topology: next, since: this.now() };
+      this.log.warn(
+        { source: next.source, recoveries: [...this.recoveries.keys()] },
+        `config reload postponed: a recovery of ${[...this.recoveries.keys()].join(", ")} is under way; the new config from ${next.source} is applied when it ends`,
+      );
       return;
     }
+    this.applyConfig(next);
+  }
+
+  private applyConfig(next: Topology, postponedSince?: number): void {
     this.topology = next;
     this.inventory = Inventory.load(next, join(next.config.stateDir, "inventory.json"));
     this.checker.close();
@@ -167,7 +184,25 @@ export class Daemon {
     const before = new Set(this.targets.map(targetId));
     this.targets = checkTargets(next, this.inventory);
     for (const t of this.targets) if (!before.has(targetId(t))) this.loops.push(this.loop(targetId(t)));
-    this.log.info(`config reloaded from ${next.source}`);
+    this.reloadedAt = this.now();
+    const c = next.config.checks;
+    const waited = postponedSince === undefined ? "" : ` (postponed ${this.reloadedAt - postponedSince} ms, until the recovery ended)`;
+    this.log.info(
+      { source: next.source, targets: this.targets.length, intervalMs: c.intervalMs },
+      `config reloaded from ${next.source}${waited}: ${this.targets.length} targets, down after ${c.fall} failed checks every ${c.intervalMs} ms`,
+    );
+  }
+
+  /** A reload postponed by a recovery, once none runs any more. */
+  private applyPendingReload(): void {
+    const pending = this.pendingReload;
+    if (!pending || this.recoveries.size > 0 || this.stopping.signal.aborted) return;
+    this.pendingReload = null;
+    try {
+      this.applyConfig(pending.topology, pending.since);
+    } catch (e) {
+      this.log.error({ source: pending.topology.source }, `the postponed config reload is refused, keeping the running config: ${errorMessage(e)}`);
+    }
   }
 
   healthOf(target: string): TargetHealth | undefined {
@@ -348,6 +383,7 @@ export class Daemon {
         this.recoveries.delete(group);
         const id = tracker.id();
         if (id) this.runningIds.delete(id);
+        this.applyPendingReload();
       });
     this.recoveries.set(group, run);
     return runner;
@@ -445,6 +481,7 @@ export class Daemon {
       diagnoses: this.findings.list(),
       recoveries: summarize(await this.journal.read()),
       running: this.runningIds,
+      config: { source: this.topology.source, reloadedAt: this.reloadedAt, reloadPendingSince: this.pendingReload?.since ?? null },
     });
   }
 
@@ -456,6 +493,15 @@ export class Daemon {
     const roles = [...this.lastRoles.entries()].map(([t, r]) => `${t}=${r}`).join(" ");
     this.log.info({ roles: Object.fromEntries(this.lastRoles) }, `roles discovered: ${roles || "none reachable"}`);
   }
+}
+
+/** Why `next` cannot replace `current` without a restart (null: it can). */
+export function whyNotReloadable(current: Topology, next: Topology): string | null {
+  if (next.config.stateDir !== current.config.stateDir) {
+    return `stateDir changed (${current.config.stateDir} -> ${next.config.stateDir}): the journal, lock and state stay where they are until failoverd restarts`;
+  }
+  if (next.name !== current.name) return `the topology's name changed (${current.name} -> ${next.name}): restart failoverd to watch another topology`;
+  return null;
 }
 
 function hostOf(target: string): string {

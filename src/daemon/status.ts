@@ -58,6 +58,14 @@ export interface StatusView {
   readonly pairs: readonly { readonly hosts: readonly [string, string]; readonly ports: readonly number[]; readonly primaries: Record<string, string | null> }[];
   readonly diagnoses: readonly ActiveDiagnosis[];
   readonly recoveries: { readonly current: readonly RecoveryView[]; readonly recent: readonly RecoveryView[] };
+  /** The config file, when it was last reloaded (SIGHUP), and since when a reload waits for a recovery to end. */
+  readonly config: ConfigView;
+}
+
+export interface ConfigView {
+  readonly source: string;
+  readonly reloadedAt: number | null;
+  readonly reloadPendingSince: number | null;
 }
 
 export interface StatusInput {
@@ -76,6 +84,7 @@ export interface StatusInput {
   /** Recovery ids running now in this daemon. */
   readonly running: ReadonlySet<string>;
   readonly recentLimit?: number;
+  readonly config: ConfigView;
 }
 
 export function buildStatus(i: StatusInput): StatusView {
@@ -141,6 +150,7 @@ export function buildStatus(i: StatusInput): StatusView {
       current: all.filter((r) => r.running || r.outcome === undefined),
       recent: all.filter((r) => !r.running && r.outcome !== undefined).slice(-(i.recentLimit ?? 20)).reverse(),
     },
+    config: i.config,
   };
 }
 

@@ -12,13 +12,14 @@ import { registerSandbox } from "./sandbox.ts";
 import { registerSimulate } from "./simulate.ts";
 import { registerStatus } from "./status.ts";
 import { registerValidate } from "./validate.ts";
+import { VERSION } from "../version.ts";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, takeExitCode } from "./common.ts";
 import { flushStdout, guardStdio, isStdoutClosed } from "./stdio.ts";
 
 export function buildProgram(): Command {
   const program = new Command("failoverd")
     .description("Keeps Redis primary/replica pairs and the HAProxy tier in front of them alive.")
-    .version("0.1.0")
+    .version(VERSION)
     .showSuggestionAfterError(true)
     .configureHelp({ sortSubcommands: false })
     .exitOverride();

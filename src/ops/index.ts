@@ -82,6 +82,7 @@ export class Ops {
 
   /** SIGHUP: webhooks and drills follow the new config (the HTTP address and token need a restart). */
   reload(t: Topology): void {
+    this.metrics.configure(t);
     try {
       this.notifier.configure(t);
       this.drills.configure(t.config.drills);

@@ -1,21 +1,63 @@
 /**
  * Prometheus metrics (`failoverd_*`), fed by the daemon's events: checks and failures per target, check latency,
  * each target's status and role, findings, recoveries per playbook and outcome, step durations, the last complete
- * cycle, drills and notification deliveries. One registry per daemon (never prom-client's global one), so two daemons
- * in one process (tests) never mix their numbers.
+ * cycle, drills and notification deliveries, and the build. One registry per daemon (never prom-client's global one),
+ * so two daemons in one process (tests) never mix their numbers.
+ *
+ * Every series whose labels the config determines exists from the start (counters at 0, a target's status
+ * `unknown`): `increase()` and `rate()` see a counter's first event (a series born at 1 shows no increase), and a
+ * dashboard shows 0 rather than "no data". Durations are in seconds.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { TargetStatus } from "../checks/detector.ts";
-import type { DaemonEvents } from "../daemon/events.ts";
+import { DIAGNOSES, type DiagnosisName, type TargetStatus } from "../checks/detector.ts";
+import type { DaemonEvents, RecoveryOrigin } from "../daemon/events.ts";
+import type { ProbeFailureKind } from "../errors.ts";
+import { PLAYBOOK_FOR } from "../recovery/registry.ts";
+import type { RunOutcome } from "../recovery/runner.ts";
+import type { PlaybookName } from "../recovery/types.ts";
+import type { Topology } from "../topology/topology.ts";
+import { VERSION } from "../version.ts";
 
-/** What the metrics need of the daemon: its events, the paused flag and the last complete cycle. */
+/** What the metrics need of the daemon: its events, the paused flag, the last complete cycle, and its config. */
 export interface MetricsSource {
   readonly events: { on<K extends keyof DaemonEvents>(name: K, fn: (e: DaemonEvents[K]) => void): () => void };
   readonly paused: boolean;
   lastCycleAt(): number | null;
+  /** The topology whose label values are initialised at 0 (see `configure`). */
+  readonly config?: Topology;
 }
 
 const STATUSES: readonly TargetStatus[] = ["up", "down", "unknown"];
+
+// Records over each union, so a new failure kind, diagnosis, playbook, origin or outcome makes the compiler ask for
+// its place here (and its series exist from the start).
+/** Failure kinds per target type: an HAProxy's Runtime API has no role and no LOADING. */
+const FAILURE_KINDS: Readonly<Record<ProbeFailureKind, { readonly haproxy: boolean }>> = {
+  refused: { haproxy: true },
+  timeout: { haproxy: true },
+  reset: { haproxy: true },
+  "error-reply": { haproxy: true },
+  protocol: { haproxy: true },
+  "wrong-role": { haproxy: false },
+  loading: { haproxy: false },
+};
+/** The role of the host a diagnosis names (null: never announced). */
+const DIAGNOSIS_ROLE: Readonly<Record<DiagnosisName, "redis" | "haproxy" | "app" | null>> = {
+  NoProblem: null,
+  DeadPrimary: "redis",
+  UnreachablePrimary: "redis",
+  DeadReplica: "redis",
+  UnreachableReplica: "redis",
+  PairDown: "redis",
+  TwoPrimaries: "redis",
+  HaproxyDown: "haproxy",
+  UnreachableHaproxy: "haproxy",
+  AppProxyDown: "app",
+};
+const PLAYBOOKS = Object.keys({ failed_redis: 1, failed_haproxy: 1, switchover: 1 } satisfies Record<PlaybookName, 1>) as PlaybookName[];
+const ORIGINS = Object.keys({ diagnosis: 1, operator: 1, drill: 1, resume: 1 } satisfies Record<RecoveryOrigin, 1>) as RecoveryOrigin[];
+const OUTCOMES = Object.keys({ succeeded: 1, "rolled-back": 1, failed: 1, interrupted: 1 } satisfies Record<RunOutcome, 1>) as RunOutcome[];
+const DRILL_OUTCOMES = [...OUTCOMES, "skipped"] as const;
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 
@@ -73,8 +115,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Targets whose status series exist (set to `unknown` once, then by the daemon's status events). */
+  private readonly statusKnown = new Set<string>();
+
   constructor(source: MetricsSource, options: { processMetrics?: boolean } = {}) {
     const r = this.registry;
+    new Gauge({ name: "failoverd_build_info", help: "Always 1: the failoverd version and the Node.js version it runs on", labelNames: ["version", "node"], registers: [r] }).set(
+      { version: VERSION, node: process.version },
+      1,
+    );
     new Gauge({
       name: "failoverd_last_cycle_timestamp_seconds",
       help: "Every monitored target has been checked since this time (0 before the first complete round)",
@@ -104,6 +153,7 @@ export class Metrics {
     });
     // Set on a change only: three labelled gauges per check add up with thousands of targets (issue 5, scale).
     on("status", ({ target, to }) => {
+      this.statusKnown.add(target);
       for (const s of STATUSES) this.targetStatus.set({ target, status: s }, s === to ? 1 : 0);
     });
     on("diagnosis", (d) => {
@@ -123,6 +173,47 @@ export class Metrics {
       this.drills.inc({ pair, outcome: d.outcome });
       this.lastDrill.set({ pair, outcome: d.outcome }, d.endedAt / 1000);
     });
+    for (const playbook of PLAYBOOKS) {
+      this.recoveriesRunning.inc({ playbook }, 0);
+      for (const outcome of OUTCOMES) {
+        for (const origin of ORIGINS) this.recoveries.inc({ playbook, outcome, origin }, 0);
+        if (outcome !== "interrupted") this.recoveryDuration.zero({ playbook, outcome });
+      }
+    }
+    if (source.config) this.configure(source.config);
+  }
+
+  /**
+   * Creates at 0 every series the config names (start, SIGHUP): per target its checks, failures of each kind and
+   * status (`unknown` until the first check says); per host the findings its role can have and their decisions; per
+   * drill its outcomes. A series already there keeps its value.
+   */
+  configure(t: Topology): void {
+    const targets = [
+      ...t.redisHosts.flatMap((h) => h.ports.map((p) => ({ target: `${h.name}:${p}`, type: "redis" as const }))),
+      ...t.haproxyHosts.map((h) => ({ target: h.name, type: "haproxy" as const })),
+      ...t.appHosts.map((h) => ({ target: h.name, type: "app" as const })),
+    ];
+    for (const { target, type } of targets) {
+      this.checks.inc({ target, type }, 0);
+      this.checkLatency.zero({ type });
+      for (const [kind, k] of Object.entries(FAILURE_KINDS)) if (type === "redis" || k.haproxy) this.checkFailures.inc({ target, kind }, 0);
+      if (!this.statusKnown.has(target)) {
+        this.statusKnown.add(target);
+        for (const s of STATUSES) this.targetStatus.set({ target, status: s }, s === "unknown" ? 1 : 0);
+      }
+    }
+    for (const [diagnosis, role] of Object.entries(DIAGNOSIS_ROLE) as [DiagnosisName, string | null][]) {
+      for (const h of t.hosts.values()) {
+        if (h.role !== role) continue;
+        this.activeDiagnoses.inc({ diagnosis, host: h.name }, 0);
+        this.diagnoses.inc({ diagnosis, host: h.name, decision: "alert" }, 0);
+        if (PLAYBOOK_FOR[diagnosis] && DIAGNOSES[diagnosis].actionable) this.diagnoses.inc({ diagnosis, host: h.name, decision: "recover" }, 0);
+      }
+    }
+    for (const drill of t.config.drills) {
+      for (const outcome of DRILL_OUTCOMES) this.drills.inc({ pair: drill.pair.join("+"), outcome }, 0);
+    }
   }
 
   text(): Promise<string> {

@@ -81,6 +81,7 @@ export class Notifier {
       return { name: w.name ?? `webhooks[${i}]`, url, format: w.format, events: w.events ? new Set(w.events) : null, queue: [], worker: null };
     });
     this.hooks = hooks;
+    for (const h of hooks) for (const result of ["sent", "retried", "dropped"]) this.o.metrics?.notifications.inc({ webhook: h.name, result }, 0);
     this.topologyName = t.name;
     this.timeoutMs = n.timeoutMs;
     this.attempts = n.attempts;

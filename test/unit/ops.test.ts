@@ -327,6 +327,69 @@ describe("metrics", () => {
   });
 });
 
+describe("metrics from the start", () => {
+  test("every series the config names exists at 0 before any event; build_info says the version and Node", async () => {
+    const s = metricsSource();
+    const t = topo(`drills: [{ schedule: "0 10 * * 2", pair: [redis2, redis1] }]\n`);
+    const m = new Metrics({ ...s.source, config: t }, { processMetrics: false });
+    const text = await m.text();
+    const lines = text.split("\n");
+    const version = (JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as { version: string }).version;
+    for (const line of [
+      `failoverd_build_info{version="${version}",node="${process.version}"} 1`,
+      'failoverd_checks_total{target="redis1:9002",type="redis"} 0',
+      'failoverd_checks_total{target="haproxy2",type="haproxy"} 0',
+      'failoverd_check_failures_total{target="redis2:9001",kind="loading"} 0',
+      'failoverd_check_failures_total{target="haproxy1",kind="refused"} 0',
+      'failoverd_check_duration_seconds_count{type="haproxy"} 0',
+      'failoverd_target_status{target="redis1:9001",status="unknown"} 1',
+      'failoverd_target_status{target="redis1:9001",status="up"} 0',
+      'failoverd_diagnoses_total{diagnosis="DeadPrimary",host="redis1",decision="recover"} 0',
+      'failoverd_diagnoses_total{diagnosis="TwoPrimaries",host="redis2",decision="alert"} 0',
+      'failoverd_diagnoses_total{diagnosis="HaproxyDown",host="haproxy1",decision="recover"} 0',
+      'failoverd_diagnosis_active{diagnosis="UnreachableHaproxy",host="haproxy2"} 0',
+      'failoverd_recoveries_total{playbook="failed_redis",outcome="failed",origin="diagnosis"} 0',
+      'failoverd_recoveries_total{playbook="switchover",outcome="succeeded",origin="drill"} 0',
+      'failoverd_recoveries_running{playbook="failed_haproxy"} 0',
+      'failoverd_recovery_duration_seconds_count{playbook="failed_redis",outcome="succeeded"} 0',
+      'failoverd_drills_total{pair="redis2+redis1",outcome="failed"} 0',
+      'failoverd_drills_total{pair="redis2+redis1",outcome="skipped"} 0',
+    ]) {
+      assert.ok(lines.includes(line), `metrics have: ${line}`);
+    }
+    // No failure kinds an HAProxy cannot have, no diagnosis a host's role cannot have, no recovery of an alert-only one.
+    assert.doesNotMatch(text, /kind="wrong-role"[^\n]*target="haproxy1"|target="haproxy1",kind="wrong-role"/);
+    assert.doesNotMatch(text, /diagnosis="DeadPrimary",host="haproxy1"/);
+    assert.doesNotMatch(text, /diagnosis="PairDown",host="redis1",decision="recover"/);
+    // Durations are seconds: no metric is named in milliseconds.
+    assert.doesNotMatch(text, /^failoverd_\w*_ms\b/m);
+
+    // A status told by the daemon is not reset by a reload; a new host gets its series; the counts go on.
+    s.bus.emit("status", { target: "redis1:9001", from: "unknown", to: "up", at: 1 });
+    const ok = obs("redis1:9001", true, 2, { role: "primary" });
+    s.bus.emit("observation", { observation: ok, health: health("redis1:9001", "up", ok) });
+    const t2 = parseTopology(BASE.replace("pairs:", "  redis3: { role: redis, address: 127.0.1.3, ports: [9003] }\n  redis4: { role: redis, address: 127.0.1.4, ports: [9003] }\npairs:\n  - [redis3, redis4]"), "test.yaml");
+    m.configure(t2);
+    const after = (await m.text()).split("\n");
+    assert.ok(after.includes('failoverd_target_status{target="redis1:9001",status="up"} 1'));
+    assert.ok(after.includes('failoverd_target_status{target="redis1:9001",status="unknown"} 0'));
+    assert.ok(after.includes('failoverd_checks_total{target="redis1:9001",type="redis"} 1'));
+    assert.ok(after.includes('failoverd_target_status{target="redis3:9003",status="unknown"} 1'));
+    assert.ok(after.includes('failoverd_diagnoses_total{diagnosis="DeadReplica",host="redis4",decision="recover"} 0'));
+    m.close();
+  });
+
+  test("a webhook's deliveries exist at 0 for each result", async () => {
+    const s = metricsSource();
+    const metrics = new Metrics(s.source, { processMetrics: false });
+    const n = new Notifier(topo(`notifications: { webhooks: [{ name: pager, url: "http://127.0.0.1:9/x" }] }\n`), { log: silentLogger(), metrics });
+    await n.close();
+    const text = await metrics.text();
+    for (const result of ["sent", "retried", "dropped"]) assert.match(text, new RegExp(`^failoverd_notifications_total\\{webhook="pager",result="${result}"\\} 0$`, "m"));
+    metrics.close();
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("webhooks", () => {
@@ -386,8 +449,8 @@ describe("webhooks", () => {
       const later = (d: number, fn: () => void): void => (d === 0 ? fn() : queueMicrotask(() => later(d - 1, fn)));
       const metrics = {
         notifications: {
-          inc: (labels: { result: string }) => {
-            if (labels.result !== "sent" || depth >= 12) return;
+          inc: (labels: { result: string }, by = 1) => {
+            if (labels.result !== "sent" || by === 0 || depth >= 12) return;
             const d = depth++;
             later(d, () => n?.send({ event: "diagnosis", at: 0, severity: "info", title: `queued ${d} microtasks after a delivery`, details: [], data: {} }));
           },

@@ -7,11 +7,17 @@
  *
  * Changing requests are intents handed to the daemon, which stays the only actor. With no token configured they are
  * refused (403). The token is compared in constant time and never logged. Bodies are small JSON objects (16 KiB at
- * most); every request has a deadline.
+ * most).
+ *
+ * Abusive or broken clients cannot pin the daemon's descriptors: a connection must deliver a whole request (headers
+ * and body) within `readDeadlineMs` of opening (or of the previous response, when kept alive), else it is closed;
+ * that covers connections that never finish their headers, which Node's own headersTimeout leaves open. At most
+ * `maxConnections` are open at once; more are closed at once (a warning, at most once a minute). A client that goes
+ * away mid-request is its own business: logged at debug, never as a bug.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { SwitchoverRequest } from "../daemon/intents.ts";
 import type { StatusView } from "../daemon/status.ts";
 import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
@@ -41,9 +47,17 @@ export interface HttpApiOptions {
   readonly drills?: { list(): ScheduledDrill[] };
   readonly log: Logger;
   readonly now?: () => number;
+  /** A request's headers and body must arrive within this (10 s). */
+  readonly readDeadlineMs?: number;
+  /** Open connections at most (100); more are closed on arrival. */
+  readonly maxConnections?: number;
 }
 
 const MAX_BODY = 16 * 1024;
+export const READ_DEADLINE_MS = 10_000;
+export const MAX_CONNECTIONS = 100;
+/** At most one warning per this long about connections refused over the limit. */
+const DROP_WARNING_EVERY_MS = 60_000;
 
 /** Parses `ADDR:PORT` (port 0: any free port). */
 export function parseListen(s: string, what = "--http"): { address: string; port: number } {
@@ -66,23 +80,44 @@ export class HttpApi {
   private server: Server | null = null;
   private readonly tokenDigest: Buffer | null;
   private readonly now: () => number;
+  private readonly readDeadlineMs: number;
+  /** Each open connection's read deadline, while one runs. */
+  private readonly deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  private dropped = 0;
+  private lastDropWarning = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: HttpApiOptions) {
     this.tokenDigest = o.token ? digest(o.token) : null;
     this.now = o.now ?? Date.now;
+    this.readDeadlineMs = o.readDeadlineMs ?? READ_DEADLINE_MS;
   }
 
   /** Listens; resolves with the bound address (useful with port 0). */
   async start(): Promise<{ address: string; port: number }> {
     const server = createServer((req, res) => {
+      // Armed again once this response is sent: the next request on a kept-alive connection has its own deadline.
+      const socket = req.socket;
+      res.once("finish", () => this.armDeadline(socket));
       this.handle(req, res).catch((e: unknown) => {
+        if (isClientGone(req, e)) {
+          this.o.log.debug({ path: req.url, from: req.socket.remoteAddress }, "HTTP request abandoned: the client went away or missed the read deadline");
+          res.destroy();
+          return;
+        }
         this.o.log.error({ err: errorMessage(e), path: req.url }, "HTTP request failed (a bug)");
         if (!res.headersSent) send(res, 500, { error: "internal error" });
         else res.destroy();
       });
     });
-    server.requestTimeout = 10_000;
-    server.headersTimeout = 5_000;
+    server.on("connection", (socket: Socket) => {
+      this.armDeadline(socket);
+      socket.once("close", () => clearTimeout(this.deadlines.get(socket)));
+    });
+    server.maxConnections = this.o.maxConnections ?? MAX_CONNECTIONS;
+    server.on("drop", () => this.warnDropped(server.maxConnections));
+    // Node's own limits stay as a second line; the read deadline above is what closes a stalled connection.
+    server.requestTimeout = this.readDeadlineMs;
+    server.headersTimeout = Math.min(5_000, this.readDeadlineMs);
     server.keepAliveTimeout = 5_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -104,6 +139,30 @@ export class HttpApi {
       `HTTP API on http://${a.address}:${a.port}/ (status page, /status, /metrics, /healthz)${loopback ? "" : ": not loopback, the read endpoints are open to this network"}`,
     );
     return { address: a.address, port: a.port };
+  }
+
+  /** Closes `socket` unless a whole request arrives within the read deadline (restarts the deadline). */
+  private armDeadline(socket: Socket): void {
+    clearTimeout(this.deadlines.get(socket));
+    if (socket.destroyed) return;
+    const timer = setTimeout(() => socket.destroy(), this.readDeadlineMs);
+    timer.unref();
+    this.deadlines.set(socket, timer);
+  }
+
+  /** The request has been read in full: what remains is failoverd's to answer. */
+  private disarmDeadline(socket: Socket): void {
+    clearTimeout(this.deadlines.get(socket));
+    this.deadlines.delete(socket);
+  }
+
+  private warnDropped(limit: number): void {
+    this.dropped++;
+    const now = this.now();
+    if (now - this.lastDropWarning < DROP_WARNING_EVERY_MS) return;
+    this.lastDropWarning = now;
+    this.o.log.warn({ dropped: this.dropped, maxConnections: limit }, `HTTP API: ${this.dropped} connection(s) closed on arrival, over the limit of ${limit} open at once`);
+    this.dropped = 0;
   }
 
   async close(): Promise<void> {
@@ -163,11 +222,14 @@ export class HttpApi {
       const write = writes[path];
       if (read && Object.hasOwn(reads, path)) {
         if (method !== "GET" && method !== "HEAD") throw new HttpError(405, `${path} answers GET`, { allow: "GET, HEAD" });
+        await drain(req);
+        this.disarmDeadline(req.socket);
         await read();
       } else if (write && Object.hasOwn(writes, path)) {
         if (method !== "POST") throw new HttpError(405, `${path} answers POST`, { allow: "POST" });
         this.authorize(req);
         const body = await readBody(req);
+        this.disarmDeadline(req.socket);
         const by = `http ${req.socket.remoteAddress ?? "?"}`;
         this.o.log.info({ path, by }, `HTTP ${path} by ${by}`);
         await write(body, by);
@@ -200,6 +262,12 @@ export class HttpApi {
   }
 }
 
+/** The request failed because its client closed the connection (or the read deadline closed it), not by a bug. */
+function isClientGone(req: IncomingMessage, e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ECONNRESET" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "EPIPE" || (req.destroyed && !req.complete);
+}
+
 function digest(s: string): Buffer {
   return createHash("sha256").update(s).digest();
 }
@@ -208,6 +276,15 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers });
   res.end(text);
+}
+
+/** Reads and drops a body nobody asked for (a GET's): the request is whole only once it is read. */
+async function drain(req: IncomingMessage): Promise<void> {
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `the body is larger than ${MAX_BODY} bytes`);
+  }
 }
 
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {

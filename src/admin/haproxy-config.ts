@@ -1,7 +1,14 @@
 /**
- * Renders haproxy.cfg from the topology and the current runtime view, so that a reload never loses a runtime change
- * (a reload forgets runtime address changes; see shared/notes/haproxy-redis.md). The same text serves the local
- * sandbox and a remote host over SSH.
+ * Renders failoverd's own HAProxy file from the topology and the current runtime view, so that a reload never loses a
+ * runtime change (a reload forgets runtime address changes; see shared/notes/haproxy-redis.md). The same text serves
+ * the local sandbox and a remote host over SSH.
+ *
+ * It is never the host's whole configuration: HAProxy loads it after the host's main config (`haproxy -f
+ * /etc/haproxy/haproxy.cfg -f /etc/haproxy/failoverd.cfg`), which keeps its `global` settings (user, group, chroot,
+ * log, maxconn, its own stats socket) and every other frontend it serves. Verified with HAProxy 2.6: a second `global`
+ * section in a later file adds to the first (failoverd's adds only its Runtime API socket); a `defaults` section
+ * resets every default, so failoverd's proxies inherit nothing from the host's `defaults` and the host's inherit
+ * nothing from failoverd's (its file comes last).
  *
  * Redis tier: one frontend per listen port, one backend per Redis port, one server per Redis host of the pair. The
  * health check asks `info replication` and pipelines QUIT so a replica fails the `role:master` check at once instead
@@ -68,14 +75,15 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
   const connect = Math.max(25, Math.min(250, Math.floor(inter / 4)));
   const retries = Math.max(3, Math.min(20, Math.ceil((inter * ((input.checkFall ?? 3) + 1)) / connect)));
   const lines = [
-    "# Rendered by failoverd. Edits are overwritten at the next change of the topology.",
+    "# failoverd's own HAProxy configuration, loaded after the host's main config (haproxy -f <main> -f <this file>).",
+    "# Rendered by failoverd: edits are overwritten at the next change of the topology. The host's config is not.",
     "global",
-    "    maxconn 4000",
     ...(input.adminSocketPath ? [`    stats socket ${input.adminSocketPath} mode 600 level admin`] : []),
     `    stats socket ipv4@${input.bindAddress}:${input.adminPort} level admin`,
-    "    stats timeout 2m",
     "defaults",
     "    mode tcp",
+    // Server state changes and connection errors go to the host's loggers (its `global` log lines), if it has any.
+    "    log global",
     `    retries ${retries}`,
     "    option redispatch 1",
     `    timeout connect ${connect}ms`,

@@ -43,7 +43,6 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
       },
     },
     proxies: {
-      readConfig: (m, signal) => real.proxies.readConfig(m, signal),
       ...(real.proxies.describeApply ? { describeApply: (m, text, options) => real.proxies.describeApply!(m, text, options) } : {}),
       applyConfig: async (m, text, signal, options) => {
         fail("proxies.applyConfig");

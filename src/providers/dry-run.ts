@@ -57,10 +57,9 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
       resolve: (name, signal) => real.dns.resolve(name, signal),
     },
     proxies: {
-      readConfig: (m, signal) => (m.id.startsWith("<new") ? Promise.resolve(null) : real.proxies.readConfig(m, signal)),
       async applyConfig(m: Machine, text: string, _signal: AbortSignal, options?: { reload?: boolean }): Promise<void> {
         const then = options?.reload === false ? "keep it for the next reload" : "start or reload HAProxy";
-        r.record("proxies", `would write haproxy.cfg (${text.split("\n").length} lines) on ${m.host}, check it with haproxy -c, and ${then}`);
+        r.record("proxies", `would write failoverd's HAProxy file (${text.split("\n").length} lines) on ${m.host}, check it with haproxy -c beside the host's own config, and ${then}`);
         for (const line of real.proxies.describeApply?.(m, text, options) ?? []) r.record("proxies", `  ${line}`);
       },
     },

@@ -35,7 +35,6 @@ export function offlineReads(real: Providers, placeOf: (host: string) => { addre
       ...(d.describeUpsert ? { describeUpsert: (name, address) => d.describeUpsert!(name, address) } : {}),
     },
     proxies: {
-      readConfig: (m) => notContacted(`haproxy.cfg of ${m.host}`),
       applyConfig: (m, text, signal, options) => p.applyConfig(m, text, signal, options),
       ...(p.describeApply ? { describeApply: (m, text, options) => p.describeApply!(m, text, options) } : {}),
     },

@@ -1,14 +1,15 @@
 /**
  * Remote configuration over SSH (node-ssh): a RemoteShell with key authentication and verified host keys, the
- * HAProxy of a machine as a ProxyConfigurator (read its config; write a candidate, check it with `haproxy -c`,
- * install it, reload), and a Redis machine's preparation commands run in order.
+ * HAProxy of a machine as a ProxyConfigurator (upload failoverd's own file, check it with `haproxy -c` beside the
+ * host's main config, move it into place, reload), and a Redis machine's preparation commands run in order.
  *
  * Every connection and command has a deadline: the shell's own timeouts and the step's AbortSignal.
  */
 import { readFileSync } from "node:fs";
 import { NodeSSH } from "node-ssh";
 import { errorMessage, ProviderError } from "../errors.ts";
-import type { HaproxyCommandsConfig } from "../topology/schema.ts";
+import type { HostHaproxyConfig } from "../topology/schema.ts";
+import { type HostCommands, hostCommands, sudoLine } from "./host-commands.ts";
 import { type HostKeyVerdict, knownHostsName, knownKeyTypes, parseKnownHosts, verifyHostKey } from "./ssh-hostkeys.ts";
 import type { CommandResult, Machine, ProxyConfigurator, RemoteShell } from "./types.ts";
 
@@ -179,66 +180,68 @@ function lastLines(text: string, n = 3): string {
   return text.trim().split("\n").slice(-n).join(" | ");
 }
 
-/** HAProxy on a machine over SSH: its config file and its reload, through configurable commands. */
+/**
+ * HAProxy on a machine over SSH: failoverd's own file and the reload, with exactly the commands of host-commands.ts
+ * (the sudoers rule). The host's main config is part of every check and never written.
+ */
 export class SshProxies implements ProxyConfigurator {
+  private readonly commands: HostCommands;
+
   constructor(
     private readonly shell: SshShell,
-    private readonly commands: HaproxyCommandsConfig,
-  ) {}
-
-  async readConfig(machine: Machine, signal: AbortSignal): Promise<string | null> {
-    const cmd = fillCommand(this.commands.read, this.vars());
-    const r = await this.shell.run(machine, cmd, signal);
-    if (r.code === 0) return r.stdout;
-    if (/No such file/i.test(r.stderr)) return null;
-    throw new ProviderError(`reading ${this.commands.configPath} on ${machine.host} failed: \`${cmd}\` exited ${r.code}: ${lastLines(r.stderr)}`, true, "ReadFailed");
+    private readonly host: HostHaproxyConfig,
+    sshUser: string,
+  ) {
+    this.commands = hostCommands(host, sshUser);
   }
 
   async applyConfig(machine: Machine, text: string, signal: AbortSignal, options?: { reload?: boolean }): Promise<void> {
-    const [write, check, install, finish] = this.steps(options);
+    const c = this.commands;
+    const file = this.host.config;
     await this.shell.session(machine, signal, async (run) => {
       const must = async (cmd: string, what: string, stdin?: string) => {
         const r = await run(cmd, stdin !== undefined ? { stdin } : undefined);
         if (r.code !== 0) {
-          throw new ProviderError(`${what} on ${machine.host} failed: \`${cmd}\` exited ${r.code}: ${lastLines(`${r.stderr}\n${r.stdout}`)}`, false, "CommandFailed");
+          throw new ProviderError(`${what} on ${machine.host} failed: \`${cmd}\` exited ${r.code}: ${lastLines(`${r.stderr}\n${r.stdout}`)}${sudoHint(r.stderr)}`, false, "CommandFailed");
         }
         return r;
       };
-      await must(write!, "writing the new haproxy.cfg", text);
-      const c = await run(check!);
-      if (c.code !== 0) {
-        const alert = `${c.stderr}\n${c.stdout}`.split("\n").find((l) => /ALERT|error/i.test(l))?.trim() ?? (lastLines(`${c.stderr}\n${c.stdout}`) || "no output");
+      await must(c.upload, `uploading failoverd's new HAProxy file to ${c.staging}`, text);
+      await must(sudoLine(c.install), `copying it to ${c.candidate}`);
+      const check = sudoLine(c.check);
+      const r = await run(check);
+      if (r.code !== 0) {
+        const out = `${r.stderr}\n${r.stdout}`;
+        const alert = out.split("\n").find((l) => /ALERT|error/i.test(l))?.trim() ?? (lastLines(out) || "no output");
         throw new ProviderError(
-          `haproxy -c rejects the new config for ${machine.host} (\`${check}\` exited ${c.code}): ${alert}. ${this.commands.configPath} is unchanged and HAProxy was not reloaded`,
+          `haproxy -c rejects failoverd's new file beside ${this.host.mainConfig} on ${machine.host} (\`${check}\` exited ${r.code}): ${alert}${sudoHint(r.stderr)}. ${file} is unchanged and HAProxy was not reloaded`,
           false,
           "ConfigRejected",
         );
       }
-      await must(install!, "installing the checked haproxy.cfg");
-      await must(finish!, options?.reload === false ? "starting HAProxy (if it is not running)" : "reloading HAProxy");
+      await must(sudoLine(c.move), `moving the checked file into place as ${file}`);
+      await must(sudoLine(options?.reload === false ? c.start : c.reload), options?.reload === false ? "starting HAProxy (if it is not running)" : "reloading HAProxy");
     });
   }
 
   describeApply(machine: Machine, text: string, options?: { reload?: boolean }): readonly string[] {
-    const [write, check, install, finish] = this.steps(options);
+    const c = this.commands;
     return [
       `SSH ${this.shell.target(machine)} (host key checked against ${this.shell.trust()}):`,
-      `  ${write} (haproxy.cfg on stdin, ${text.split("\n").length} lines)`,
-      `  ${check}`,
-      `  ${install}`,
-      `  ${finish}`,
+      `  ${c.upload} (failoverd's file on stdin, ${text.split("\n").length} lines)`,
+      `  ${sudoLine(c.install)}`,
+      `  ${sudoLine(c.check)}`,
+      `  ${sudoLine(c.move)}`,
+      `  ${sudoLine(options?.reload === false ? c.start : c.reload)}`,
     ];
   }
+}
 
-  private vars(): Record<string, string> {
-    return { config: this.commands.configPath, file: `${this.commands.configPath}.failoverd-new` };
-  }
-
-  private steps(options?: { reload?: boolean }): string[] {
-    const c = this.commands;
-    const v = this.vars();
-    return [c.write, c.check, c.install, options?.reload === false ? c.start : c.reload].map((t) => fillCommand(t, v));
-  }
+/** sudo's refusal, explained: the host lacks the rule `failoverd render sudoers` prints (or an older one). */
+function sudoHint(stderr: string): string {
+  return /sudo: (a password is required|.*not allowed|.*may not run)/i.test(stderr)
+    ? " (sudo refused it: install the rule `failoverd render sudoers` prints for this config on the host)"
+    : "";
 }
 
 /** Runs a Redis machine's preparation commands in order; the first that fails stops the rest. */

@@ -60,12 +60,14 @@ export interface DnsProvider {
   describeUpsert?(name: string, address: string): readonly string[];
 }
 
-/** Configures HAProxy machines: the configuration file and its reload (locally, or over SSH). */
+/**
+ * Configures HAProxy machines (HAProxy and app hosts): failoverd's own file, loaded after the host's main config, and
+ * the reload (locally, or over SSH). Nothing else of the host's configuration is ever written.
+ */
 export interface ProxyConfigurator {
-  /** The machine's current haproxy.cfg, or null when it has none yet (freshly launched). */
-  readConfig(machine: Machine, signal: AbortSignal): Promise<string | null>;
   /**
-   * Writes the config after validating it (`haproxy -c`), then starts HAProxy or reloads it. With `reload: false`
+   * Writes failoverd's file after validating it beside the host's main config (`haproxy -c -f <main> -f <new>`),
+   * then starts HAProxy or reloads it. With `reload: false`
    * the file is only written (a runtime change was already made; the file keeps it across a later reload), unless
    * HAProxy is not running, in which case it is started. Idempotent.
    */

@@ -120,7 +120,10 @@ const localProvider = z.strictObject({
 /** SSH to managed machines: key authentication only, and a host key that must match a known_hosts entry or a pin. */
 const sshSettings = z
   .strictObject({
-    user: z.string().min(1).default("admin"),
+    user: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, { error: (iss) => `${show(iss.input)} is not a user name (letters, digits, ._-; it goes into a sudoers rule)` })
+      .default("admin"),
     port: port.default(22),
     privateKey: secretRef,
     passphrase: secretRef.optional(),
@@ -137,18 +140,38 @@ const sshSettings = z
     error: "give knownHostsFile or hostKeyFingerprints: failoverd never accepts a host key it cannot verify",
   });
 
-/** The HAProxy on a managed machine, driven over SSH. Commands are run by the remote shell; {config} and {file}
- * (the candidate written next to it) are replaced by shell-quoted paths. */
-const haproxyCommands = z.strictObject({
-  configPath: z.string().min(1).default("/etc/haproxy/haproxy.cfg"),
-  read: z.string().min(1).default("sudo -n cat {config}"),
-  /** Receives the new config on stdin. */
-  write: z.string().min(1).default("sudo -n tee {file} > /dev/null"),
-  check: z.string().min(1).default("sudo -n haproxy -c -f {file}"),
-  install: z.string().min(1).default("sudo -n mv -f {file} {config}"),
-  reload: z.string().min(1).default("sudo -n systemctl reload-or-restart haproxy"),
+/** An absolute path that is one word in a shell and in sudoers (no space, quote, wildcard, `,`, `:`, `=` or `\\`). */
+const plainPath = z.string().regex(/^\/[A-Za-z0-9._/+@-]*$/, {
+  error: (iss) => `${show(iss.input)} is not an absolute path of letters, digits and ._/+@- (it goes into a sudoers rule)`,
+});
+
+/** One argument of a command failoverd runs through sudo: a plain word (sudoers and the shell read it as it is). */
+const plainWord = z.string().regex(/^[A-Za-z0-9._/+@%-]+$/, {
+  error: (iss) => `${show(iss.input)} is not a plain word (letters, digits and ._/+@%-; it goes into a sudoers rule)`,
+});
+
+/** A command as its words, the first an absolute path (sudo matches commands by their full path). */
+const fixedCommand = z.tuple([plainPath], plainWord);
+
+/**
+ * The HAProxy on a managed machine (HAProxy and app hosts), driven over SSH with exactly the commands of the sudoers
+ * rule `failoverd render sudoers` prints. failoverd writes only `config`, its own file, which HAProxy loads after the
+ * host's `mainConfig`; the host's file is read by `haproxy -c`, never written.
+ */
+const hostHaproxy = z.strictObject({
+  /** The host's own HAProxy config (the image's): part of every `haproxy -c`, never written. */
+  mainConfig: plainPath.default("/etc/haproxy/haproxy.cfg"),
+  /** failoverd's file (its frontends, backends and Runtime API socket), loaded after `mainConfig`. */
+  config: plainPath.default("/etc/haproxy/failoverd.cfg"),
+  /** Where failoverd uploads the new file as the SSH user (its directory is created mode 700); `/home/<ssh.user>/.failoverd/failoverd.cfg` when absent. */
+  stagingPath: plainPath.optional(),
+  haproxy: plainPath.default("/usr/sbin/haproxy"),
+  install: plainPath.default("/usr/bin/install"),
+  mv: plainPath.default("/usr/bin/mv"),
+  /** Reloads HAProxy with the files in place (the host's unit loads both: see the README). */
+  reload: fixedCommand.default(["/usr/bin/systemctl", "reload-or-restart", "haproxy"]),
   /** After a write without reload: starts HAProxy if it is not running (a no-op when it is). */
-  start: z.string().min(1).default("sudo -n systemctl start haproxy"),
+  start: fixedCommand.default(["/usr/bin/systemctl", "start", "haproxy"]),
 });
 
 const awsProvider = z.strictObject({
@@ -173,7 +196,7 @@ const awsProvider = z.strictObject({
   apiTimeoutMs: millis(100, 300_000).default(10_000),
   /** How failoverd reaches machines to configure them (required: a replacement HAProxy is configured over SSH). */
   ssh: sshSettings,
-  haproxyCommands: haproxyCommands.prefault({}),
+  hostHaproxy: hostHaproxy.prefault({}),
   /** Run in order over SSH on a new Redis machine before its ports must answer ({host}, {address}, {ports}). */
   redisPrepareCommands: z.array(z.string().min(1)).default([]),
 }).refine((p) => (p.imageId === undefined) !== (p.launchTemplate === undefined), {
@@ -299,7 +322,7 @@ export type ProviderConfig = z.infer<typeof providerSchema>;
 export type LocalProviderConfig = z.infer<typeof localProvider>;
 export type AwsProviderConfig = z.infer<typeof awsProvider>;
 export type SshSettingsConfig = z.infer<typeof sshSettings>;
-export type HaproxyCommandsConfig = z.infer<typeof haproxyCommands>;
+export type HostHaproxyConfig = z.infer<typeof hostHaproxy>;
 export type SecretRef = z.infer<typeof secretRef>;
 export type HttpConfig = z.infer<typeof http>;
 export type WebhookConfig = z.infer<typeof webhook>;

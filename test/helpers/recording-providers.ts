@@ -346,11 +346,6 @@ export class RecordingProviders implements Providers {
   };
 
   readonly proxies = {
-    readConfig: async (machine: Machine): Promise<string | null> => {
-      this.record(`proxies.readConfig ${machine.id}`);
-      this.runningMachine(machine.id);
-      return this.configs.get(machine.id) ?? null;
-    },
     applyConfig: async (machine: Machine, text: string, _signal: AbortSignal, options?: { reload?: boolean }): Promise<void> => {
       const reload = options?.reload ?? true;
       if (this.record(`proxies.applyConfig ${machine.id} ${machine.host} reload=${reload}`)) return;

@@ -59,7 +59,23 @@ describe("failoverd plan on AWS, without credentials", () => {
     assert.match(o, /^failed_haproxy for haproxy1/);
     assert.match(o, /"failoverd:host","Value":"haproxy1"\},\{"Key":"failoverd:role","Value":"haproxy"\}/);
     assert.match(o, /wait until the new instance accepts SSH on port 22/);
-    assert.match(o, /sudo -n haproxy -c -f \/etc\/haproxy\/haproxy\.cfg\.failoverd-new\n\s+sudo -n mv -f \/etc\/haproxy\/haproxy\.cfg\.failoverd-new \/etc\/haproxy\/haproxy\.cfg\n\s+sudo -n systemctl reload-or-restart haproxy/);
+    // failoverd's own file only: uploaded unprivileged, then the sudoers rule's fixed commands; the host's config is
+    // only read by haproxy -c.
+    assert.match(
+      o,
+      new RegExp(
+        [
+          "umask 077 && mkdir -p /home/admin/.failoverd && cat > /home/admin/.failoverd/failoverd.cfg \\(failoverd's file on stdin, \\d+ lines\\)",
+          "sudo -n /usr/bin/install -m 600 -o root -g root /home/admin/.failoverd/failoverd.cfg /etc/haproxy/failoverd.cfg.new",
+          "sudo -n /usr/sbin/haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/failoverd.cfg.new",
+          "sudo -n /usr/bin/mv -f /etc/haproxy/failoverd.cfg.new /etc/haproxy/failoverd.cfg",
+          "sudo -n /usr/bin/systemctl reload-or-restart haproxy",
+        ]
+          .map((l) => l.replace(/[.]/g, "\\."))
+          .join("\\n\\s+"),
+      ),
+    );
+    assert.doesNotMatch(o, /tee|> \/etc/);
     assert.match(
       o,
       /Route 53 ChangeResourceRecordSets \{"HostedZoneId":"Z0000000000PLACEHOLDER","ChangeBatch":\{.*"Action":"UPSERT","ResourceRecordSet":\{"Name":"haproxy1\.barton\.example\.internal","Type":"A","TTL":30,"ResourceRecords":\[\{"Value":"<new haproxy1 address>"\}\]\}/,

@@ -1,11 +1,11 @@
 /**
  * Remote configuration over SSH against a real sshd on 127.0.0.1 (generated keys): host key verification by
- * known_hosts and by pinned fingerprint, refusals of a mismatch, the HAProxy config read / write + `haproxy -c` +
- * reload (a harmless reload command that touches a marker), a config `haproxy -c` rejects, and the Redis
- * preparation commands in order.
+ * known_hosts and by pinned fingerprint, refusals of a mismatch, failoverd's HAProxy file uploaded, checked with
+ * `haproxy -c` beside the host's config and moved into place, then the reload (a harmless reload command that touches
+ * a marker), a file `haproxy -c` rejects beside the host's config, and the Redis preparation commands in order.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProviderError } from "../../src/errors.ts";
@@ -26,6 +26,8 @@ after(async () => {
 });
 
 const signal = () => AbortSignal.timeout(15_000);
+/** A configuration change is five commands on one connection: a generous deadline on a loaded machine. */
+const applySignal = () => AbortSignal.timeout(90_000);
 
 function shell(o: Partial<SshShellOptions> = {}): SshShell {
   return new SshShell({
@@ -122,15 +124,26 @@ describe("host key verification against a real sshd", () => {
   });
 });
 
-describe("HAProxy over SSH", () => {
-  const VALID = `global
+describe("HAProxy over SSH: failoverd's own file beside the host's config", () => {
+  const HOST = `global
     maxconn 100
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+frontend unrelated
+    bind 127.0.0.1:18080
+    http-request return status 200
+`;
+  const VALID = `global
+    stats socket ipv4@127.0.0.1:18999 level admin
 defaults
     mode tcp
     timeout connect 1s
     timeout client 10s
     timeout server 10s
-frontend fe_redis_9001
+frontend fe_redis_8001
     bind 127.0.0.1:18001
     default_backend be_redis_9001
 backend be_redis_9001
@@ -138,66 +151,80 @@ backend be_redis_9001
 `;
   let dir: string;
   let proxies: SshProxies;
-  let configPath: string;
+  let mainConfig: string;
+  let config: string;
+  let staging: string;
   let reloaded: string;
   let started: string;
 
   before(() => {
     dir = sshd.dir;
-    configPath = join(dir, "haproxy.cfg");
+    mainConfig = join(dir, "haproxy.cfg");
+    config = join(dir, "failoverd.cfg");
+    staging = join(dir, "stage", "failoverd.cfg");
     reloaded = join(dir, "reloaded");
     started = join(dir, "started");
-    proxies = new SshProxies(shell({ fingerprints: [sshd.hostFingerprint] }), {
-      configPath,
-      read: "cat {config}",
-      write: "cat > {file}",
-      check: "haproxy -c -f {file}",
-      install: "mv -f {file} {config}",
-      reload: `echo reload >> ${reloaded}`,
-      start: `echo start >> ${started}`,
-    });
+    writeFileSync(mainConfig, HOST);
+    proxies = new SshProxies(
+      shell({ fingerprints: [sshd.hostFingerprint] }),
+      {
+        mainConfig,
+        config,
+        stagingPath: staging,
+        haproxy: "/usr/sbin/haproxy",
+        install: "/usr/bin/install",
+        mv: "/usr/bin/mv",
+        reload: ["/usr/bin/touch", reloaded],
+        start: ["/usr/bin/touch", started],
+      },
+      sshd.user,
+    );
   });
 
-  it("a machine without a config reads as null", async () => {
-    assert.equal(await proxies.readConfig(machine, signal()), null);
-  });
-
-  it("write, haproxy -c, install, reload: the file is exactly the text and the reload ran once", async () => {
-    await proxies.applyConfig(machine, VALID, signal());
-    assert.equal(readFileSync(configPath, "utf8"), VALID);
-    assert.equal(await proxies.readConfig(machine, signal()), VALID, "read back byte for byte");
-    assert.equal(readFileSync(reloaded, "utf8"), "reload\n");
-    assert.equal(existsSync(`${configPath}.failoverd-new`), false, "the candidate was moved into place");
+  it("upload, copy, haproxy -c beside the host's config, move, reload: failoverd's file is exactly the text", async () => {
+    await proxies.applyConfig(machine, VALID, applySignal());
+    assert.equal(readFileSync(config, "utf8"), VALID);
+    assert.equal(statSync(config).mode & 0o777, 0o600, "the file may hold the Redis password: root's only");
+    assert.equal(existsSync(reloaded), true);
+    assert.equal(existsSync(started), false);
+    assert.equal(existsSync(`${config}.new`), false, "the candidate was moved into place");
+    assert.equal(readFileSync(mainConfig, "utf8"), HOST, "the host's config is untouched");
   });
 
   it("reload: false writes and only makes sure HAProxy runs", async () => {
-    const next = VALID.replace("maxconn 100", "maxconn 200");
-    await proxies.applyConfig(machine, next, signal(), { reload: false });
-    assert.equal(readFileSync(configPath, "utf8"), next);
-    assert.equal(readFileSync(reloaded, "utf8"), "reload\n", "no second reload");
-    assert.equal(readFileSync(started, "utf8"), "start\n");
+    rmSync(reloaded);
+    const next = VALID.replace("18001", "18002");
+    await proxies.applyConfig(machine, next, applySignal(), { reload: false });
+    assert.equal(readFileSync(config, "utf8"), next);
+    assert.equal(existsSync(reloaded), false, "no second reload");
+    assert.equal(existsSync(started), true);
   });
 
-  it("a config haproxy -c rejects is refused: the old file is kept and nothing is reloaded", async () => {
-    const before = readFileSync(configPath, "utf8");
-    const broken = `${VALID}backend be_broken\n    this_is_not_a_keyword on\n`;
-    await assert.rejects(proxies.applyConfig(machine, broken, signal()), (e: unknown) => {
+  it("a file that clashes with the host's config is refused by haproxy -c: failoverd's file is kept, nothing reloaded", async () => {
+    const before = readFileSync(config, "utf8");
+    rmSync(started);
+    // Valid on its own; a second proxy named `unrelated` is not, beside the host's config.
+    const clash = `${VALID}frontend unrelated\n    bind 127.0.0.1:18003\n    default_backend be_redis_9001\n`;
+    await assert.rejects(proxies.applyConfig(machine, clash, applySignal()), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
       assert.equal(e.code, "ConfigRejected");
       assert.equal(e.retryable, false);
-      assert.match(e.message, /haproxy -c rejects the new config for haproxy1 .*this_is_not_a_keyword/);
+      assert.match(e.message, /haproxy -c rejects failoverd's new file beside .*haproxy\.cfg on haproxy1 .*unrelated/);
       assert.match(e.message, /is unchanged and HAProxy was not reloaded/);
       return true;
     });
-    assert.equal(readFileSync(configPath, "utf8"), before);
-    assert.equal(readFileSync(reloaded, "utf8"), "reload\n");
+    assert.equal(readFileSync(config, "utf8"), before);
+    assert.equal(readFileSync(mainConfig, "utf8"), HOST);
+    assert.equal(existsSync(reloaded), false);
+    assert.equal(existsSync(started), false);
   });
 
   it("dry-run describes the commands it would run, with the paths filled in", () => {
     const lines = proxies.describeApply(machine, VALID).join("\n");
     assert.match(lines, new RegExp(`SSH ${sshd.user}@127\\.0\\.0\\.1:${sshd.port} \\(host key checked against 1 pinned fingerprint\\(s\\)\\)`));
-    assert.ok(lines.includes(`haproxy -c -f ${configPath}.failoverd-new`));
-    assert.ok(lines.includes(`mv -f ${configPath}.failoverd-new ${configPath}`));
+    assert.ok(lines.includes(`cat > ${staging}`));
+    assert.ok(lines.includes(`sudo -n /usr/sbin/haproxy -c -f ${mainConfig} -f ${config}.new`));
+    assert.ok(lines.includes(`sudo -n /usr/bin/mv -f ${config}.new ${config}`));
   });
 });
 

@@ -43,10 +43,10 @@ class Dns {
 }
 
 class Proxies {
-  async readConfig(): Promise<string | null> {
-    return "global";
-  }
   async applyConfig(): Promise<void> {}
+  describeApply(): readonly string[] {
+    return ["SSH ..."];
+  }
 }
 
 function real() {
@@ -74,6 +74,6 @@ describe("withChaos", () => {
     assert.deepEqual(p.compute.describeLaunch?.(REQ), ["RunInstances ..."]);
     assert.equal(await p.dns.resolve("x.internal", AbortSignal.timeout(1000)), "127.0.2.1");
     assert.deepEqual(p.dns.describeUpsert?.("x.internal", "127.0.2.1"), ["UPSERT ..."]);
-    assert.equal(await p.proxies.readConfig(M, AbortSignal.timeout(1000)), "global");
+    assert.deepEqual(p.proxies.describeApply?.(M, "global"), ["SSH ..."]);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The reply parsers (Redis ROLE / INFO, HAProxy `show servers state` / `show stat`), error classification, and the
- * rendered haproxy.cfg, validated by the real `haproxy -c`. No server is started.
+ * rendered failoverd HAProxy file, validated by the real `haproxy -c`, alone and beside a host's own config. No server
+ * is started.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -566,20 +567,51 @@ const topology = parseTopology(readFileSync(DEFAULT_CONFIG_PATH, "utf8"), DEFAUL
 const tmp = mkdtempSync(join(tmpdir(), "failoverd-parsers-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
+/**
+ * A host's own config as distributions ship it (Debian's, trimmed): failoverd's file is loaded after it and must not
+ * depend on it nor clash with it. Its `defaults` are HTTP ones, which failoverd's TCP proxies must not inherit.
+ */
+const HOST_CONFIG = `global
+\tlog 127.0.0.1:514 local0
+\tchroot /var/lib/haproxy
+\tstats socket ${join(tmp, "admin.sock")} mode 660 level admin
+\tstats timeout 30s
+\tuser haproxy
+\tgroup haproxy
+\tdaemon
+defaults
+\tlog\tglobal
+\tmode\thttp
+\toption\thttplog
+\toption\tforwardfor
+\ttimeout connect 5000
+\ttimeout client  50000
+\ttimeout server  50000
+frontend unrelated_web
+\tbind 127.0.0.1:18080
+\thttp-request return status 200
+`;
+const hostFile = join(tmp, "host-haproxy.cfg");
+writeFileSync(hostFile, HOST_CONFIG);
+
 let fileCount = 0;
-/** Runs `haproxy -c -f` on the text; returns its exit status and output. */
-function haproxyCheck(text: string): { status: number | null; output: string } {
+/** Runs `haproxy -c` on the text, after the host's config when `host`; returns its exit status and output. */
+function haproxyCheck(text: string, host = false): { status: number | null; output: string } {
   const file = join(tmp, `haproxy-${++fileCount}.cfg`);
   writeFileSync(file, text);
-  const r = spawnSync(HAPROXY, ["-c", "-f", file], { encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(HAPROXY, ["-c", ...(host ? ["-f", hostFile] : []), "-f", file], { encoding: "utf8", timeout: 20_000 });
   assert.equal(r.error, undefined, `could not run ${HAPROXY}: ${r.error?.message}`);
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
+/** Valid alone and beside the host's config, with no warning either way. */
 function assertHaproxyAccepts(text: string): void {
-  const { status, output } = haproxyCheck(text);
-  assert.equal(status, 0, `haproxy -c rejected the config:\n${output}\n---\n${text}`);
-  assert.match(output, /Configuration file is valid/);
+  for (const host of [false, true]) {
+    const { status, output } = haproxyCheck(text, host);
+    assert.equal(status, 0, `haproxy -c${host ? " (beside the host's config)" : ""} rejected the config:\n${output}\n---\n${text}`);
+    assert.match(output, /Configuration file is valid/);
+    assert.doesNotMatch(output, /WARNING|ALERT/, output);
+  }
 }
 
 const linesOf = (text: string) => text.split("\n");
@@ -744,6 +776,24 @@ describe("rendered configs pass `haproxy -c`", () => {
       assertHaproxyAccepts(render());
     });
   }
+
+  test("failoverd's file sets nothing global but its Runtime API socket: the host keeps its user, chroot, log, maxconn", () => {
+    for (const h of ["haproxy1", "app"]) {
+      const text = renderForHost(topology, inventory, h, { adminSocketPath: join(tmp, "hap.sock") });
+      assert.ok(section(text, "global").every((l) => l.startsWith("stats socket ")), section(text, "global").join("\n"));
+      assert.equal(text.match(/^global$/gm)?.length, 1);
+    }
+  });
+
+  test("beside the host's config, its HTTP defaults do not leak into failoverd's TCP proxies (a warning if they did)", () => {
+    // The control: without a defaults section of its own (its proxies in TCP mode by themselves), the host's option
+    // httplog / forwardfor apply to failoverd's proxies, and haproxy -c warns about both.
+    const withoutDefaults = renderForHost(topology, inventory, "haproxy1")
+      .replace(/^defaults\n( {4}.*\n)+/m, "")
+      .replace(/^(frontend|backend) (.*)$/gm, "$1 $2\n    mode tcp");
+    assert.match(haproxyCheck(withoutDefaults, true).output, /'option httplog' not usable with frontend 'fe_redis_8001'/);
+    assertHaproxyAccepts(renderForHost(topology, inventory, "haproxy1"));
+  });
 
   test("haproxy -c does reject a broken config (the check can fail)", () => {
     const broken = `${renderForHost(topology, inventory, "haproxy1")}    server bogus 127.0.1.1:0 check nonsense-keyword\n`;

@@ -134,7 +134,7 @@ export function createAwsProviders(t: Topology, auth: RedisAuth, deps: AwsProvid
   return {
     compute,
     dns,
-    proxies: new SshProxies(shell, p.haproxyCommands),
+    proxies: new SshProxies(shell, p.hostHaproxy, p.ssh.user),
     shell,
     clients,
     close: () => {

@@ -64,11 +64,6 @@ export class LocalDns implements DnsProvider {
 export class LocalProxies implements ProxyConfigurator {
   constructor(private readonly sandbox: Sandbox) {}
 
-  async readConfig(machine: Machine): Promise<string | null> {
-    const m = this.record(machine);
-    return this.sandbox.readHaproxyConfig(m);
-  }
-
   async applyConfig(machine: Machine, text: string, signal: AbortSignal, options?: { reload?: boolean }): Promise<void> {
     signal.throwIfAborted();
     await this.sandbox.applyHaproxy(this.record(machine), text, options?.reload ?? true);

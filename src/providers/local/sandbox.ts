@@ -16,6 +16,18 @@ import { isRunning, type StartedProcess, startDetached, stop, waitForPort } from
 
 const execFileP = promisify(execFile);
 
+/**
+ * The HAProxy config a sandbox machine's image ships, as /etc/haproxy/haproxy.cfg on a real host: the host's own
+ * settings. failoverd's file (failoverd.cfg) is loaded after it, as on a real host (haproxy -f haproxy.cfg -f
+ * failoverd.cfg), and never replaces it.
+ */
+export const SANDBOX_HOST_CONFIG = `# The machine's own HAProxy config (what its image ships). failoverd never writes it: its own file,
+# failoverd.cfg, is loaded after this one (haproxy -f haproxy.cfg -f failoverd.cfg).
+global
+    maxconn 4000
+    stats timeout 2m
+`;
+
 export interface ProcessRecord extends StartedProcess {
   readonly kind: "redis" | "haproxy";
   readonly port?: number;
@@ -174,13 +186,19 @@ export class Sandbox {
     return rec;
   }
 
-  /** Validates `cfg` with `haproxy -c`, then starts HAProxy or reloads the running one. */
+  /**
+   * Validates failoverd's file `cfg` beside the machine's own config (`haproxy -c -f haproxy.cfg -f <candidate>`),
+   * then starts HAProxy on both files or reloads the running one. The machine's haproxy.cfg is what its image ships
+   * (SANDBOX_HOST_CONFIG, written once at launch) and is never written again, as on a real host.
+   */
   async applyHaproxy(m: MachineRecord, cfg: string, reload = true): Promise<void> {
-    const cfgFile = join(m.dir, "haproxy.cfg");
-    const candidate = join(m.dir, "haproxy.cfg.new");
+    const hostFile = join(m.dir, "haproxy.cfg");
+    if (!existsSync(hostFile)) writeFileSync(hostFile, SANDBOX_HOST_CONFIG, { mode: 0o644, flag: "wx" });
+    const cfgFile = join(m.dir, "failoverd.cfg");
+    const candidate = join(m.dir, "failoverd.cfg.new");
     writeFileSync(candidate, cfg, { mode: 0o600 });
     try {
-      await execFileP(this.config.haproxy, ["-c", "-f", candidate], { timeout: 10_000 });
+      await execFileP(this.config.haproxy, ["-c", "-f", hostFile, "-f", candidate], { timeout: 10_000 });
     } catch (e) {
       const out = `${(e as { stderr?: string }).stderr ?? ""}`.trim().split("\n").filter((l) => l.includes("ALERT"))[0];
       throw new ProviderError(`haproxy -c rejects the config for ${m.host}: ${out ?? (e as Error).message}`, false);
@@ -191,13 +209,8 @@ export class Sandbox {
       if (reload) process.kill(current.pid, "SIGUSR2");
       return;
     }
-    const pid = startDetached(this.config.haproxy, ["-W", "-db", "-f", cfgFile], join(m.dir, "haproxy.log"));
+    const pid = startDetached(this.config.haproxy, ["-W", "-db", "-f", hostFile, "-f", cfgFile], join(m.dir, "haproxy.log"));
     await this.addProcess(m, { pid, marker: cfgFile, kind: "haproxy" });
-  }
-
-  readHaproxyConfig(m: MachineRecord): string | null {
-    const f = join(m.dir, "haproxy.cfg");
-    return existsSync(f) ? readFileSync(f, "utf8") : null;
   }
 
   /** Stops every process of a machine (SIGKILL: a machine that is terminated does not shut down cleanly). */

@@ -7,6 +7,7 @@ import { FailoverdError } from "../errors.ts";
 import { registerOps } from "./ops.ts";
 import { registerPlan } from "./plan.ts";
 import { registerPreflight } from "./preflight.ts";
+import { registerRender } from "./render.ts";
 import { registerRun } from "./run.ts";
 import { registerSandbox } from "./sandbox.ts";
 import { registerSimulate } from "./simulate.ts";
@@ -29,9 +30,13 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerPlan(program);
   registerPreflight(program);
+  registerRender(program);
   registerSandbox(program);
   registerOps(program);
-  for (const c of program.commands) c.exitOverride();
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
   return program;
 }
 

@@ -29,11 +29,11 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-function keygen(file: string): void {
+export function keygen(file: string): void {
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "failoverd-test", "-f", file], { stdio: "ignore" });
 }
 
-function fingerprint(pubFile: string): string {
+export function fingerprint(pubFile: string): string {
   const out = execFileSync("ssh-keygen", ["-l", "-E", "sha256", "-f", pubFile], { encoding: "utf8" });
   const m = /(SHA256:[A-Za-z0-9+/]+)/.exec(out);
   if (!m) throw new Error(`ssh-keygen -l printed no fingerprint: ${out}`);

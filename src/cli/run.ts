@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { Coordination } from "../coordination/index.ts";
 import { Daemon } from "../daemon/daemon.ts";
 import { createLogger } from "../log.ts";
 import { createProviders } from "../providers/index.ts";
@@ -11,11 +12,21 @@ export function registerRun(program: Command): void {
   withConfig(program.command("run").description("run the daemon: check, diagnose, recover (SIGTERM stops, SIGHUP reloads the config)"))
     .option("--dry-run", "shadow mode: monitor for real, log the recovery it would run, change nothing")
     .option("--http <addr:port>", "serve the status page, /status, /metrics and the operator API here (overrides http.listen; loopback unless said)")
-    .action(async (opts: ConfigOpts & { dryRun?: boolean; http?: string }) => {
+    .option("--instance <name>", "this instance's name among several coordinated through etcd (overrides coordination.instance)")
+    .action(async (opts: ConfigOpts & { dryRun?: boolean; http?: string; instance?: string }) => {
       const topology = loadFrom(opts);
       warnWhenStdoutCloses();
       const log = createLogger();
-      const daemon = new Daemon({ topology, providers: await createProviders(topology), log, dryRun: opts.dryRun === true });
+      // A coordination section: one of several instances, through etcd. Absent: this instance acts alone.
+      const coordination = Coordination.fromTopology(topology, { instance: opts.instance, log });
+      const daemon = new Daemon({
+        topology,
+        providers: await createProviders(topology),
+        log,
+        dryRun: opts.dryRun === true,
+        ...(coordination ? { lease: coordination.lease, journal: coordination.journal, peers: coordination.peers } : {}),
+      });
+      coordination?.attach(daemon.events);
       const ops = Ops.attach(daemon, { log, http: opts.http });
       await daemon.start();
       try {

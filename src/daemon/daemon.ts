@@ -21,12 +21,13 @@ import { type Lease, LocalLease } from "../recovery/lease.ts";
 import { playbookFor } from "../recovery/registry.ts";
 import { chaosPauseFromEnv, Runner } from "../recovery/runner.ts";
 import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
-import { Inventory } from "../topology/inventory.ts";
+import { Inventory, type Placement } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
 import { DutyCycle } from "./duty-cycle.ts";
 import { Findings, findingKey } from "./findings.ts";
 import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
+import type { Peers } from "./peers.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
 import { Sleeper } from "./sleeper.ts";
 import { DaemonState } from "./state.ts";
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   readonly dryRun?: boolean;
   readonly journal?: Journal;
   readonly lease?: Lease;
+  /** The other instances when several coordinate (quorum confirmation, shared inventory); absent: acting alone. */
+  readonly peers?: Peers;
   readonly now?: () => number;
   /** Benchmarks: after every scheduled check, when it was due and when it started (their difference is its lateness). */
   readonly onCheck?: (target: string, dueAt: number, startedAt: number, ok: boolean) => void;
@@ -93,6 +96,9 @@ export class Daemon {
   /** A config reload waiting for the running recoveries to end (SIGHUP during a recovery). */
   private pendingReload: { readonly topology: Topology; readonly since: number } | null = null;
   private reloadedAt: number | null = null;
+  /** The journal was read since the lease was last taken: until then a lease holder does not act (see takeOver). */
+  private tookOver = false;
+  private takingOver = false;
 
   constructor(private readonly opts: DaemonOptions) {
     this.topology = opts.topology;
@@ -108,6 +114,8 @@ export class Daemon {
     this.providers = opts.dryRun ? dryRun(opts.providers, recorder) : opts.providers;
     this.events = new EventBus((event, err) => this.log.error({ event, err: errorMessage(err) }, "an event listener failed (a bug); the daemon goes on"));
     this.findings = new Findings(this.events);
+    opts.peers?.onChange(() => this.evaluation.request());
+    opts.peers?.onPlacements((p) => this.applyPlacements(p));
   }
 
   get rules(): CheckRules {
@@ -119,6 +127,8 @@ export class Daemon {
   async start(): Promise<void> {
     if (!this.opts.dryRun) await this.lease.acquire();
     this.startedAt = this.now();
+    const shared = this.opts.dryRun ? null : await this.opts.peers?.placements();
+    if (shared) this.applyPlacements(shared);
     let records: Awaited<ReturnType<Journal["read"]>>;
     try {
       records = await this.journal.read();
@@ -138,13 +148,68 @@ export class Daemon {
     const first = await this.checker.round(this.targets.filter((t) => !this.state.unmonitored.has(t.host)));
     for (const o of first) this.ingest(o, false);
     this.logRoles();
-    for (const r of pending) {
-      this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r, "resume");
+    if (this.opts.dryRun || this.lease.isHeld()) {
+      for (const r of pending) {
+        this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r, "resume");
+      }
+      this.tookOver = true;
     }
+    this.lease.onChange?.((held) => {
+      if (held) void this.takeOver();
+      else this.tookOver = false;
+    });
     // Loops start spread over one interval, so checks never come in one burst per interval (the first round just ran).
     const t0 = this.now();
     const n = this.targets.length;
     for (const [i, t] of this.targets.entries()) this.loops.push(this.loop(targetId(t), t0 + Math.floor((i * this.rules.intervalMs) / n)));
+  }
+
+  /** Whether this instance may act now: it holds the lease and has read the journal since taking it. */
+  private mayAct(): boolean {
+    return this.opts.dryRun === true || (this.lease.isHeld() && this.tookOver);
+  }
+
+  /**
+   * This instance just took the lease (another instance died, was cut off, or resigned): it reads the journal and
+   * resumes the recovery that instance left unfinished, at the step it reached, before it decides anything new.
+   */
+  private async takeOver(): Promise<void> {
+    if (this.takingOver || this.tookOver || this.stopping.signal.aborted) return;
+    this.takingOver = true;
+    try {
+      const shared = await this.opts.peers?.placements();
+      if (shared) this.applyPlacements(shared);
+      const records = await this.journal.read();
+      if (!this.lease.isHeld()) return;
+      for (const r of unfinished(records)) {
+        if (this.runningIds.has(r.id) || this.recoveries.has(groupOf(this.topology, r.host))) continue;
+        this.log.warn({ recoveryId: r.id }, `took over: resuming the unfinished recovery ${r.id} (${r.playbook} for ${r.host})`);
+        this.startRecovery(r.playbook as PlaybookName, r.host, { diagnosis: r.diagnosis, failingSince: r.failingSince }, r, "resume");
+      }
+      this.tookOver = true;
+      this.evaluation.request();
+    } catch (e) {
+      this.log.error({ err: errorMessage(e) }, "taking over failed (the journal could not be read); trying again");
+      setTimeout(() => {
+        if (this.lease.isHeld()) void this.takeOver();
+      }, 500).unref();
+    } finally {
+      this.takingOver = false;
+    }
+  }
+
+  /** Where the hosts live now, as the acting instance shared it. */
+  private applyPlacements(placements: readonly Placement[]): void {
+    let changed = false;
+    for (const p of placements) {
+      if (!this.topology.hosts.has(p.host) || this.inventory.addressOf(p.host) === p.address) continue;
+      this.inventory.place(p.host, p.address, p.machineId);
+      this.log.info({ host: p.host, address: p.address }, `${p.host} now lives at ${p.address} (shared by the acting instance)`);
+      changed = true;
+    }
+    if (!changed) return;
+    this.inventory.save(join(this.topology.config.stateDir, "inventory.json"));
+    this.targets = checkTargets(this.topology, this.inventory);
   }
 
   /** Stops the loops; a running recovery finishes its current step (journaled) and resumes at the next start. */
@@ -306,10 +371,12 @@ export class Daemon {
       lastRoles: this.lastRoles,
       unmonitored: this.state.unmonitored,
     };
-    const diagnoses = diagnose(seen);
+    const raw = diagnose(seen);
+    // Several instances: a failure is confirmed only when a majority of them sees it.
+    const diagnoses = this.opts.peers ? this.opts.peers.confirm(raw, (t) => this.health.get(t)?.status) : raw;
     const down = monitored.filter((h) => h.status === "down");
     const witnessed = down.length > 0 ? witnessedDown(seen) : new Set<string>();
-    const decisions = decide({
+    const decided = decide({
       topology: this.topology,
       diagnoses,
       targetsTotal: monitored.length,
@@ -322,6 +389,13 @@ export class Daemon {
       },
       now: this.now(),
     });
+    // Only the lease holder acts; the others say why not.
+    const acting = this.mayAct();
+    const decisions = decided.map((d): Decision =>
+      d.kind === "recover" && !acting
+        ? { kind: "alert", host: d.host, diagnosis: d.diagnosis, reason: this.lease.holder?.().notActing ?? "this instance does not hold the lease; not acting" }
+        : d,
+    );
     for (const d of decisions) this.act(d);
     this.findings.update(decisions, this.now());
   }
@@ -360,7 +434,11 @@ export class Daemon {
       monitor: this.monitorControl(),
       log: this.log,
       dryRun: this.opts.dryRun === true,
-      saveInventory: () => this.inventory.save(join(this.topology.config.stateDir, "inventory.json")),
+      saveInventory: () => {
+        this.inventory.save(join(this.topology.config.stateDir, "inventory.json"));
+        this.opts.peers?.savePlacements(this.inventory.all()).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, "could not share the inventory"));
+      },
+      lease: this.opts.dryRun ? undefined : this.lease,
       shutdown: this.stopping.signal,
       now: this.now,
       pauseBefore: chaosPauseFromEnv(),
@@ -377,6 +455,8 @@ export class Daemon {
         // Failed forward: roles changed and the machine may be gone. Watch the host again with a clean record, so
         // it is diagnosed as it is now (and, after the cooldown, recovered again).
         if (outcome === "failed") this.forget(host);
+        // Interrupted without a shutdown: this instance lost the lease; the next leader resumes. Watch the host again.
+        if (outcome === "interrupted" && !this.stopping.signal.aborted) this.forget(host);
       })
       .catch((e: unknown) => this.log.error({ err: errorMessage(e), host }, "recovery crashed (a bug)"))
       .finally(() => {
@@ -479,7 +559,8 @@ export class Daemon {
       lastRoles: this.lastRoles,
       unmonitored: this.state.unmonitored,
       diagnoses: this.findings.list(),
-      recoveries: summarize(await this.journal.read()),
+      // With several instances the journal is in etcd, which may not answer: the status still shows the rest.
+      recoveries: summarize(await (this.opts.peers ? this.journal.read().catch(() => []) : this.journal.read())),
       running: this.runningIds,
       config: { source: this.topology.source, reloadedAt: this.reloadedAt, reloadPendingSince: this.pendingReload?.since ?? null },
     });

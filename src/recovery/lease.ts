@@ -1,7 +1,7 @@
 /**
  * "May this instance act now?" Only the holder of the lease runs recoveries. `LocalLease` is an exclusive flock(2)
- * on a lock file in the state directory: one daemon per state directory on one host. A later implementation holds an
- * etcd lease so that one of several failoverd instances acts.
+ * on a lock file in the state directory: one daemon per state directory on one host. `src/coordination/` holds an
+ * etcd lease instead, so that one of several failoverd instances acts (the leader), and only until its own deadline.
  *
  * Why flock: the kernel releases it when the holder's last descriptor closes, which happens when the process dies,
  * however it dies. A lock that only names a PID goes stale after an unclean stop, and once that PID belongs to an
@@ -21,6 +21,25 @@ export interface Lease {
   /** True while this instance holds the lease and may act. */
   isHeld(): boolean;
   release(): Promise<void>;
+  /**
+   * Who acts now, for operators and for the reason a decision became an alert. Absent: this instance alone
+   * (single-instance mode).
+   */
+  holder?(): LeaseHolder;
+  /** Called whenever `isHeld()` may have changed (taken, lost); the daemon resumes the journal when it takes over. */
+  onChange?(listener: (held: boolean) => void): void;
+}
+
+export interface LeaseHolder {
+  /** The acting instance's name; null when nobody acts (no quorum, store unreachable, election under way). */
+  readonly leader: string | null;
+  /** Why this instance does not act now (null when it does). */
+  readonly notActing: string | null;
+}
+
+/** A fenced write refused: this instance no longer holds the lease, so it must not record (or start) another step. */
+export class LeaseLostError extends FailoverdError {
+  override name = "LeaseLostError";
 }
 
 /** flock's exit code when the lock is held by someone else (`--conflict-exit-code`). */

@@ -13,6 +13,7 @@ import type { Providers } from "../providers/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { Journal, RecoveryOutcome, RecoverySummary } from "./journal.ts";
+import { type Lease, LeaseLostError } from "./lease.ts";
 import type { MonitorControl, Playbook, Step, StepContext } from "./types.ts";
 
 export interface RunnerDeps {
@@ -27,6 +28,8 @@ export interface RunnerDeps {
   readonly saveInventory?: () => void;
   /** Aborted when the daemon shuts down: the current step finishes or is journaled, no next step starts. */
   readonly shutdown?: AbortSignal;
+  /** Checked before every step: an instance that no longer holds it stops, and the next holder resumes. */
+  readonly lease?: Lease | undefined;
   readonly now?: () => number;
   /**
    * Fault injection for crash tests and drills: wait this long before starting the named step, so a test can kill
@@ -83,6 +86,17 @@ export class Runner extends EventEmitter {
 
   /** Runs a playbook to its end, or resumes it from a journaled summary of an unfinished run. */
   async run(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
+    try {
+      return await this.runOrThrow(playbook, meta, resume);
+    } catch (e) {
+      // The journal refused a record: this instance no longer holds the lease. It stops here; the holder resumes.
+      if (!(e instanceof LeaseLostError)) throw e;
+      this.deps.log.warn({ host: playbook.host, err: e.message }, `lost the lease: stopping ${playbook.name} for ${playbook.host}; the acting instance resumes it`);
+      return "interrupted";
+    }
+  }
+
+  private async runOrThrow(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
     const { journal } = this.deps;
     const now = this.deps.now ?? Date.now;
     const id = resume?.id ?? `${new Date(now()).toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${playbook.host}-${randomBytes(3).toString("hex")}`;
@@ -103,6 +117,12 @@ export class Runner extends EventEmitter {
       this.emit("recovery-start", { recoveryId: id, playbook: playbook.name, host: playbook.host, at: now() });
     } else {
       log.info({ completed: [...results.keys()] }, `resuming the unfinished recovery ${id}`);
+      // The effects that live in the acting daemon (not in the world) are restored from the journal: the instance
+      // resuming may not be the one that ran those steps.
+      for (const step of playbook.steps) {
+        if (!step.restore || !results.has(step.name)) continue;
+        await step.restore(this.context(playbook, results, AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs), log), results.get(step.name));
+      }
     }
 
     const done: Step[] = playbook.steps.filter((s) => results.has(s.name));
@@ -114,6 +134,10 @@ export class Runner extends EventEmitter {
       if (results.has(step.name)) continue;
       if (this.deps.shutdown?.aborted) {
         log.info({ step: step.name }, "shutting down before the next step; the recovery resumes at the next start");
+        return "interrupted";
+      }
+      if (this.deps.lease && !this.deps.lease.isHeld()) {
+        log.warn({ step: step.name }, `no longer the acting instance: stopping before ${step.name}; the acting instance resumes it`);
         return "interrupted";
       }
       const stepLog = log.child({ step: step.name });
@@ -163,6 +187,7 @@ export class Runner extends EventEmitter {
       await journal.append({ type: "step-start", id, at: now(), step: step.name, attempt });
       this.emit("step-start", { ...base, at: now() } satisfies StepEvent);
       log.info({ attempt }, `step ${step.name}: ${step.title}`);
+      if (attempt > 1 && this.deps.lease && !this.deps.lease.isHeld()) throw new LeaseLostError(`no longer the acting instance: not retrying ${step.name}`);
       const signal = AbortSignal.timeout(timeoutMs);
       try {
         const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log)), signal, step.name, timeoutMs);

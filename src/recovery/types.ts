@@ -22,6 +22,12 @@ export interface Step {
   readonly timeoutMs?: (t: Topology) => number;
   /** Does the work and verifies it. Returns a JSON-serialisable result for the journal (and later steps). */
   run(ctx: StepContext): Promise<unknown>;
+  /**
+   * Restores, from its journaled result, the part of the step's effect that lives in the acting daemon rather than
+   * in the world (where a host lives, which hosts are unmonitored): run when a recovery is resumed, possibly by
+   * another instance than the one that ran the step. Idempotent.
+   */
+  restore?(ctx: StepContext, result: unknown): Promise<void>;
   /** Undoes the step when a later step fails before the point of no return. Idempotent. */
   rollback?(ctx: StepContext): Promise<void>;
 }

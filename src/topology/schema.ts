@@ -245,7 +245,7 @@ export const WEBHOOK_EVENTS = ["diagnosis", "resolved", "recovery-start", "step-
 
 const webhookUrl = z
   .url({ protocol: /^https?$/, error: (iss) => `${show(iss.input)} is not an http(s) URL` })
-  .refine((u) => webhookUrlProblem(u) === null, { error: (iss) => webhookUrlProblem(String(iss.input)) ?? "bad URL" });
+  .refine((u) => !URL.canParse(u) || webhookUrlProblem(u) === null, { error: (iss) => webhookUrlProblem(String(iss.input)) ?? "bad URL" });
 
 /**
  * Null when `url` can be a webhook's; else why not, without the URL (it may carry a secret). fetch refuses a URL
@@ -294,6 +294,36 @@ const drill = z.strictObject({
   action: z.literal("switchover", { error: "action must be switchover" }).default("switchover"),
 });
 
+/** An etcd endpoint: http(s)://ADDR:PORT (or a host name). */
+const etcdEndpoint = z
+  .url({ protocol: /^https?$/, error: (iss) => `${show(iss.input)} is not an etcd endpoint (http://ADDR:PORT or https://ADDR:PORT)` })
+  // Not quoted: the user and password would be.
+  .refine((u) => !URL.canParse(u) || webhookUrlProblem(u) === null, { error: "an etcd endpoint carries no user or password (give coordination.username and password)" })
+  .refine((u) => URL.canParse(u) && new URL(u).port !== "", { error: (iss) => `${show(iss.input)} is not an etcd endpoint: give http(s)://ADDR:PORT` });
+
+/** Several failoverd instances coordinated through etcd (src/coordination/). Absent: one instance acts alone. */
+const coordination = z.strictObject({
+  /** The etcd cluster's client URLs. */
+  endpoints: z.array(etcdEndpoint).min(1, { error: "give at least one etcd endpoint" }),
+  /** Where failoverd keeps its keys; `/failoverd/<topology>` when absent. */
+  prefix: z
+    .string()
+    .regex(/^\/[A-Za-z0-9_./-]*[A-Za-z0-9_.-]$/, { error: (iss) => `${show(iss.input)} is not a key prefix (starts with '/', letters, digits, '_', '.', '-', '/')` })
+    .optional(),
+  /** How many failoverd instances are configured: a failure is confirmed by a majority of them. */
+  instances: count(1, 9).default(3),
+  /** The lease of each instance (its verdicts, its candidacy, its leadership), in whole seconds; etcd's minimum is about 2. */
+  leaseTtlSeconds: count(2, 60).default(3),
+  /** This instance's name; the host name when absent (`run --instance` overrides it). */
+  instance: hostName.optional(),
+  username: z.string().min(1).optional(),
+  password: secretRef.optional(),
+  /** Present: TLS to etcd, verified against `ca` (PEM files); cert and key for client certificates. */
+  tls: z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
+})
+  .refine((c) => (c.password === undefined) || c.username !== undefined, { error: "coordination.password needs coordination.username" })
+  .refine((c) => (c.tls?.cert === undefined) === (c.tls?.key === undefined), { error: "coordination.tls: give both cert and key, or neither" });
+
 export const configSchema = z.strictObject({
   /** The topology's name: tags managed machines and names the state directory. */
   topology: hostName,
@@ -311,6 +341,8 @@ export const configSchema = z.strictObject({
   notifications: notifications.prefault({}),
   /** Scheduled failover drills (planned switchovers); none by default. */
   drills: z.array(drill).default([]),
+  /** Several instances coordinated through etcd; absent: this instance acts alone (single-instance mode). */
+  coordination: coordination.optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -328,6 +360,7 @@ export type HttpConfig = z.infer<typeof http>;
 export type WebhookConfig = z.infer<typeof webhook>;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export type DrillConfig = z.infer<typeof drill>;
+export type CoordinationConfig = z.infer<typeof coordination>;
 
 function show(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);

@@ -62,4 +62,8 @@ export const launchReplacement: Step = {
     ctx.place(ctx.host, m.address, m.id);
     return { machineId: m.id, address: m.address, reused: false };
   },
+  async restore(ctx, result) {
+    const r = result as Partial<LaunchResult> | undefined;
+    if (typeof r?.address === "string" && ctx.inventory.addressOf(ctx.host) !== r.address) ctx.place(ctx.host, r.address, r.machineId ?? undefined);
+  },
 };

@@ -8,6 +8,9 @@ export const unmonitorHost: Step = {
     await ctx.monitor.unmonitor(ctx.host);
     return { host: ctx.host };
   },
+  async restore(ctx) {
+    await ctx.monitor.unmonitor(ctx.host);
+  },
   async rollback(ctx) {
     await ctx.monitor.monitor(ctx.host);
   },
@@ -19,5 +22,8 @@ export const monitorHost: Step = {
   async run(ctx) {
     await ctx.monitor.monitor(ctx.host);
     return { host: ctx.host, address: ctx.inventory.addressOf(ctx.host) };
+  },
+  async restore(ctx) {
+    await ctx.monitor.monitor(ctx.host);
   },
 };

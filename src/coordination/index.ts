@@ -1,0 +1,214 @@
+/**
+ * Several failoverd instances coordinated through etcd. This room implements the daemon's seams on etcd: `Lease`
+ * (the leader election, with its own deadline), `Journal` (records written in transactions fenced on the leader
+ * key), and `Peers` (the other instances' verdicts for quorum confirmation, and the shared inventory). The daemon
+ * and the runner know these interfaces only; `run` chooses this room when the config has a `coordination` section.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Diagnosis, TargetStatus } from "../checks/detector.ts";
+import type { Peers } from "../daemon/peers.ts";
+import type { EventBus } from "../daemon/events.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { type Journal, JournalCorruptError, type JournalRecord } from "../recovery/journal.ts";
+import { type Lease, type LeaseHolder, LeaseLostError } from "../recovery/lease.ts";
+import type { Placement } from "../topology/inventory.ts";
+import { resolveSecret } from "../topology/secrets.ts";
+import type { Topology } from "../topology/topology.ts";
+import { confirmByQuorum, majority } from "./quorum.ts";
+import { EtcdSession } from "./session.ts";
+
+export { confirmByQuorum, majority } from "./quorum.ts";
+
+export interface CoordinationStatus {
+  readonly instance: string;
+  readonly instances: number;
+  readonly leader: string | null;
+  readonly acting: boolean;
+  readonly notActing: string | null;
+  readonly connected: boolean;
+  /** Instances publishing now, this one included while etcd answers. */
+  readonly observers: readonly string[];
+  readonly leaderChanges: number;
+  readonly writes: number;
+}
+
+export class Coordination {
+  readonly session: EtcdSession;
+  readonly lease: Lease;
+  readonly journal: Journal;
+  readonly peers: Peers;
+
+  private constructor(
+    readonly topology: Topology,
+    readonly instances: number,
+    session: EtcdSession,
+  ) {
+    this.session = session;
+    this.lease = new EtcdLeaderLease(session);
+    this.journal = new EtcdJournal(session);
+    this.peers = new EtcdPeers(session, instances);
+  }
+
+  /** The coordination of this topology's config, or null in single-instance mode (no `coordination` section). */
+  static fromTopology(t: Topology, o: { instance?: string | undefined; log: Logger }): Coordination | null {
+    const c = t.config.coordination;
+    if (!c) return null;
+    const password = resolveSecret(c.password, "coordination.password", t.source);
+    const read = (f: string | undefined, field: string) => {
+      if (f === undefined) return undefined;
+      try {
+        return readFileSync(f);
+      } catch (e) {
+        throw new ConfigError(t.source, [`coordination.tls.${field}: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? "error"}`]);
+      }
+    };
+    const instance = o.instance ?? c.instance ?? hostname();
+    const session = new EtcdSession({
+      endpoints: c.endpoints,
+      prefix: c.prefix ?? `/failoverd/${t.name}`,
+      instance,
+      ttlSeconds: c.leaseTtlSeconds,
+      auth: c.username !== undefined ? { username: c.username, password: password ?? "" } : undefined,
+      tls: c.tls ? { ca: read(c.tls.ca, "ca"), cert: read(c.tls.cert, "cert"), key: read(c.tls.key, "key") } : undefined,
+      log: o.log.child({ instance }),
+    });
+    return new Coordination(t, c.instances, session);
+  }
+
+  /** Publishes this instance's verdicts: every change of a target's status (not every check). */
+  attach(events: EventBus): void {
+    events.on("status", (e) => {
+      const kind = e.failure?.split(":")[0];
+      this.session.publish(e.target, { status: e.to, ...(e.to === "down" && kind ? { kind } : {}), since: e.at });
+    });
+  }
+
+  status(): CoordinationStatus {
+    const s = this.session;
+    const observers = s.members();
+    return {
+      instance: s.instance,
+      instances: this.instances,
+      leader: s.leader(),
+      acting: s.isLeader(),
+      notActing: s.whyNotActing(),
+      connected: s.connected(),
+      observers,
+      leaderChanges: s.leaderChanges,
+      writes: s.writes,
+    };
+  }
+}
+
+/** The leader election as the daemon's `Lease`: held while this instance leads and before its own deadline. */
+class EtcdLeaderLease implements Lease {
+  constructor(private readonly session: EtcdSession) {}
+
+  async acquire(): Promise<void> {
+    try {
+      await this.session.start();
+    } catch (e) {
+      await this.session.stop().catch(() => {});
+      throw new ConfigError("coordination.endpoints", [`cannot reach etcd at ${this.session.opts.endpoints.join(", ")}: ${errorMessage(e).split("\n")[0]}`]);
+    }
+  }
+
+  isHeld(): boolean {
+    return this.session.isLeader();
+  }
+
+  async release(): Promise<void> {
+    await this.session.stop();
+  }
+
+  holder(): LeaseHolder {
+    return { leader: this.session.leader(), notActing: this.session.whyNotActing() };
+  }
+
+  onChange(listener: (held: boolean) => void): void {
+    this.session.on("held", listener);
+  }
+}
+
+/**
+ * The recovery journal in etcd: one key per record, read in creation order. Every append is a transaction that
+ * succeeds only while this instance's election key has the create revision it had when it was elected: a deposed
+ * leader cannot record, and so cannot start, another step.
+ */
+class EtcdJournal implements Journal {
+  private seq = 0;
+  private readonly nonce = randomBytes(3).toString("hex");
+  constructor(private readonly session: EtcdSession) {}
+
+  async append(record: JournalRecord): Promise<void> {
+    const s = this.session;
+    const txn = s.isLeader() ? s.fenced() : null;
+    if (!txn) throw new LeaseLostError(`not recording ${record.type} of ${record.id}: ${s.whyNotActing() ?? "this instance no longer leads"}`);
+    const key = s.key("journal", `${String(record.at).padStart(15, "0")}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`);
+    let res: Awaited<ReturnType<typeof txn.commit>>;
+    try {
+      res = await txn.then(s.client.put(key).value(JSON.stringify(record))).commit();
+    } catch (e) {
+      throw new LeaseLostError(`could not record ${record.type} of ${record.id} in etcd: ${errorMessage(e).split("\n")[0]}`);
+    }
+    s.writes++;
+    if (!res.succeeded) throw new LeaseLostError(`etcd refused ${record.type} of ${record.id}: this instance no longer leads`);
+  }
+
+  async read(): Promise<JournalRecord[]> {
+    const s = this.session;
+    const res = await s.client.getAll().prefix(s.key("journal", "")).sort("Create", "Ascend").exec();
+    return res.kvs.map((kv) => {
+      try {
+        return JSON.parse(kv.value.toString()) as JournalRecord;
+      } catch {
+        throw new JournalCorruptError(`the etcd journal record ${kv.key.toString()} is corrupt: failoverd will not act blindly`);
+      }
+    });
+  }
+}
+
+/** The other instances, for the daemon: their verdicts confirm (or not) a failure; the inventory is shared. */
+class EtcdPeers implements Peers {
+  constructor(
+    private readonly session: EtcdSession,
+    private readonly instances: number,
+  ) {}
+
+  confirm(diagnoses: readonly Diagnosis[], statusOf: (target: string) => TargetStatus | undefined): Diagnosis[] {
+    return confirmByQuorum({ diagnoses, self: this.session.instance, statusOf, peers: this.session.verdicts(), instances: this.instances });
+  }
+
+  get quorum(): number {
+    return majority(this.instances);
+  }
+
+  onChange(cb: () => void): void {
+    this.session.on("verdicts", cb);
+  }
+
+  async savePlacements(placements: readonly Placement[]): Promise<void> {
+    const s = this.session;
+    const txn = s.isLeader() ? s.fenced() : null;
+    if (!txn) throw new LeaseLostError("not sharing the inventory: this instance no longer leads");
+    const res = await txn.then(s.client.put(s.key("inventory")).value(JSON.stringify(placements))).commit();
+    s.writes++;
+    if (!res.succeeded) throw new LeaseLostError("etcd refused the inventory: this instance no longer leads");
+  }
+
+  onPlacements(cb: (placements: readonly Placement[]) => void): void {
+    this.session.on("inventory", (value: unknown) => {
+      // The acting instance wrote it; it already holds it.
+      if (this.session.isLeader() || !Array.isArray(value)) return;
+      cb(value as Placement[]);
+    });
+  }
+
+  async placements(): Promise<readonly Placement[] | null> {
+    const r = await this.session.readJson<Placement[]>(this.session.key("inventory"));
+    return r && Array.isArray(r.value) ? r.value : null;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Quorum confirmation: a failure is confirmed only when a majority of the configured instances see the target down
+ * (this one by its own checks, the others by the verdicts they publish). Applied to the detector's diagnoses, on top
+ * of the witness rules: an actionable diagnosis that a majority does not confirm becomes its "unreachable" (alert
+ * only) counterpart. A pure function: the daemon applies it between diagnosis and decision.
+ */
+import type { Diagnosis, DiagnosisName, TargetStatus } from "../checks/detector.ts";
+import type { Verdicts } from "./session.ts";
+
+/** What an actionable diagnosis becomes when the majority does not confirm it. */
+const UNCONFIRMED: Partial<Record<DiagnosisName, DiagnosisName>> = {
+  DeadPrimary: "UnreachablePrimary",
+  DeadReplica: "UnreachableReplica",
+  HaproxyDown: "UnreachableHaproxy",
+};
+
+export interface QuorumInput {
+  readonly diagnoses: readonly Diagnosis[];
+  /** This instance's name and its own view of each target. */
+  readonly self: string;
+  readonly statusOf: (target: string) => TargetStatus | undefined;
+  /** The other instances' published verdicts. */
+  readonly peers: Verdicts;
+  /** How many instances are configured: a majority of this number confirms. */
+  readonly instances: number;
+}
+
+export function majority(instances: number): number {
+  return Math.floor(instances / 2) + 1;
+}
+
+/** The diagnoses with each actionable one confirmed (naming the instances that agree) or downgraded. */
+export function confirmByQuorum(input: QuorumInput): Diagnosis[] {
+  const need = majority(input.instances);
+  return input.diagnoses.map((d) => {
+    const unconfirmed = UNCONFIRMED[d.name];
+    if (!unconfirmed) return d;
+    // Every target of the diagnosis must be seen down by the same majority.
+    const agree: string[] = [];
+    if (d.targets.every((t) => input.statusOf(t) === "down")) agree.push(input.self);
+    for (const [inst, verdicts] of [...input.peers.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      if (d.targets.every((t) => verdicts.get(t)?.status === "down")) agree.push(inst);
+    }
+    if (agree.length >= need) {
+      return { ...d, evidence: [...d.evidence, `confirmed by ${agree.length} of ${input.instances} instances (${agree.join(", ")})`] };
+    }
+    return {
+      ...d,
+      name: unconfirmed,
+      evidence: [
+        ...d.evidence,
+        `only ${agree.length} of ${input.instances} instances see it down${agree.length > 0 ? ` (${agree.join(", ")})` : ""}; ${need} must agree: not confirmed`,
+      ],
+    };
+  });
+}

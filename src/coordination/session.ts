@@ -1,0 +1,359 @@
+/**
+ * One failoverd instance's session with etcd: its lease (kept alive by hand, so the deadline is ours), its
+ * candidacy in the leader election, the verdicts it publishes, and what it reads of the others.
+ *
+ * The election follows etcd's `client/v3/concurrency`: each candidate puts `<prefix>/election/<lease id>` under its
+ * own lease; the lowest create revision leads. The fencing token is that key's create revision: a write that must
+ * only happen while leading is a transaction comparing it (`fenced`), so a deposed leader's write fails in etcd
+ * whatever it believes. Its belief is bounded too: it stops acting at its own deadline, the time its last successful
+ * keep-alive was *sent* + TTL - margin, whatever the client library says (its `lost` event can be 2 x TTL late).
+ */
+import { EventEmitter } from "node:events";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Lease as EtcdLease, type Watcher } from "etcd3";
+import type { TargetStatus } from "../checks/detector.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+export interface SessionOptions {
+  readonly endpoints: readonly string[];
+  /** Key prefix, no trailing '/'. */
+  readonly prefix: string;
+  /** This instance's name. */
+  readonly instance: string;
+  readonly ttlSeconds: number;
+  readonly auth?: { readonly username: string; readonly password: string } | undefined;
+  readonly tls?: { readonly ca?: Buffer | undefined; readonly cert?: Buffer | undefined; readonly key?: Buffer | undefined } | undefined;
+  readonly log: Logger;
+}
+
+/** One instance's published view of one target. */
+export interface Verdict {
+  readonly status: TargetStatus;
+  /** The failure's kind (refused, timeout, ...) when down. */
+  readonly kind?: string | undefined;
+  /** When this status began (the instance's clock). */
+  readonly since: number;
+}
+
+/** The verdicts of every instance publishing now: instance -> target -> verdict. */
+export type Verdicts = ReadonlyMap<string, ReadonlyMap<string, Verdict>>;
+
+const enc = encodeURIComponent;
+
+export class EtcdSession extends EventEmitter {
+  readonly client: Etcd3;
+  readonly instance: string;
+  readonly ttlMs: number;
+  /** The leader stops acting this long before its lease could have expired. */
+  readonly marginMs: number;
+  private lease: EtcdLease | null = null;
+  private leaseId: string | null = null;
+  /** The create revision of our election key: the fencing token. */
+  private token: string | null = null;
+  private lastOkSentAt = Number.NEGATIVE_INFINITY;
+  private leaderName: string | null = null;
+  private leaderIsUs = false;
+  private problem: string | null = "not started";
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private watcher: Watcher | null = null;
+  private readonly peers = new Map<string, Map<string, Verdict>>();
+  /** The instances whose member key (under their lease) exists: those publishing now. */
+  private memberNames = new Set<string>();
+  private readonly mine = new Map<string, Verdict>();
+  private readonly dirty = new Set<string>();
+  private flushing: Promise<void> | null = null;
+  private wasHeld = false;
+  /** Writes made, for the cost benchmark and metrics. */
+  writes = 0;
+  leaderChanges = 0;
+
+  constructor(readonly opts: SessionOptions) {
+    super();
+    this.instance = opts.instance;
+    this.ttlMs = opts.ttlSeconds * 1000;
+    this.marginMs = Math.max(300, Math.floor(this.ttlMs / 3));
+    const options: IOptions = {
+      hosts: [...opts.endpoints],
+      dialTimeout: 2000,
+      // Every call has a deadline shorter than the time we may lead on one keep-alive.
+      defaultCallOptions: () => ({ deadline: Date.now() + this.callTimeoutMs }),
+      ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
+      ...(opts.tls?.ca ? { credentials: { rootCertificate: opts.tls.ca, ...(opts.tls.key ? { privateKey: opts.tls.key } : {}), ...(opts.tls.cert ? { certChain: opts.tls.cert } : {}) } } : {}),
+    };
+    this.client = new Etcd3(options);
+  }
+
+  private get callTimeoutMs(): number {
+    return Math.max(500, Math.floor(this.ttlMs / 3));
+  }
+
+  private get tickMs(): number {
+    return Math.max(200, Math.floor(this.ttlMs / 6));
+  }
+
+  key(...parts: string[]): string {
+    return [this.opts.prefix, ...parts].join("/");
+  }
+
+  /** Registers (lease, candidacy, verdicts) and starts the keep-alive loop. Throws when etcd cannot be reached. */
+  async start(): Promise<void> {
+    await this.register();
+    await this.resync();
+    this.loop = this.run();
+  }
+
+  /** Ends the session: resigns and revokes the lease (closing the client alone leaves both alive for a TTL). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop?.catch(() => {});
+    await this.watcher?.cancel().catch(() => {});
+    try {
+      if (this.lease) await this.lease.revoke();
+    } catch (e) {
+      this.opts.log.warn({ err: errorMessage(e) }, "could not revoke the etcd lease; it ends on its own within its TTL");
+    }
+    this.lease = null;
+    this.client.close();
+  }
+
+  /** True while this instance leads and its own deadline has not passed. */
+  isLeader(): boolean {
+    return this.leaderIsUs && this.token !== null && performance.now() < this.deadline();
+  }
+
+  /** Last successful keep-alive (when it was sent) + TTL - margin. */
+  deadline(): number {
+    return this.lastOkSentAt + this.ttlMs - this.marginMs;
+  }
+
+  leader(): string | null {
+    return this.problem === null || this.leaderIsUs ? this.leaderName : null;
+  }
+
+  /** Why this instance may not act now, or null. */
+  whyNotActing(): string | null {
+    if (this.problem !== null) return `etcd: ${this.problem}; no instance acts without etcd`;
+    if (!this.leaderIsUs) return this.leaderName ? `${this.leaderName} is the acting instance; ${this.instance} observes` : "no leader is elected yet";
+    if (performance.now() >= this.deadline()) return "the leader's lease deadline passed without a keep-alive";
+    return null;
+  }
+
+  /** Whether etcd answered our last keep-alive. */
+  connected(): boolean {
+    return this.problem === null;
+  }
+
+  /** The verdicts of the other instances publishing now (empty while etcd does not answer: they may be stale). */
+  verdicts(): Verdicts {
+    return this.problem === null ? this.peers : new Map();
+  }
+
+  /** The instances publishing now (this one included), as of the last keep-alive; empty while etcd does not answer. */
+  members(): string[] {
+    return this.problem === null ? [...this.memberNames].sort() : [];
+  }
+
+  /** Records this instance's verdict; written to etcd (changes only, coalesced) under our lease. */
+  publish(target: string, v: Verdict): void {
+    const prev = this.mine.get(target);
+    if (prev && prev.status === v.status && prev.kind === v.kind) return;
+    this.mine.set(target, v);
+    this.dirty.add(target);
+    this.flushSoon();
+  }
+
+  /** A transaction that succeeds only while our election key still has our create revision. */
+  fenced() {
+    if (this.token === null || this.leaseId === null) return null;
+    return this.client.if(this.key("election", this.leaseId), "Create", "==", this.token);
+  }
+
+  /** Reads one key's JSON value (null when absent). */
+  async readJson<T>(key: string): Promise<{ value: T; revision: string } | null> {
+    const res = await this.client.get(key).exec();
+    const kv = res.kvs[0];
+    if (!kv) return null;
+    return { value: JSON.parse(kv.value.toString()) as T, revision: kv.mod_revision };
+  }
+
+  private flushSoon(): void {
+    if (this.flushing || this.lease === null) return;
+    this.flushing = (async () => {
+      // One turn of the event loop gathers the changes of one evaluation (or of many targets at once).
+      await sleep(5);
+      while (this.dirty.size > 0 && !this.stopped && this.lease !== null) {
+        const batch = [...this.dirty].slice(0, 100);
+        for (const t of batch) this.dirty.delete(t);
+        const lease = this.leaseId;
+        try {
+          await this.client
+            .if(this.key("members", enc(this.instance)), "Lease", "==", lease!)
+            .then(...batch.map((t) => this.client.put(this.key("verdicts", enc(this.instance), enc(t))).value(JSON.stringify(this.mine.get(t))).lease(lease!)))
+            .commit();
+          this.writes++;
+        } catch (e) {
+          for (const t of batch) this.dirty.add(t);
+          this.opts.log.debug({ err: errorMessage(e) }, "publishing verdicts failed; retried at the next keep-alive");
+          break;
+        }
+      }
+    })().finally(() => {
+      this.flushing = null;
+    });
+  }
+
+  /** A new lease, our member key and candidacy under it, and every current verdict again. */
+  private async register(): Promise<void> {
+    const lease = this.client.lease(this.opts.ttlSeconds, { autoKeepAlive: false });
+    lease.on("lost", () => {});
+    const sent = performance.now();
+    const id = await lease.grant();
+    if (typeof id !== "string") throw id;
+    const member = this.key("members", enc(this.instance));
+    const candidate = this.key("election", id);
+    const res = await this.client
+      .if(candidate, "Create", "==", 0)
+      .then(
+        this.client.put(member).value(JSON.stringify({ instance: this.instance, pid: process.pid, since: Date.now() })).lease(id),
+        this.client.put(candidate).value(this.instance).lease(id),
+      )
+      .commit();
+    this.writes++;
+    this.lease = lease;
+    this.leaseId = id;
+    this.token = String(res.header.revision);
+    this.lastOkSentAt = sent;
+    this.problem = null;
+    for (const t of this.mine.keys()) this.dirty.add(t);
+    this.flushSoon();
+    this.opts.log.info({ lease: id, instance: this.instance }, `joined the etcd election as ${this.instance}`);
+  }
+
+  /** The election and every verdict read at once (one consistent revision), then a watch on the verdicts from it. */
+  private async resync(): Promise<void> {
+    const res = await this.client.getAll().prefix(`${this.opts.prefix}/`).exec();
+    const election: { rev: bigint; key: string; name: string }[] = [];
+    this.peers.clear();
+    const members = new Set<string>();
+    for (const kv of res.kvs) {
+      const k = kv.key.toString();
+      if (k.startsWith(this.key("election", ""))) election.push({ rev: BigInt(kv.create_revision), key: k, name: kv.value.toString() });
+      else if (k.startsWith(this.key("verdicts", ""))) this.applyVerdict(k, kv.value.toString());
+      else if (k === this.key("inventory")) this.applyShared(kv.mod_revision, kv.value.toString());
+      else if (k.startsWith(this.key("members", ""))) members.add(decodeURIComponent(k.slice(this.key("members", "").length)));
+    }
+    this.memberNames = members;
+    election.sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
+    const first = election[0];
+    const name = first?.name ?? null;
+    const us = first !== undefined && this.leaseId !== null && first.key === this.key("election", this.leaseId);
+    if (name !== this.leaderName || us !== this.leaderIsUs) {
+      if (this.leaderName !== null || name !== null) this.leaderChanges++;
+      this.opts.log.info({ leader: name }, name ? `leader: ${name}${us ? " (this instance)" : ""}` : "no leader");
+    }
+    this.leaderName = name;
+    this.leaderIsUs = us;
+    if (!this.watcher) {
+      const w = await this.client.watch().prefix(`${this.opts.prefix}/`).startRevision(String(BigInt(res.header.revision) + 1n)).create();
+      w.on("put", (kv) => {
+        const k = kv.key.toString();
+        if (k === this.key("inventory")) this.applyShared(kv.mod_revision, kv.value.toString());
+        if (!k.startsWith(this.key("verdicts", ""))) return;
+        this.applyVerdict(k, kv.value.toString());
+        this.emit("verdicts");
+      });
+      w.on("delete", (kv) => {
+        const k = kv.key.toString();
+        if (!k.startsWith(this.key("verdicts", ""))) return;
+        this.applyVerdict(k, null);
+        this.emit("verdicts");
+      });
+      w.on("error", () => {});
+      this.watcher = w;
+    }
+    this.emit("verdicts");
+  }
+
+  private sharedRevision = "";
+
+  /** The shared inventory (where the hosts live now), written by the acting instance. */
+  private applyShared(revision: string, value: string): void {
+    if (revision === this.sharedRevision) return;
+    this.sharedRevision = revision;
+    try {
+      this.emit("inventory", JSON.parse(value) as unknown);
+    } catch {
+      // A value that does not parse is ignored: the next write replaces it.
+    }
+  }
+
+  private applyVerdict(key: string, value: string | null): void {
+    const rest = key.slice(this.key("verdicts", "").length).split("/");
+    if (rest.length !== 2) return;
+    const inst = decodeURIComponent(rest[0]!);
+    const target = decodeURIComponent(rest[1]!);
+    if (inst === this.instance) return;
+    let m = this.peers.get(inst);
+    if (value === null) {
+      m?.delete(target);
+      if (m?.size === 0) this.peers.delete(inst);
+      return;
+    }
+    try {
+      const v = JSON.parse(value) as Verdict;
+      if (!m) {
+        m = new Map();
+        this.peers.set(inst, m);
+      }
+      m.set(target, v);
+    } catch {
+      // Not ours to judge: a malformed verdict counts as none.
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      await sleep(this.tickMs);
+      if (this.stopped) break;
+      await this.tick();
+    }
+  }
+
+  private async tick(): Promise<void> {
+    const sent = performance.now();
+    try {
+      if (this.lease === null) {
+        await this.register();
+      } else {
+        await this.lease.keepaliveOnce();
+        this.lastOkSentAt = sent;
+      }
+      await this.resync();
+      if (this.problem !== null) this.opts.log.warn("etcd answers again");
+      this.problem = null;
+      if (this.dirty.size > 0) this.flushSoon();
+    } catch (e) {
+      if (e instanceof EtcdLeaseInvalidError) {
+        // Our lease expired (we were stopped, or cut off longer than the TTL): our candidacy and verdicts are gone.
+        this.opts.log.warn("the etcd lease expired: standing again for election, at the back of the queue");
+        this.lease = null;
+        this.leaseId = null;
+        this.token = null;
+        this.leaderIsUs = false;
+        this.problem = "the lease expired";
+      } else {
+        const why = errorMessage(e).split("\n")[0] ?? "error";
+        if (this.problem !== why) this.opts.log.error({ err: why }, `etcd unreachable: ${why}; not acting`);
+        this.problem = why;
+      }
+    }
+    const held = this.isLeader();
+    if (held !== this.wasHeld) {
+      this.wasHeld = held;
+      this.emit("held", held);
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The coordination room on a real 3-member etcd (127.180.9.1-3): one leader; a fenced journal a follower or a deposed
+ * leader cannot write; verdicts published on change only, gone with their instance's lease; takeover.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, test } from "node:test";
+import { Coordination } from "../../src/coordination/index.ts";
+import { createLogger } from "../../src/log.ts";
+import { LeaseLostError } from "../../src/recovery/lease.ts";
+import { EtcdCluster } from "../../src/simulate/etcd-cluster.ts";
+import { testTopology, type TestTopology } from "../helpers/sandbox.ts";
+
+const log = createLogger({ level: "silent" });
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    if (await fn()) return;
+    await sleep(50);
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () => {
+  let dir: string;
+  let etcd: EtcdCluster;
+  let tt: TestTopology;
+  const started: Coordination[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "failoverd-etcd-180-"));
+    etcd = new EtcdCluster(180, dir);
+    await etcd.start();
+    tt = testTopology({
+      net: 180,
+      extra: `coordination: { endpoints: [${etcd.endpoints.join(", ")}], leaseTtlSeconds: 2, instances: 3 }`,
+    });
+  });
+  after(async () => {
+    for (const c of started) await c.lease.release().catch(() => {});
+    await etcd.stop();
+    tt.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function instance(name: string): Promise<Coordination> {
+    const c = Coordination.fromTopology(tt.topology, { instance: name, log });
+    assert.ok(c);
+    await c.lease.acquire();
+    started.push(c);
+    return c;
+  }
+
+  test("one leader; the journal is fenced; verdicts are published on change; a dead leader's successor takes over", async () => {
+    const [m1, m2, m3] = [await instance("m1"), await instance("m2"), await instance("m3")];
+    const all = [m1, m2, m3];
+    await until("every instance knows the same leader", () => all.every((c) => c.status().leader === "m1"));
+    assert.equal(all.filter((c) => c.lease.isHeld()).length, 1, "exactly one instance holds the lease");
+    assert.ok(m1.lease.isHeld(), "the first candidate leads");
+
+    // The journal: the leader writes, a follower is refused by etcd's transaction, not only by its own belief.
+    const rec = (id: string, at: number) => ({ type: "recovery-start" as const, id, at, playbook: "failed_redis", host: "redis1", diagnosis: "DeadPrimary" });
+    await m1.journal.append(rec("r1", 1));
+    await assert.rejects(m2.journal.append(rec("r2", 2)), LeaseLostError);
+    assert.deepEqual((await m3.journal.read()).map((r) => r.id), ["r1"]);
+
+    // Verdicts: a change is written once; the same status again writes nothing.
+    const writes = m2.session.writes;
+    m2.session.publish("redis1:9001", { status: "down", kind: "refused", since: 10 });
+    m2.session.publish("redis1:9001", { status: "down", kind: "refused", since: 11 });
+    await until("m1 sees m2's verdict", () => m1.session.verdicts().get("m2")?.get("redis1:9001")?.status === "down");
+    assert.equal(m2.session.writes - writes, 1, "one write for one change");
+    await until("every instance is an observer", () => m1.status().observers.join() === "m1,m2,m3");
+
+    // A deposed leader: its lease revoked behind its back (as etcd does when it expires). Its own deadline may not
+    // have passed yet, but etcd refuses its journal record: the fencing token is the election key's revision.
+    const leaseHex = BigInt((m1.session as unknown as { leaseId: string }).leaseId).toString(16);
+    execFileSync("etcdctl", ["--endpoints", etcd.endpoints.join(","), "lease", "revoke", leaseHex], { env: { ...process.env, ETCDCTL_API: "3" } });
+    await assert.rejects(m1.journal.append(rec("r3", 3)), LeaseLostError);
+    await until("m2 leads after m1's lease is gone", () => m2.lease.isHeld() && m3.status().leader === "m2");
+    assert.ok(!m1.lease.isHeld(), "the deposed leader knows it no longer leads");
+    await m2.journal.append(rec("r4", 4));
+    assert.deepEqual((await m3.journal.read()).map((r) => r.id), ["r1", "r4"]);
+
+    // An instance that stops: its verdicts disappear with its lease.
+    await m2.lease.release();
+    await until("m2's verdicts are gone", () => !m3.session.verdicts().has("m2"));
+    await until("a leader again after m2 resigned", () => m3.lease.isHeld() || m1.lease.isHeld());
+  });
+});

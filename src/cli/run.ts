@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { Coordination } from "../coordination/index.ts";
 import { Daemon } from "../daemon/daemon.ts";
+import { UsageError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { createProviders } from "../providers/index.ts";
 import { Ops } from "../ops/index.ts";
@@ -18,7 +18,13 @@ export function registerRun(program: Command): void {
       warnWhenStdoutCloses();
       const log = createLogger();
       // A coordination section: one of several instances, through etcd. Absent: this instance acts alone.
-      const coordination = Coordination.fromTopology(topology, { instance: opts.instance, log });
+      // Loaded only then: single-instance mode does not load the etcd client.
+      if (opts.instance !== undefined && !topology.config.coordination) {
+        throw new UsageError(`--instance ${opts.instance}: the config has no coordination section (several instances coordinate through etcd)`);
+      }
+      const coordination = topology.config.coordination
+        ? (await import("../coordination/index.ts")).Coordination.fromTopology(topology, { instance: opts.instance, log })
+        : null;
       const daemon = new Daemon({
         topology,
         providers: await createProviders(topology),

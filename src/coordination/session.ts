@@ -86,8 +86,9 @@ export class EtcdSession extends EventEmitter {
     this.client = new Etcd3(options);
   }
 
+  /** A keep-alive that answers later than this leaves too little of the lease to act on. */
   private get callTimeoutMs(): number {
-    return Math.max(500, Math.floor(this.ttlMs / 3));
+    return Math.max(1000, Math.floor(this.ttlMs / 2));
   }
 
   private get tickMs(): number {
@@ -108,6 +109,7 @@ export class EtcdSession extends EventEmitter {
   /** Ends the session: resigns and revokes the lease (closing the client alone leaves both alive for a TTL). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.deadlineTimer?.close();
     await this.loop?.catch(() => {});
     await this.watcher?.cancel().catch(() => {});
     try {
@@ -121,7 +123,14 @@ export class EtcdSession extends EventEmitter {
 
   /** True while this instance leads and its own deadline has not passed. */
   isLeader(): boolean {
-    return this.leaderIsUs && this.token !== null && performance.now() < this.deadline();
+    const held = this.leaderIsUs && this.token !== null && performance.now() < this.deadline();
+    // Every change is told, whoever notices it: a deadline that passes between two keep-alives is a loss too, even
+    // when the next keep-alive makes this instance leader again (it must then read the journal again).
+    if (held !== this.wasHeld) {
+      this.wasHeld = held;
+      queueMicrotask(() => this.emit("held", held));
+    }
+    return held;
   }
 
   /** Last successful keep-alive (when it was sent) + TTL - margin. */
@@ -345,15 +354,18 @@ export class EtcdSession extends EventEmitter {
         this.leaderIsUs = false;
         this.problem = "the lease expired";
       } else {
-        const why = errorMessage(e).split("\n")[0] ?? "error";
+        // The first clause only: grpc appends timings that differ on every failure.
+        const why = errorMessage(e).split(/[\n,]/)[0] ?? "error";
         if (this.problem !== why) this.opts.log.error({ err: why }, `etcd unreachable: ${why}; not acting`);
         this.problem = why;
       }
     }
-    const held = this.isLeader();
-    if (held !== this.wasHeld) {
-      this.wasHeld = held;
-      this.emit("held", held);
+    if (this.isLeader()) {
+      // Noticed at the deadline even if no keep-alive or caller comes before it.
+      this.deadlineTimer?.close();
+      this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.deadline() - performance.now()) + 1).unref();
     }
   }
+
+  private deadlineTimer: NodeJS.Timeout | null = null;
 }

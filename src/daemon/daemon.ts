@@ -393,7 +393,12 @@ export class Daemon {
     const acting = this.mayAct();
     const decisions = decided.map((d): Decision =>
       d.kind === "recover" && !acting
-        ? { kind: "alert", host: d.host, diagnosis: d.diagnosis, reason: this.lease.holder?.().notActing ?? "this instance does not hold the lease; not acting" }
+        ? {
+            kind: "alert",
+            host: d.host,
+            diagnosis: d.diagnosis,
+            reason: this.lease.holder?.().notActing ?? "taking over: reading the journal before acting",
+          }
         : d,
     );
     for (const d of decisions) this.act(d);

@@ -33,15 +33,19 @@ export interface RunnerDeps {
   readonly now?: () => number;
   /**
    * Fault injection for crash tests and drills: wait this long before starting the named step, so a test can kill
-   * the daemon at a known point. Set from FAILOVERD_CHAOS_PAUSE=<step>:<ms>; never in a config file.
+   * the daemon at a known point. Set from FAILOVERD_CHAOS_PAUSE=<step>:<ms>[,<step>:<ms>...]; never in a config
+   * file. A resumed run does not pause before the step it resumes at (that is where the last run was stopped).
    */
-  readonly pauseBefore?: { readonly step: string; readonly ms: number };
+  readonly pauseBefore?: { readonly step: string; readonly ms: number } | readonly { readonly step: string; readonly ms: number }[];
 }
 
-/** Parses FAILOVERD_CHAOS_PAUSE (`launch:3000`). */
+/** Parses FAILOVERD_CHAOS_PAUSE (`launch:3000`, or several: `fence:3000,launch:3000`). */
 export function chaosPauseFromEnv(v = process.env["FAILOVERD_CHAOS_PAUSE"]): RunnerDeps["pauseBefore"] {
-  const m = /^([a-z-]+):(\d+)$/.exec(v ?? "");
-  return m ? { step: m[1]!, ms: Number(m[2]) } : undefined;
+  const all = (v ?? "").split(",").flatMap((part) => {
+    const m = /^([a-z-]+):(\d+)$/.exec(part.trim());
+    return m ? [{ step: m[1]!, ms: Number(m[2]) }] : [];
+  });
+  return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
 }
 
 export interface RecoveryMeta {
@@ -130,6 +134,7 @@ export class Runner extends EventEmitter {
     // some servers, and a terminate that timed out may still be carried out by the cloud.
     const started = new Set((resume?.steps ?? []).map((s) => s.step));
     let pastNoReturn = playbook.steps.some((s) => s.pointOfNoReturn && (results.has(s.name) || started.has(s.name)));
+    const resumedAt = resume ? playbook.steps.find((s) => !results.has(s.name))?.name : undefined;
     for (const step of playbook.steps) {
       if (results.has(step.name)) continue;
       if (this.deps.shutdown?.aborted) {
@@ -141,8 +146,8 @@ export class Runner extends EventEmitter {
         return "interrupted";
       }
       const stepLog = log.child({ step: step.name });
-      const pause = this.deps.pauseBefore;
-      if (pause?.step === step.name) {
+      const pause = [this.deps.pauseBefore ?? []].flat().find((p) => p.step === step.name && step.name !== resumedAt);
+      if (pause) {
         stepLog.warn(`chaos: pausing ${pause.ms} ms before ${step.name}`);
         await sleep(pause.ms, undefined, this.deps.shutdown ? { signal: this.deps.shutdown } : {}).catch(() => {});
         if (this.deps.shutdown?.aborted) return "interrupted";
@@ -188,15 +193,24 @@ export class Runner extends EventEmitter {
       this.emit("step-start", { ...base, at: now() } satisfies StepEvent);
       log.info({ attempt }, `step ${step.name}: ${step.title}`);
       if (attempt > 1 && this.deps.lease && !this.deps.lease.isHeld()) throw new LeaseLostError(`no longer the acting instance: not retrying ${step.name}`);
-      const signal = AbortSignal.timeout(timeoutMs);
+      const deadline = AbortSignal.timeout(timeoutMs);
+      // A step of an instance that loses the lease meanwhile is cut short: the next holder runs it again.
+      const lost = new AbortController();
+      const watch = this.deps.lease
+        ? setInterval(() => this.deps.lease?.isHeld() || lost.abort(new LeaseLostError(`lost the lease during ${step.name}`)), 100)
+        : null;
+      const signal = watch ? AbortSignal.any([deadline, lost.signal]) : deadline;
       try {
-        const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log)), signal, step.name, timeoutMs);
+        const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log)), signal, step.name, timeoutMs).finally(() => {
+          if (watch) clearInterval(watch);
+        });
         await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
         results.set(step.name, result);
         this.emit("step-end", { ...base, at: now(), ok: true } satisfies StepEvent);
         log.info({ result }, `step ${step.name} done`);
         return "ok";
       } catch (e) {
+        if (e instanceof LeaseLostError) throw e;
         lastError = e instanceof Error ? e : new Error(String(e));
         if (!(e instanceof PreconditionError)) touched = true;
         await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
@@ -238,7 +252,12 @@ export class Runner extends EventEmitter {
 
   private withDeadline<T>(p: Promise<T>, signal: AbortSignal, step: string, ms: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(new StepVerificationError(`step ${step} did not finish within ${ms} ms`));
+      const onAbort = () =>
+        reject(
+          signal.reason instanceof LeaseLostError
+            ? signal.reason
+            : new StepVerificationError(`step ${step} did not finish within ${ms} ms`),
+        );
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
       p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));

@@ -2,7 +2,8 @@
  * Preflight: checks, without changing anything, what a recovery will need. AWS: credentials resolve; EC2 says
  * RunInstances and TerminateInstances would be allowed (DryRun); the AMI or launch template and the Elastic IPs
  * exist; every managed host has its tagged instance at its recorded address; the hosted zone and each DNS record
- * exist. SSH reaches every managed host with a trusted host key. Every HAProxy Runtime API answers.
+ * exist. SSH reaches every managed host with a trusted host key; on HAProxy and app hosts sudo grants the SSH user
+ * every command of the rule `failoverd render sudoers` prints. Every HAProxy Runtime API answers.
  *
  * Each check has its own deadline and one outcome line; checks run concurrently and are reported in order.
  */
@@ -15,6 +16,8 @@ import type { AwsProviderConfig } from "../topology/schema.ts";
 import type { Topology } from "../topology/topology.ts";
 import { awsCode, PERMISSION_CODES, toProviderError } from "./aws/errors.ts";
 import { type AwsProviderSet, whyNoCredentials } from "./aws/index.ts";
+import { hostCommands, privilegedCommands } from "./host-commands.ts";
+import { shellQuote } from "./ssh.ts";
 import type { HaproxyAdmin, Machine, RemoteShell } from "./types.ts";
 
 export interface CheckResult {
@@ -50,6 +53,27 @@ export async function preflight(t: Topology, deps: PreflightDeps): Promise<Check
           const r = await shell.run(machine, "true", signal);
           if (r.code !== 0) throw new Error(`\`true\` exited ${r.code}`);
           return `reached ${machine.address} with a trusted host key`;
+        },
+      });
+    }
+  }
+  if (shell && p.kind === "aws") {
+    // The sudoers rule: `sudo -l <command>` says, without running it, whether the SSH user may run it.
+    const commands = privilegedCommands(hostCommands(p.hostHaproxy, p.ssh.user)).map((w) => w.join(" "));
+    const probe = commands.map((c) => `sudo -n -l ${c} > /dev/null 2>&1 || echo ${shellQuote(c)}`).join("; ");
+    for (const h of [...t.haproxyHosts, ...t.appHosts]) {
+      const machine: Machine = { id: h.name, host: h.name, role: h.role, address: deps.inventory.addressOf(h.name) };
+      checks.push({
+        name: `sudo ${h.name}`,
+        run: async (signal) => {
+          const r = await shell.run(machine, probe, signal);
+          const refused = r.stdout.split("\n").filter((l) => commands.includes(l));
+          if (r.code !== 0 || refused.length > 0) {
+            throw new Error(
+              `sudo refuses ${p.ssh.user} ${refused.length || "some"} of the ${commands.length} commands failoverd runs there${refused[0] ? ` (first: \`${refused[0]}\`)` : ""}: install the rule \`failoverd render sudoers\` prints as /etc/sudoers.d/failoverd`,
+            );
+          }
+          return `${p.ssh.user} may run the ${commands.length} commands of the rule (and failoverd writes only ${p.hostHaproxy.config})`;
         },
       });
     }

@@ -155,11 +155,13 @@ export class SshHosts {
     const r = spawnSync("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script], { encoding: "utf8", timeout: 30_000 });
     if (r.status !== 0) throw new Error(`sshd for ${host} did not start (exit ${r.status}): ${r.stderr} ${existsSync(log) ? readFileSync(log, "utf8") : ""}`);
     const deadline = Date.now() + 30_000;
-    while (!existsSync(pidFile)) {
+    // The pid file exists a moment before sshd has written its pid into it.
+    const pidIn = () => (existsSync(pidFile) ? Number(/^(\d+)\n/.exec(readFileSync(pidFile, "utf8"))?.[1] ?? 0) : 0);
+    while (pidIn() === 0) {
       if (Date.now() > deadline) throw new Error(`sshd for ${host} wrote no pid file: ${existsSync(log) ? readFileSync(log, "utf8") : ""}`);
       await sleep(20);
     }
-    const sshdPid = Number(readFileSync(pidFile, "utf8").trim());
+    const sshdPid = pidIn();
     const sshd = { pid: sshdPid, marker: config };
     // HAProxy in the host's namespace, on the host config and failoverd's (empty) file, as the image boots it.
     const hlog = openSync(join(root, "haproxy.log"), "a");

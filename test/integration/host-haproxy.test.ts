@@ -26,6 +26,7 @@ import { silentLogger } from "../../src/log.ts";
 import { createSshShell } from "../../src/providers/aws/index.ts";
 import { isRunning, type StartedProcess, startDetached, stop, waitForPort, whyNotFree } from "../../src/providers/local/processes.ts";
 import { NetHaproxyAdmin, NetRedisAdmin } from "../../src/providers/net-admin.ts";
+import { preflight } from "../../src/providers/preflight.ts";
 import { SshProxies } from "../../src/providers/ssh.ts";
 import type { ComputeProvider, LaunchRequest, Machine, Providers } from "../../src/providers/types.ts";
 import { MemoryJournal } from "../../src/recovery/journal.ts";
@@ -386,6 +387,27 @@ describe("failoverd's own HAProxy file on real hosts, as an unprivileged user wi
       assert.match(r.stderr, /sudo: a password is required/, cmd);
     }
     assertHostConfigKept(h);
+  });
+
+  it("preflight asks sudo for each command of the rule on every HAProxy and app host, and names what is missing", async () => {
+    const sudoLines = async () =>
+      (await preflight(topology, { inventory, haproxy: providers.haproxy, shell: createSshShell(topology), timeoutMs: 120_000 })).filter((r) => r.name.startsWith("sudo "));
+    const ok = await sudoLines();
+    assert.deepEqual(ok.map((r) => [r.name, r.ok]), [["sudo haproxy1", true], ["sudo haproxy2", true], ["sudo app", true]], JSON.stringify(ok));
+    const rule = join(hosts.dir, "sudoers.d", "failoverd");
+    const full = readFileSync(rule, "utf8");
+    // The same rule without its last command (the start), as an outdated or hand-edited rule would be.
+    writeFileSync(rule, full.replace(/, \\\n {4}\/usr\/bin\/systemctl start haproxy\n/, "\n"), { mode: 0o440 });
+    try {
+      assert.notEqual(readFileSync(rule, "utf8"), full);
+      const missing = await sudoLines();
+      for (const r of missing) {
+        assert.equal(r.ok, false, r.name);
+        assert.match(r.detail, /sudo refuses \S+ 1 of the 5 commands failoverd runs there \(first: `\/usr\/bin\/systemctl start haproxy`\)/);
+      }
+    } finally {
+      writeFileSync(rule, full, { mode: 0o440 });
+    }
   });
 
   it("failed_redis: every host config survives byte for byte; a later reload keeps the new Redis server and the host's settings", async () => {

@@ -71,6 +71,9 @@ describe("preflight", () => {
         "ssh redis2",
         "ssh haproxy1",
         "ssh haproxy2",
+        "sudo haproxy1",
+        "sudo haproxy2",
+        "sudo app",
         "runtime api haproxy1",
         "runtime api haproxy2",
         "runtime api app",
@@ -137,9 +140,29 @@ describe("preflight", () => {
     const rs = await run(f, shell, haproxy);
     assert.deepEqual(
       rs.filter((r) => !r.ok).map((r) => r.name),
-      ["ssh haproxy2", "runtime api app"],
+      ["ssh haproxy2", "sudo haproxy2", "runtime api app"],
     );
     assert.match(byName(rs, "ssh haproxy2").detail, /refusing SSH to haproxy2/);
+  });
+
+  it("a host whose sudoers lacks a command of the rule fails its sudo line, naming the command and the fix", async () => {
+    const f = world();
+    const asked: string[] = [];
+    const shell: RemoteShell = {
+      run: async (m: Machine, command: string) => {
+        asked.push(command);
+        // As `sudo -n -l` answers on a host whose rule lacks the reload: the probe echoes the refused command.
+        return { code: 0, stdout: m.host === "haproxy1" ? "/usr/bin/systemctl reload-or-restart haproxy\n" : "", stderr: "" };
+      },
+    };
+    const rs = await run(f, shell);
+    assert.deepEqual(rs.filter((r) => !r.ok).map((r) => r.name), ["sudo haproxy1"]);
+    assert.match(
+      byName(rs, "sudo haproxy1").detail,
+      /^sudo refuses admin 1 of the 5 commands failoverd runs there \(first: `\/usr\/bin\/systemctl reload-or-restart haproxy`\): install the rule `failoverd render sudoers` prints/,
+    );
+    const probe = asked.find((c) => c.startsWith("sudo -n -l "));
+    assert.ok(probe?.includes("sudo -n -l /usr/sbin/haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/failoverd.cfg.new > /dev/null"), probe);
   });
 
   it("no credentials: the credentials line says so, and every other AWS check says it was not checked", async () => {

@@ -263,16 +263,40 @@ export function webhookUrlProblem(url: string): string | null {
   return null;
 }
 
-const webhook = z.strictObject({
-  /** An http(s) URL, or where it is (`{env: VAR}`, `{file: PATH}`) when the URL carries a secret (Slack's do). */
-  url: z.union([webhookUrl, secretRef], { error: "url must be an http(s) URL or {env: VAR} / {file: PATH}" }),
-  /** json: failoverd's own event object; slack: `{"text": ...}` for Slack-compatible incoming webhooks. */
-  format: z.enum(["json", "slack"], { error: "format must be json or slack" }).default("json"),
-  /** The events sent to this webhook; all of them when absent. */
-  events: z.array(z.enum(WEBHOOK_EVENTS, { error: `an event is one of ${WEBHOOK_EVENTS.join(", ")}` })).min(1).optional(),
-  /** A name for logs and metrics (the URL is never logged); `webhooks[i]` when absent. */
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, { error: "a webhook name is letters, digits, '_', '.', '-' (at most 40)" }).optional(),
-});
+export const WEBHOOK_FORMATS = ["json", "slack", "pagerduty", "alertmanager"] as const;
+/** Where PagerDuty's Events API v2 takes events: a pagerduty webhook's URL unless it names another. */
+export const PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue";
+
+const webhook = z
+  .strictObject({
+    /**
+     * An http(s) URL, or where it is (`{env: VAR}`, `{file: PATH}`) when the URL carries a secret (Slack's do).
+     * pagerduty: PagerDuty's Events API v2 when absent; alertmanager: Alertmanager's `/api/v2/alerts`.
+     */
+    url: z.union([webhookUrl, secretRef], { error: "url must be an http(s) URL or {env: VAR} / {file: PATH}" }).optional(),
+    /**
+     * json: failoverd's own event object; slack: `{"text": ...}` for Slack-compatible incoming webhooks; pagerduty:
+     * PagerDuty Events API v2 (trigger and resolve); alertmanager: Alertmanager's v2 alerts (firing and resolved).
+     */
+    format: z.enum(WEBHOOK_FORMATS, { error: `format must be one of ${WEBHOOK_FORMATS.join(", ")}` }).default("json"),
+    /** pagerduty: the integration (routing) key of an Events API v2 integration: where it is, never itself. */
+    routingKey: secretRef.optional(),
+    /** The events sent to this webhook; all of them when absent. */
+    events: z.array(z.enum(WEBHOOK_EVENTS, { error: `an event is one of ${WEBHOOK_EVENTS.join(", ")}` })).min(1).optional(),
+    /** A name for logs and metrics (the URL is never logged); `webhooks[i]` when absent. */
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, { error: "a webhook name is letters, digits, '_', '.', '-' (at most 40)" }).optional(),
+  })
+  .superRefine((w, ctx) => {
+    if (w.format === "pagerduty" && w.routingKey === undefined) {
+      ctx.addIssue({ code: "custom", path: ["routingKey"], message: "a pagerduty webhook needs routingKey: {env: VAR} or {file: PATH} (the integration key of an Events API v2 integration)" });
+    }
+    if (w.format !== "pagerduty" && w.routingKey !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["routingKey"], message: "routingKey is for format: pagerduty only" });
+    }
+    if (w.format !== "pagerduty" && w.url === undefined) {
+      ctx.addIssue({ code: "custom", path: ["url"], message: `${w.format === "alertmanager" ? "an" : "a"} ${w.format} webhook needs a url` });
+    }
+  });
 
 const notifications = z.strictObject({
   webhooks: z.array(webhook).default([]),
@@ -359,6 +383,7 @@ export type SecretRef = z.infer<typeof secretRef>;
 export type HttpConfig = z.infer<typeof http>;
 export type WebhookConfig = z.infer<typeof webhook>;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
 export type DrillConfig = z.infer<typeof drill>;
 export type CoordinationConfig = z.infer<typeof coordination>;
 

@@ -103,6 +103,14 @@ drills: [{ schedule: "0 10 * * 2", pair: [redis2, redis1] }]
     assert.deepEqual(c.drills, [{ schedule: "0 10 * * 2", pair: ["redis2", "redis1"], action: "switchover" }]);
   });
 
+  test("pagerduty needs only its routing key (PagerDuty's Events API v2 is the default URL); alertmanager its URL", () => {
+    const c = topo(`notifications: { webhooks: [{ format: pagerduty, routingKey: { env: PD_KEY } }, { format: alertmanager, url: "http://am.test:9093/api/v2/alerts" }] }\n`).config;
+    assert.deepEqual(c.notifications.webhooks, [
+      { format: "pagerduty", routingKey: { env: "PD_KEY" } },
+      { format: "alertmanager", url: "http://am.test:9093/api/v2/alerts" },
+    ]);
+  });
+
   const bad: [string, string, RegExp][] = [
     ["a token written in the config", `http: { token: "s3cret" }\n`, /^http\.token: /m],
     ["a listen address without a port", `http: { listen: "127.0.0.1" }\n`, /^http\.listen: "127\.0\.0\.1" is not ADDR:PORT/m],
@@ -114,7 +122,11 @@ drills: [{ schedule: "0 10 * * 2", pair: [redis2, redis1] }]
       `notifications: { webhooks: [{ url: "https://ops:hunter2@hooks.example.test/x" }] }\n`,
       /^notifications\.webhooks\[0\]\.url: (?!.*hunter2).*carries a user or password/m,
     ],
-    ["an unknown webhook format", `notifications: { webhooks: [{ url: "http://x.test", format: xml }] }\n`, /format must be json or slack/],
+    ["an unknown webhook format", `notifications: { webhooks: [{ url: "http://x.test", format: xml }] }\n`, /format must be one of json, slack, pagerduty, alertmanager/],
+    ["a pagerduty webhook without a routing key", `notifications: { webhooks: [{ format: pagerduty }] }\n`, /^notifications\.webhooks\[0\]\.routingKey: a pagerduty webhook needs routingKey/m],
+    ["a routing key written in the config", `notifications: { webhooks: [{ format: pagerduty, routingKey: "R0UTING" }] }\n`, /^notifications\.webhooks\[0\]\.routingKey: (?!.*R0UTING)/m],
+    ["a routing key on a json webhook", `notifications: { webhooks: [{ url: "http://x.test", routingKey: { env: K } }] }\n`, /^notifications\.webhooks\[0\]\.routingKey: routingKey is for format: pagerduty only/m],
+    ["an alertmanager webhook without a url", `notifications: { webhooks: [{ format: alertmanager }] }\n`, /^notifications\.webhooks\[0\]\.url: an alertmanager webhook needs a url/m],
     ["an unknown event", `notifications: { webhooks: [{ url: "http://x.test", events: [boom] }] }\n`, /an event is one of diagnosis, resolved/],
     ["a repeat shorter than a minute", `notifications: { repeatMs: 1000 }\n`, /^notifications\.repeatMs: must be at least 60000 ms/m],
     ["a wrong cron expression", `drills: [{ schedule: "61 * * * *", pair: [redis1, redis2] }]\n`, /^drills\[0\]\.schedule: "61 \* \* \* \*" is not a cron expression/m],

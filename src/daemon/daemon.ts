@@ -25,6 +25,8 @@ import { Inventory, type Placement } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
 import { DutyCycle } from "./duty-cycle.ts";
+import { type JournalFault, WatchedJournal } from "./journal-health.ts";
+import { RecoveryGate } from "./recovery-gate.ts";
 import { Findings, findingKey } from "./findings.ts";
 import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
 import type { Peers } from "./peers.ts";
@@ -82,7 +84,13 @@ export class Daemon {
   private readonly lastAlert = new Map<string, { text: string; at: number }>();
   private inventory: Inventory;
   private checker: Checker;
-  private readonly journal: Journal;
+  /** The journal, watched: a recovery starts only once its first record is written (see RecoveryGate). */
+  private readonly journal: WatchedJournal;
+  private readonly gate = new RecoveryGate({
+    journalRetryMs: () => Math.max(100, this.rules.intervalMs),
+    retryBaseMs: () => Math.max(1000, this.rules.intervalMs * this.rules.fall),
+    retryMaxMs: () => Math.min(this.topology.config.recovery.cooldownMs, 16 * Math.max(1000, this.rules.intervalMs * this.rules.fall)),
+  });
   private readonly lease: Lease;
   private readonly state: DaemonState;
   private readonly providers: Providers;
@@ -107,7 +115,7 @@ export class Daemon {
     const dir = opts.topology.config.stateDir;
     this.inventory = Inventory.load(opts.topology, join(dir, "inventory.json"));
     this.checker = new Checker(opts.topology.config.checks.timeoutMs, redisAuthOf(opts.topology), undefined, (ep) => this.checkSoon(ep));
-    this.journal = opts.journal ?? (opts.dryRun ? new MemoryJournal() : new FileJournal(join(dir, "journal.jsonl")));
+    this.journal = new WatchedJournal(opts.journal ?? (opts.dryRun ? new MemoryJournal() : new FileJournal(join(dir, "journal.jsonl"))), opts.log, this.now);
     this.lease = opts.lease ?? new LocalLease(join(dir, "daemon.lock"));
     this.state = DaemonState.load(join(dir, "daemon.json"), opts.dryRun === true);
     const recorder = new DryRunRecorder((a) => this.log.info({ provider: a.provider, dryRun: true }, a.description));
@@ -401,8 +409,16 @@ export class Daemon {
           }
         : d,
     );
-    for (const d of decisions) this.act(d);
-    this.findings.update(decisions, this.now());
+    // A journal that cannot be written, or a last recovery that changed nothing, holds a recovery back (RecoveryGate).
+    const shown: Decision[] = [];
+    for (const d of decisions) {
+      const g = this.gate.gate(d, this.journal.fault, this.now());
+      this.act(g.shown);
+      if (g.attempt && g.shown !== d) this.begin(g.attempt);
+      shown.push(g.shown);
+    }
+    this.gate.sweep(decisions, new Set(this.recoveries.keys()));
+    this.findings.update(shown, this.now());
   }
 
   private act(d: Decision): void {
@@ -419,6 +435,10 @@ export class Daemon {
       { diagnosis: d.diagnosis.name, host: d.host, evidence: d.diagnosis.evidence, playbook: d.playbook },
       `${d.diagnosis.name} on ${d.host}: running ${d.playbook}`,
     );
+    this.begin(d);
+  }
+
+  private begin(d: Extract<Decision, { kind: "recover" }>): void {
     const failingSince = Math.min(...d.diagnosis.targets.map((t) => this.health.get(t)?.failingSince ?? this.now()));
     this.startRecovery(d.playbook, d.host, { diagnosis: d.diagnosis.name, failingSince });
   }
@@ -451,19 +471,35 @@ export class Daemon {
     const tracker = forwardRunnerEvents(runner, this.events, { playbook, host, group, diagnosis: meta.diagnosis, origin, resumeId: resume?.id }, this.now);
     runner.on("recovery-start", (e: { recoveryId: string }) => this.runningIds.add(e.recoveryId));
     if (resume) this.runningIds.add(resume.id);
+    let endError: string | undefined;
+    runner.on("recovery-end", (e: { error?: string }) => {
+      endError = e.error;
+    });
     const run = runner
       .run(playbookFor(playbook, host), meta, resume)
       .then((outcome) => {
         tracker.ended(outcome);
-        // A planned switchover is no failover: it starts no cooldown.
-        if (outcome !== "interrupted" && playbook !== "switchover") this.state.recoveryEnded(group, this.now());
+        // Interrupted without a shutdown: this instance lost the lease; the next leader resumes. Watch the host again.
+        if (outcome === "interrupted" && !this.stopping.signal.aborted) this.forget(host);
+        // Not started (the journal cannot be written) or interrupted: nothing ended, no cooldown.
+        if (outcome === "not-started" || outcome === "interrupted") return;
+        // Rolled back having changed nothing: no cooldown either, the fault is tried again after a short delay.
+        const retryIn = this.gate.ended(group, this.now(), outcome === "rolled-back" && !runner.changedAnything, endError);
+        if (retryIn !== null) {
+          this.log.info({ host, group }, `the recovery of ${group} changed nothing: no cooldown; if the fault lasts it is tried again in ${Math.ceil(retryIn / 1000)} s`);
+        } else if (playbook !== "switchover") {
+          // A planned switchover is no failover: it starts no cooldown.
+          this.state.recoveryEnded(group, this.now());
+        }
         // Failed forward: roles changed and the machine may be gone. Watch the host again with a clean record, so
         // it is diagnosed as it is now (and, after the cooldown, recovered again).
         if (outcome === "failed") this.forget(host);
-        // Interrupted without a shutdown: this instance lost the lease; the next leader resumes. Watch the host again.
-        if (outcome === "interrupted" && !this.stopping.signal.aborted) this.forget(host);
       })
-      .catch((e: unknown) => this.log.error({ err: errorMessage(e), host }, "recovery crashed (a bug)"))
+      .catch((e: unknown) => {
+        // A state file that cannot be saved (a full disk) is the host's trouble, not a bug: said as it is.
+        const system = typeof (e as NodeJS.ErrnoException).code === "string";
+        this.log.error({ err: errorMessage(e), host }, system ? `after the recovery of ${host}: ${errorMessage(e)}` : "recovery crashed (a bug)");
+      })
       .finally(() => {
         this.recoveries.delete(group);
         const id = tracker.id();
@@ -522,6 +558,8 @@ export class Daemon {
    */
   async requestSwitchover(request: SwitchoverRequest, origin: "operator" | "drill", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }> {
     if (this.stopping.signal.aborted) return { refused: "failoverd is stopping" };
+    const fault = this.journal.fault;
+    if (fault) return { refused: `${fault.error}: no recovery starts until the journal can be written` };
     const plan = planSwitchover({
       topology: this.topology,
       request,
@@ -568,7 +606,13 @@ export class Daemon {
       recoveries: summarize(await (this.opts.peers ? this.journal.read().catch(() => []) : this.journal.read())),
       running: this.runningIds,
       config: { source: this.topology.source, reloadedAt: this.reloadedAt, reloadPendingSince: this.pendingReload?.since ?? null },
+      journal: this.journalFault(),
     });
+  }
+
+  /** Why the journal cannot be written now (null: it can); metrics, /healthz and the status page show it. */
+  journalFault(): JournalFault | null {
+    return this.journal.fault;
   }
 
   get config(): Topology {

@@ -71,7 +71,7 @@ export interface DaemonEvents {
     readonly durationMs: number;
     readonly error?: string;
   };
-  "recovery-end": RecoveryRef & { readonly outcome: RunOutcome; readonly at: number; readonly durationMs: number; readonly error?: string };
+  "recovery-end": RecoveryRef & { readonly outcome: Exclude<RunOutcome, "not-started">; readonly at: number; readonly durationMs: number; readonly error?: string };
   paused: { readonly paused: boolean; readonly at: number; readonly by: string };
   /** The current findings were acknowledged: not sent again until they change. */
   ack: { readonly keys: readonly string[]; readonly at: number; readonly by: string };

@@ -51,7 +51,7 @@ export function forwardRunnerEvents(
   return {
     id: () => ref?.recoveryId,
     ended: (outcome, error) => {
-      if (!ref) return;
+      if (!ref || outcome === "not-started") return;
       const at = now();
       const err = error ?? lastError;
       bus.emit("recovery-end", { ...ref, outcome, at, durationMs: at - startedAt, ...(err !== undefined ? { error: err } : {}) });

@@ -7,6 +7,7 @@ import type { TargetHealth, TargetStatus } from "../checks/detector.ts";
 import type { RecoverySummary } from "../recovery/journal.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { ActiveDiagnosis } from "./events.ts";
+import type { JournalFault } from "./journal-health.ts";
 
 export interface TargetView {
   readonly id: string;
@@ -60,6 +61,8 @@ export interface StatusView {
   readonly recoveries: { readonly current: readonly RecoveryView[]; readonly recent: readonly RecoveryView[] };
   /** The config file, when it was last reloaded (SIGHUP), and since when a reload waits for a recovery to end. */
   readonly config: ConfigView;
+  /** Null while the journal can be written; otherwise why not, and since when: no recovery starts meanwhile. */
+  readonly journal: JournalFault | null;
 }
 
 export interface ConfigView {
@@ -85,6 +88,7 @@ export interface StatusInput {
   readonly running: ReadonlySet<string>;
   readonly recentLimit?: number;
   readonly config: ConfigView;
+  readonly journal: JournalFault | null;
 }
 
 export function buildStatus(i: StatusInput): StatusView {
@@ -151,6 +155,7 @@ export function buildStatus(i: StatusInput): StatusView {
       recent: all.filter((r) => !r.running && r.outcome !== undefined).slice(-(i.recentLimit ?? 20)).reverse(),
     },
     config: i.config,
+    journal: i.journal,
   };
 }
 

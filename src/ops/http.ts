@@ -2,7 +2,8 @@
  * The HTTP API (node:http, no framework), a subscriber of the daemon like the metrics and notifications:
  *
  *   GET  /          the status page            GET /status   the daemon's state (JSON)
- *   GET  /metrics   Prometheus text            GET /healthz  200 while the check loops turn, 503 otherwise
+ *   GET  /metrics   Prometheus text            GET /healthz  200 while the check loops turn and the journal can be
+ *                                                            written, 503 otherwise
  *   POST /pause, /resume, /ack, /switchover    changing requests: `Authorization: Bearer <http.token>`, else 401
  *
  * Changing requests are intents handed to the daemon, which stays the only actor. With no token configured they are
@@ -19,6 +20,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { SwitchoverRequest } from "../daemon/intents.ts";
+import type { JournalFault } from "../daemon/journal-health.ts";
 import type { StatusView } from "../daemon/status.ts";
 import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -33,6 +35,8 @@ export interface ApiDaemon {
   readonly paused: boolean;
   status(): Promise<StatusView>;
   lastCycleAt(): number | null;
+  /** Why the journal cannot be written (null: it can): /healthz answers 503 meanwhile. */
+  journalFault?(): JournalFault | null;
   setPaused(paused: boolean, by: string): void;
   acknowledge(by: string): string[];
   requestSwitchover(request: SwitchoverRequest, origin: "operator", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }>;
@@ -249,8 +253,12 @@ export class HttpApi {
     const windowMs = 3 * (c.intervalMs + c.timeoutMs) + 1000;
     const at = this.o.daemon.lastCycleAt();
     const age = at === null ? null : this.now() - at;
-    const ok = age !== null && age <= windowMs;
-    send(res, ok ? 200 : 503, { status: ok ? "ok" : at === null ? "starting" : "stale", lastCycleAgeMs: age, windowMs, paused: this.o.daemon.paused });
+    const turning = age !== null && age <= windowMs;
+    // The loops turn but no recovery can start: not healthy either.
+    const journal = this.o.daemon.journalFault?.() ?? null;
+    const ok = turning && journal === null;
+    const status = !turning ? (at === null ? "starting" : "stale") : journal ? "journal-unwritable" : "ok";
+    send(res, ok ? 200 : 503, { status, lastCycleAgeMs: age, windowMs, paused: this.o.daemon.paused, ...(journal ? { journal } : {}) });
   }
 
   private authorize(req: IncomingMessage): void {

@@ -13,7 +13,6 @@ import { DIAGNOSES, type DiagnosisName, type TargetStatus } from "../checks/dete
 import type { DaemonEvents, RecoveryOrigin } from "../daemon/events.ts";
 import type { ProbeFailureKind } from "../errors.ts";
 import { PLAYBOOK_FOR } from "../recovery/registry.ts";
-import type { RunOutcome } from "../recovery/runner.ts";
 import type { PlaybookName } from "../recovery/types.ts";
 import type { Topology } from "../topology/topology.ts";
 import { VERSION } from "../version.ts";
@@ -25,6 +24,8 @@ export interface MetricsSource {
   lastCycleAt(): number | null;
   /** The topology whose label values are initialised at 0 (see `configure`). */
   readonly config?: Topology;
+  /** Why the journal cannot be written (null: it can). */
+  journalFault?(): { readonly error: string } | null;
 }
 
 const STATUSES: readonly TargetStatus[] = ["up", "down", "unknown"];
@@ -56,7 +57,9 @@ const DIAGNOSIS_ROLE: Readonly<Record<DiagnosisName, "redis" | "haproxy" | "app"
 };
 const PLAYBOOKS = Object.keys({ failed_redis: 1, failed_haproxy: 1, switchover: 1 } satisfies Record<PlaybookName, 1>) as PlaybookName[];
 const ORIGINS = Object.keys({ diagnosis: 1, operator: 1, drill: 1, resume: 1 } satisfies Record<RecoveryOrigin, 1>) as RecoveryOrigin[];
-const OUTCOMES = Object.keys({ succeeded: 1, "rolled-back": 1, failed: 1, interrupted: 1 } satisfies Record<RunOutcome, 1>) as RunOutcome[];
+/** How a recovery that started can end (one whose first record could not be written never started: no series). */
+type EndOutcome = DaemonEvents["recovery-end"]["outcome"];
+const OUTCOMES = Object.keys({ succeeded: 1, "rolled-back": 1, failed: 1, interrupted: 1 } satisfies Record<EndOutcome, 1>) as EndOutcome[];
 const DRILL_OUTCOMES = [...OUTCOMES, "skipped"] as const;
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
@@ -139,6 +142,14 @@ export class Metrics {
       registers: [r],
       collect() {
         this.set(source.paused ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "failoverd_journal_writable",
+      help: "1 while the recovery journal can be written, 0 while it cannot (no recovery starts then)",
+      registers: [r],
+      collect() {
+        this.set(source.journalFault?.() ? 0 : 1);
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: "failoverd_" });

@@ -44,7 +44,7 @@ th { font-size:12px; color:var(--mute); font-weight:600; background:#f9fafb; }
 .timeline .track { position:relative; height:10px; background:#f2f4f7; border-radius:3px; }
 .timeline .track .bar { position:absolute; top:0; }
 .muted { color:var(--mute); } .err { color:var(--down); }
-#error { display:none; background:#fee4e2; color:var(--down); padding:8px 24px; }
+#error, #journal { display:none; background:#fee4e2; color:var(--down); padding:8px 24px; }
 `;
 
 const SCRIPT = `
@@ -135,7 +135,12 @@ function render(s) {
   $("#topology").textContent = s.topology;
   const meta = $("#meta");
   meta.replaceChildren(...["last complete cycle " + ago(s.lastCycleAt, now) + " · updated " + time(now) + " ",
-    s.paused ? badge("paused") : null, s.dryRun ? badge("dry-run", "unknown") : null].filter((x) => x !== null));
+    s.paused ? badge("paused") : null, s.dryRun ? badge("dry-run", "unknown") : null,
+    s.journal ? badge("journal unwritable", "down") : null,
+    s.config && s.config.reloadPendingSince ? badge("reload pending", "paused") : null].filter((x) => x !== null));
+  const journal = $("#journal");
+  journal.textContent = s.journal ? s.journal.error + " (since " + time(s.journal.since) + "): failoverd observes but starts no recovery until it can write its journal." : "";
+  journal.style.display = s.journal ? "block" : "none";
   const hosts = $("#hosts");
   hosts.replaceChildren(...s.hosts.map((h) => hostCard(h, now)));
   $("#pairs").replaceChildren(pairsTable(s));
@@ -175,6 +180,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <body>
 <header><h1>failoverd · <span id="topology">…</span></h1><span class="meta" id="meta">loading</span></header>
 <div id="error"></div>
+<div id="journal" data-journal="unwritable"></div>
 <main>
 <section><h2>Hosts</h2><div class="grid" id="hosts"></div></section>
 <section><h2>Pairs</h2><div id="pairs"></div></section>

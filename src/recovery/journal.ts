@@ -5,7 +5,7 @@
  * `Journal` is the interface; `FileJournal` keeps JSON lines in the state directory. A later implementation keeps
  * the same records in etcd so the next leader resumes what the last one began.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { FailoverdError } from "../errors.ts";
 
@@ -37,7 +37,10 @@ export type JournalRecord =
   | { readonly type: "recovery-end"; readonly id: string; readonly at: number; readonly outcome: RecoveryOutcome; readonly error?: string };
 
 export interface Journal {
-  /** Appends a record durably: when the promise resolves the record survives a crash. */
+  /**
+   * Appends a record durably: when the promise resolves the record survives a crash. Throws JournalWriteError when it
+   * cannot (the record is then not in the journal, not even in part).
+   */
   append(record: JournalRecord): Promise<void>;
   /** Every record, oldest first. Throws JournalCorruptError on a record that cannot be read. */
   read(): Promise<JournalRecord[]>;
@@ -47,6 +50,26 @@ export class JournalCorruptError extends FailoverdError {
   override name = "JournalCorruptError";
 }
 
+/** The journal cannot be written (a full disk, an I/O error, a read-only file system): failoverd must not act. */
+export class JournalWriteError extends FailoverdError {
+  override name = "JournalWriteError";
+  constructor(
+    readonly path: string,
+    /** The errno name (ENOSPC, EIO, EROFS...), when the system gave one. */
+    readonly code: string | undefined,
+    reason: string,
+  ) {
+    super(`cannot write the journal ${path}: ${reason}`);
+  }
+
+  static of(path: string, e: unknown): JournalWriteError {
+    const err = e as NodeJS.ErrnoException;
+    // Node's message is "ENOSPC: no space left on device, write": the errno and its meaning, without the syscall.
+    const reason = typeof err?.message === "string" ? (err.message.split(",")[0] ?? err.message) : String(e);
+    return new JournalWriteError(path, typeof err?.code === "string" ? err.code : undefined, reason);
+  }
+}
+
 export class FileJournal implements Journal {
   /** The last read, kept while the file's size and mtime stay the same: the status page asks every 2 s. */
   private cache: { size: number; mtimeMs: number; records: JournalRecord[] } | null = null;
@@ -54,11 +77,30 @@ export class FileJournal implements Journal {
   constructor(readonly path: string) {}
 
   async append(record: JournalRecord): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const fd = openSync(this.path, "a", 0o600);
+    const line = Buffer.from(`${JSON.stringify(record)}\n`);
+    let fd: number;
     try {
-      writeSync(fd, `${JSON.stringify(record)}\n`);
+      mkdirSync(dirname(this.path), { recursive: true });
+      fd = openSync(this.path, "a", 0o600);
+    } catch (e) {
+      throw JournalWriteError.of(this.path, e);
+    }
+    let size = -1;
+    try {
+      size = fstatSync(fd).size;
+      // A full disk may take part of the line: that part is cut off again, so no half record is ever left to read.
+      const written = writeSync(fd, line);
+      if (written < line.length) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
       fsyncSync(fd);
+    } catch (e) {
+      if (size >= 0) {
+        try {
+          ftruncateSync(fd, size);
+        } catch {
+          // Nothing more to do: the next read reports a half line as corrupt, and failoverd does not act blindly.
+        }
+      }
+      throw JournalWriteError.of(this.path, e);
     } finally {
       closeSync(fd);
     }

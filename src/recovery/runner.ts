@@ -12,7 +12,7 @@ import type { Logger } from "../log.ts";
 import type { Providers } from "../providers/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
-import type { Journal, RecoveryOutcome, RecoverySummary } from "./journal.ts";
+import { type Journal, type JournalRecord, JournalWriteError, type RecoveryOutcome, type RecoverySummary } from "./journal.ts";
 import { type Lease, LeaseLostError } from "./lease.ts";
 import type { MonitorControl, Playbook, Step, StepContext } from "./types.ts";
 
@@ -53,7 +53,17 @@ export interface RecoveryMeta {
   readonly failingSince?: number | undefined;
 }
 
-export type RunOutcome = RecoveryOutcome | "interrupted";
+/**
+ * interrupted: stopped between steps by a shutdown (the journal holds it open; the next start resumes it).
+ * not-started: its first record could not be written (JournalWriteError): nothing was done, nothing is to resume.
+ */
+export type RunOutcome = RecoveryOutcome | "interrupted" | "not-started";
+
+/** How long the runner waits before writing a journal record again that the journal refused. */
+const JOURNAL_RETRY_MS = 500;
+
+/** A shutdown while the runner waited for the journal: the run ends as "interrupted". */
+class Interrupted extends Error {}
 
 export interface StepEvent {
   readonly recoveryId: string;
@@ -81,6 +91,15 @@ export class PreconditionError extends FailoverdError {
 
 export class Runner extends EventEmitter {
   private readonly deps: RunnerDeps;
+  private changed = false;
+
+  /**
+   * Whether the last run may have changed the fleet: a step other than bookkeeping ended well or failed past its
+   * preconditions (a resumed run: had started). False for a run that rolled back having changed nothing: no cooldown.
+   */
+  get changedAnything(): boolean {
+    return this.changed;
+  }
 
   constructor(deps: RunnerDeps) {
     super();
@@ -88,11 +107,17 @@ export class Runner extends EventEmitter {
     this.deps = deps.dryRun ? { ...deps, inventory: new Inventory(deps.topology, deps.inventory.all()) } : deps;
   }
 
-  /** Runs a playbook to its end, or resumes it from a journaled summary of an unfinished run. */
+  /**
+   * Runs a playbook to its end, or resumes it from a journaled summary of an unfinished run. The journal is a
+   * precondition: nothing starts before the first record is written ("not-started" otherwise), and no step starts
+   * before the record before it is written (the runner waits for the journal, and a shutdown interrupts the wait).
+   */
   async run(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
+    this.changed = resume?.steps.some((s) => !playbook.steps.find((p) => p.name === s.step)?.bookkeeping) ?? false;
     try {
       return await this.runOrThrow(playbook, meta, resume);
     } catch (e) {
+      if (e instanceof Interrupted) return "interrupted";
       // The journal refused a record: this instance no longer holds the lease. It stops here; the holder resumes.
       if (!(e instanceof LeaseLostError)) throw e;
       this.deps.log.warn({ host: playbook.host, err: e.message }, `lost the lease: stopping ${playbook.name} for ${playbook.host}; the acting instance resumes it`);
@@ -107,16 +132,21 @@ export class Runner extends EventEmitter {
     const log = this.deps.log.child({ recoveryId: id, playbook: playbook.name, host: playbook.host });
     const results = new Map<string, unknown>(resume?.completed ?? []);
     if (!resume) {
-      await journal.append({
-        type: "recovery-start",
-        id,
-        at: now(),
-        playbook: playbook.name,
-        host: playbook.host,
-        diagnosis: meta.diagnosis,
-        failingSince: meta.failingSince,
-        ...(this.deps.dryRun ? { dryRun: true } : {}),
-      });
+      try {
+        await journal.append({
+          type: "recovery-start",
+          id,
+          at: now(),
+          playbook: playbook.name,
+          host: playbook.host,
+          diagnosis: meta.diagnosis,
+          failingSince: meta.failingSince,
+          ...(this.deps.dryRun ? { dryRun: true } : {}),
+        });
+      } catch (e) {
+        if (e instanceof JournalWriteError) return "not-started";
+        throw e;
+      }
       log.info({ diagnosis: meta.diagnosis }, `recovery started: ${playbook.name} for ${playbook.host}`);
       this.emit("recovery-start", { recoveryId: id, playbook: playbook.name, host: playbook.host, at: now() });
     } else {
@@ -180,7 +210,7 @@ export class Runner extends EventEmitter {
     results: Map<string, unknown>,
     log: Logger,
   ): Promise<"ok" | "interrupted" | Error> {
-    const { journal, topology } = this.deps;
+    const { topology } = this.deps;
     const now = this.deps.now ?? Date.now;
     const attempts = topology.config.recovery.stepAttempts;
     const timeoutMs = step.timeoutMs?.(topology) ?? topology.config.recovery.stepTimeoutMs;
@@ -189,7 +219,7 @@ export class Runner extends EventEmitter {
     let touched = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const base = { recoveryId: id, playbook: playbook.name, host: playbook.host, step: step.name, title: step.title, attempt };
-      await journal.append({ type: "step-start", id, at: now(), step: step.name, attempt });
+      await this.record({ type: "step-start", id, at: now(), step: step.name, attempt });
       this.emit("step-start", { ...base, at: now() } satisfies StepEvent);
       log.info({ attempt }, `step ${step.name}: ${step.title}`);
       if (attempt > 1 && this.deps.lease && !this.deps.lease.isHeld()) throw new LeaseLostError(`no longer the acting instance: not retrying ${step.name}`);
@@ -204,7 +234,8 @@ export class Runner extends EventEmitter {
         const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log)), signal, step.name, timeoutMs).finally(() => {
           if (watch) clearInterval(watch);
         });
-        await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
+        await this.record({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
+        if (!step.bookkeeping) this.changed = true;
         results.set(step.name, result);
         this.emit("step-end", { ...base, at: now(), ok: true } satisfies StepEvent);
         log.info({ result }, `step ${step.name} done`);
@@ -213,7 +244,8 @@ export class Runner extends EventEmitter {
         if (e instanceof LeaseLostError) throw e;
         lastError = e instanceof Error ? e : new Error(String(e));
         if (!(e instanceof PreconditionError)) touched = true;
-        await journal.append({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
+        if (touched && !step.bookkeeping) this.changed = true;
+        await this.record({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
         this.emit("step-end", { ...base, at: now(), ok: false, error: lastError.message } satisfies StepEvent);
         const retry = attempt < attempts && (isRetryable(e) || e instanceof StepVerificationError || signal.aborted);
         log.warn({ attempt, err: lastError.message, retry }, `step ${step.name} failed`);
@@ -232,10 +264,11 @@ export class Runner extends EventEmitter {
       const signal = AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs);
       try {
         await step.rollback(this.context(playbook, results, signal, log.child({ step: step.name })));
-        await this.deps.journal.append({ type: "rollback", id, at: now(), step: step.name, ok: true });
+        await this.record({ type: "rollback", id, at: now(), step: step.name, ok: true });
         log.info(`rolled back ${step.name}`);
       } catch (e) {
-        await this.deps.journal.append({ type: "rollback", id, at: now(), step: step.name, ok: false, error: errorMessage(e) });
+        if (e instanceof Interrupted) throw e;
+        await this.record({ type: "rollback", id, at: now(), step: step.name, ok: false, error: errorMessage(e) });
         log.error({ err: errorMessage(e) }, `rollback of ${step.name} failed`);
       }
     }
@@ -243,11 +276,30 @@ export class Runner extends EventEmitter {
 
   private async end(id: string, outcome: RecoveryOutcome, log: Logger, error?: string): Promise<void> {
     const now = this.deps.now ?? Date.now;
-    await this.deps.journal.append({ type: "recovery-end", id, at: now(), outcome, ...(error ? { error } : {}) });
+    await this.record({ type: "recovery-end", id, at: now(), outcome, ...(error ? { error } : {}) });
     const line = `recovery ${outcome}${error ? `: ${error}` : ""}`;
     if (outcome === "succeeded") log.info(line);
     else log.error(line);
     this.emit("recovery-end", { recoveryId: id, outcome, error, at: now() });
+  }
+
+  /**
+   * Appends a record, waiting while the journal cannot be written (the daemon reports that, once a minute): the
+   * runner never moves on unrecorded. A shutdown ends the wait (Interrupted); the journal then holds the recovery
+   * open, and the next start resumes it.
+   */
+  private async record(r: JournalRecord): Promise<void> {
+    for (;;) {
+      try {
+        await this.deps.journal.append(r);
+        return;
+      } catch (e) {
+        if (!(e instanceof JournalWriteError)) throw e;
+      }
+      if (this.deps.shutdown?.aborted) throw new Interrupted();
+      await sleep(JOURNAL_RETRY_MS, undefined, this.deps.shutdown ? { signal: this.deps.shutdown } : {}).catch(() => {});
+      if (this.deps.shutdown?.aborted) throw new Interrupted();
+    }
   }
 
   private withDeadline<T>(p: Promise<T>, signal: AbortSignal, step: string, ms: number): Promise<T> {

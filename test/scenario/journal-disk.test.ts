@@ -103,44 +103,44 @@ describe("the state directory on a full disk", { timeout: 300_000 }, () => {
   test("full: no action, one clear error, a metric, /healthz and status; the failover follows once space is freed", async () => {
     const { log, kill } = await begin("full");
     try {
-    const filler = join(state, "filler");
-    fill(filler);
-    kill();
-    const error = `cannot write the journal ${join(state, "journal.jsonl")}: ENOSPC: no space left on device`;
-    await until("the journal error is logged", () => (readFileSync(log, "utf8").includes(error) ? true : undefined));
-    // Many checks of the dead primary later (every 200 ms, down after 3): still one error, no recovery.
-    const status = await until("the status shows the journal's state", async () => {
-      const s = (await (await fetch(`${base}/status`)).json()) as StatusView;
-      return s.journal && s.diagnoses.some((d) => d.decision.kind === "alert" && d.decision.reason.startsWith(`not acting: ${error}`)) ? s : undefined;
-    });
-    assert.equal(status.journal?.code, "ENOSPC");
-    assert.equal(status.journal?.path, join(state, "journal.jsonl"));
-    await sleep(3000);
-    const text = readFileSync(log, "utf8");
-    const errors = text.split("\n").filter((l) => l.includes('"level":"error"'));
-    assert.deepEqual(
-      errors.map((l) => (JSON.parse(l) as { msg: string }).msg),
-      [`${error}: failoverd observes but starts no recovery until it can write its journal`],
-      "one error while it lasts (once a minute), and no other",
-    );
-    assert.doesNotMatch(text, /a bug/);
-    assert.doesNotMatch(text, /recovery started/);
-    assert.match(await (await fetch(`${base}/metrics`)).text(), /^failoverd_journal_writable 0$/m);
-    const health = await fetch(`${base}/healthz`);
-    assert.equal(health.status, 503);
-    assert.equal(((await health.json()) as { status: string }).status, "journal-unwritable");
-    assert.match(await (await fetch(`${base}/`)).text(), /id="journal"/);
-    assert.deepEqual(await recoveries(), [], "nothing journaled, not even in part");
+      const filler = join(state, "filler");
+      fill(filler);
+      kill();
+      const error = `cannot write the journal ${join(state, "journal.jsonl")}: ENOSPC: no space left on device`;
+      await until("the journal error is logged", () => (readFileSync(log, "utf8").includes(error) ? true : undefined));
+      // Many checks of the dead primary later (every 200 ms, down after 3): still one error, no recovery.
+      const status = await until("the status shows the journal's state", async () => {
+        const s = (await (await fetch(`${base}/status`)).json()) as StatusView;
+        return s.journal && s.diagnoses.some((d) => d.decision.kind === "alert" && d.decision.reason.startsWith(`not acting: ${error}`)) ? s : undefined;
+      });
+      assert.equal(status.journal?.code, "ENOSPC");
+      assert.equal(status.journal?.path, join(state, "journal.jsonl"));
+      await sleep(3000);
+      const text = readFileSync(log, "utf8");
+      const errors = text.split("\n").filter((l) => l.includes('"level":"error"'));
+      assert.deepEqual(
+        errors.map((l) => (JSON.parse(l) as { msg: string }).msg),
+        [`${error}: failoverd observes but starts no recovery until it can write its journal`],
+        "one error while it lasts (once a minute), and no other",
+      );
+      assert.doesNotMatch(text, /a bug/);
+      assert.doesNotMatch(text, /recovery started/);
+      assert.match(await (await fetch(`${base}/metrics`)).text(), /^failoverd_journal_writable 0$/m);
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 503);
+      assert.equal(((await health.json()) as { status: string }).status, "journal-unwritable");
+      assert.match(await (await fetch(`${base}/`)).text(), /id="journal"/);
+      assert.deepEqual(await recoveries(), [], "nothing journaled, not even in part");
 
-    unlinkSync(filler);
-    const done = await until("the failover succeeded", async () => {
-      const r = await recoveries();
-      return r[0]?.outcome === "succeeded" ? r : undefined;
-    });
-    assert.equal(done.length, 1);
-    assert.match(readFileSync(log, "utf8"), /can be written again after \d+ s: failoverd acts again/);
-    assert.match(await (await fetch(`${base}/metrics`)).text(), /^failoverd_journal_writable 1$/m);
-    await until("/healthz is ok again", async () => ((await fetch(`${base}/healthz`)).status === 200 ? true : undefined));
+      unlinkSync(filler);
+      const done = await until("the failover succeeded", async () => {
+        const r = await recoveries();
+        return r[0]?.outcome === "succeeded" ? r : undefined;
+      });
+      assert.equal(done.length, 1);
+      assert.match(readFileSync(log, "utf8"), /can be written again after \d+ s: failoverd acts again/);
+      assert.match(await (await fetch(`${base}/metrics`)).text(), /^failoverd_journal_writable 1$/m);
+      await until("/healthz is ok again", async () => ((await fetch(`${base}/healthz`)).status === 200 ? true : undefined));
     } finally {
       await end();
     }
@@ -149,25 +149,25 @@ describe("the state directory on a full disk", { timeout: 300_000 }, () => {
   test("one page left: a recovery that rolled back having changed nothing arms no cooldown", async () => {
     const { log, kill } = await begin("one-page");
     try {
-    const filler = join(state, "filler");
-    fill(filler);
-    // Free exactly one page: the journal's first records fit, the daemon's state file does not.
-    const fd = openSync(filler, "r+");
-    ftruncateSync(fd, statSync(filler).size - 4096);
-    closeSync(fd);
-    kill();
-    const first = await until("a recovery rolled back", async () => (await recoveries()).find((r) => r.outcome === "rolled-back"));
-    assert.match(first.error ?? "", /^unmonitor: .*ENOSPC/);
-    assert.deepEqual(
-      first.steps.map((s) => s.step),
-      ["unmonitor"],
-      "it got no further than unmonitor",
-    );
-    await until("no cooldown is said", () => (readFileSync(log, "utf8").includes("changed nothing: no cooldown") ? true : undefined));
-    unlinkSync(filler);
-    const done = await until("the failover succeeded, well within the 600 s cooldown", async () => (await recoveries()).find((r) => r.outcome === "succeeded"));
-    assert.ok(done.startedAt > first.startedAt);
-    assert.doesNotMatch(readFileSync(log, "utf8"), /a bug/);
+      const filler = join(state, "filler");
+      fill(filler);
+      // Free exactly one page: the journal's first records fit, the daemon's state file does not.
+      const fd = openSync(filler, "r+");
+      ftruncateSync(fd, statSync(filler).size - 4096);
+      closeSync(fd);
+      kill();
+      const first = await until("a recovery rolled back", async () => (await recoveries()).find((r) => r.outcome === "rolled-back"));
+      assert.match(first.error ?? "", /^unmonitor: .*ENOSPC/);
+      assert.deepEqual(
+        first.steps.map((s) => s.step),
+        ["unmonitor"],
+        "it got no further than unmonitor",
+      );
+      unlinkSync(filler);
+      const done = await until("the failover succeeded, well within the 600 s cooldown", async () => (await recoveries()).find((r) => r.outcome === "succeeded"));
+      assert.ok(done.startedAt > first.startedAt);
+      assert.match(readFileSync(log, "utf8"), /the recovery of pair:redis1\+redis2 changed nothing: no cooldown/);
+      assert.doesNotMatch(readFileSync(log, "utf8"), /a bug/);
     } finally {
       await end();
     }

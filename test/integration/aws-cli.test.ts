@@ -101,11 +101,12 @@ describe("failoverd preflight, without credentials", () => {
       assert.equal(r.code, 1, r.stderr);
       assert.equal(r.stderr, "");
       const lines = r.stdout.trimEnd().split("\n");
-      assert.equal(lines.length, 18, r.stdout);
+      assert.equal(lines.length, 21, r.stdout);
       for (const l of lines) assert.match(l, /^(ok {2}|FAIL) {2}[A-Za-z0-9 .]+: \S/);
       assert.match(lines[0]!, /^FAIL {2}aws credentials: no AWS credentials \(CredentialsProviderError/);
       assert.ok(lines.some((l) => /^FAIL {2}ec2 RunInstances: not checked: no AWS credentials/.test(l)));
       assert.ok(lines.some((l) => /^FAIL {2}ssh redis1: SSH to redis1 .*provider\.ssh\.privateKey: cannot read/.test(l)));
+      assert.ok(lines.some((l) => /^FAIL {2}sudo app: SSH to app .*provider\.ssh\.privateKey: cannot read/.test(l)), r.stdout);
       assert.ok(lines.some((l) => /^FAIL {2}runtime api app: .*127\.47\.3\.1:9999.*ECONNREFUSED/.test(l)));
       assert.ok(r.ms < 30_000, `took ${r.ms} ms`);
     } finally {

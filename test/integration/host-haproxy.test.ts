@@ -405,6 +405,15 @@ describe("failoverd's own HAProxy file on real hosts, as an unprivileged user wi
         assert.equal(r.ok, false, r.name);
         assert.match(r.detail, /sudo refuses \S+ 1 of the 5 commands failoverd runs there \(first: `\/usr\/bin\/systemctl start haproxy`\)/);
       }
+      // A change on such a host fails at that command, and says which rule is missing.
+      const h = compute.sshHostOf("haproxy2");
+      const current = readFileSync(join(h.etc, "failoverd.cfg"), "utf8");
+      await assert.rejects(providers.proxies.applyConfig((await compute.find("haproxy2"))!, current, signal(), { reload: false }), (e: unknown) => {
+        assert.ok(e instanceof ProviderError, String(e));
+        assert.match(e.message, /^starting HAProxy \(if it is not running\) on haproxy2 failed: `sudo -n \/usr\/bin\/systemctl start haproxy` exited 1: .*sudo refused it: install the rule `failoverd render sudoers` prints/);
+        return true;
+      });
+      assertHostConfigKept(h);
     } finally {
       writeFileSync(rule, full, { mode: 0o440 });
     }

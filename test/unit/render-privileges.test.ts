@@ -224,3 +224,20 @@ describe("render iam-policy", () => {
     assert.match(bad.stderr, /^failoverd: --account "12345" is not an AWS account id \(12 digits\)\n$/);
   });
 });
+
+describe("render haproxy", () => {
+  test("failoverd's file of a host, where it lives now; valid beside Debian's own /etc/haproxy/haproxy.cfg", () => {
+    const r = failoverd("render", "haproxy", "--host", "haproxy1", "--config", BARTON);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ {4}stats socket ipv4@10\.0\.2\.11:9999 level admin$/m);
+    assert.match(r.stdout, /^ {4}bind 10\.0\.2\.11:8001$/m);
+    assert.doesNotMatch(r.stdout, /^\s+(user|group|chroot|maxconn|daemon)\b|^\s+log (?!global$)/m, "nothing of the host's own global settings");
+    const f = join(tmp, "haproxy1.failoverd.cfg");
+    writeFileSync(f, r.stdout);
+    const check = spawnSync("/usr/sbin/haproxy", ["-c", "-f", "/etc/haproxy/haproxy.cfg", "-f", f], { encoding: "utf8" });
+    assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+    const redis = failoverd("render", "haproxy", "--host", "redis1", "--config", BARTON);
+    assert.equal(redis.status, 2);
+    assert.match(redis.stderr, /^failoverd: --host redis1: not an HAProxy or app host of .* \(haproxy1, haproxy2, app\)\n$/);
+  });
+});

@@ -4,7 +4,7 @@
  * config asks), and the onCheck hook recording, for every check, when it was due and when it started.
  * On SIGTERM it writes those samples (`startedAt lateness ok` per line) to the output file, stops and exits.
  *
- * usage: node --import tsx bench/scale-daemon.ts <config.yaml> <samples.txt>
+ * usage: node dist/bench/scale-daemon.js <config.yaml> <samples.txt> (after `npm run build`)
  */
 import { writeFileSync } from "node:fs";
 import { Daemon } from "../src/daemon/daemon.ts";

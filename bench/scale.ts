@@ -185,10 +185,11 @@ async function run(endpoints: number, intervalMs: number, warmupMs: number, meas
 
     const log = join(dir, "daemon.log");
     const samples = join(dir, "samples.txt");
-    const script = fileURLToPath(new URL("./scale-daemon.ts", import.meta.url));
+    // The benchmarks run compiled (dist/bench/): the daemon script is the compiled sibling of this file.
+    const script = fileURLToPath(new URL("./scale-daemon.js", import.meta.url));
     // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the daemon, to find where a check's time goes.
     const prof = process.env["BENCH_CPU_PROF"] ? ["--cpu-prof", "--cpu-prof-dir", process.env["BENCH_CPU_PROF"]] : [];
-    daemon = spawn(process.execPath, [...prof, "--import", "tsx", script, config, samples], {
+    daemon = spawn(process.execPath, [...prof, script, config, samples], {
       stdio: ["ignore", openSync(log, "a"), openSync(log, "a")],
     });
     daemon.on("error", () => {});

@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// Thin entry: runs the TypeScript sources through tsx's loader (no build step between `npm ci` and `npx failoverd`).
-import { register } from "tsx/esm/api";
+// Thin entry: runs the compiled JavaScript in dist/ (built by `npm run build`, which scripts/setup runs; the package
+// ships it built). No TypeScript compiler or loader at run time.
+import { existsSync } from "node:fs";
 
-register();
-const { main } = await import("../src/cli/main.ts");
+const entry = new URL("../dist/src/cli/main.js", import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write("failoverd: not built (no dist/src/cli/main.js): run `npm run build` (scripts/setup does)\n");
+  process.exit(2);
+}
+const { main } = await import(entry.href);
 process.exitCode = await main(process.argv);

@@ -10,6 +10,7 @@ import { registerPreflight } from "./preflight.ts";
 import { registerRender } from "./render.ts";
 import { registerRun } from "./run.ts";
 import { registerSandbox } from "./sandbox.ts";
+import { registerSchema } from "./schema.ts";
 import { registerSimulate } from "./simulate.ts";
 import { registerStatus } from "./status.ts";
 import { registerValidate } from "./validate.ts";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerRender(program);
   registerSandbox(program);
   registerOps(program);
+  registerSchema(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -2,11 +2,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { FailoverdError } from "../errors.ts";
+import { BIN_PATH } from "../package-root.ts";
 import type { Topology } from "../topology/topology.ts";
-
-const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
 
 /** Starts `failoverd run` for the topology as its own process, its log appended to `logFile`. */
 export function startDaemon(
@@ -18,7 +16,7 @@ export function startDaemon(
   user?: { readonly uid: number; readonly gid: number },
 ): ChildProcess {
   const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, [BIN, "run", "--config", t.source, ...args], {
+  const child = spawn(process.execPath, [BIN_PATH, "run", "--config", t.source, ...args], {
     stdio: ["ignore", fd, fd],
     ...(user ?? {}),
     env: { ...process.env, FAILOVERD_LOG_LEVEL: process.env["FAILOVERD_LOG_LEVEL"] ?? "debug", ...env },

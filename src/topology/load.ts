@@ -3,15 +3,15 @@
  * (`hosts.redis1.ports[1]: 70000 is not a port`); nothing here throws anything but ConfigError.
  */
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, errorMessage } from "../errors.ts";
+import { packagePath } from "../package-root.ts";
 import { type Config, configSchema } from "./schema.ts";
 import { buildTopology, type Topology } from "./topology.ts";
 
 /** The bundled sandbox: the seed topology on loopback. Used when no --config is given. */
-export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL("../../config/sandbox.yaml", import.meta.url));
+export const DEFAULT_CONFIG_PATH = packagePath("config", "sandbox.yaml");
 
 export function loadTopology(path: string = DEFAULT_CONFIG_PATH): Topology {
   let text: string;

@@ -11,10 +11,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { awsTopologyYaml } from "../helpers/fake-aws.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const ROOT = PACKAGE_ROOT;
 const home = mkdtempSync(join(tmpdir(), "failoverd-nocreds-"));
 after(() => rmSync(home, { recursive: true, force: true }));
 

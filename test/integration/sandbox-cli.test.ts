@@ -7,17 +7,17 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import type { Diagnosis } from "../../src/checks/detector.ts";
 import type { Observation } from "../../src/checks/observation.ts";
 import { sandboxStatus } from "../../src/providers/local/up.ts";
 import { assertAddressesFree, testTopology } from "../helpers/sandbox.ts";
 import { descendants, isGone } from "../../src/providers/local/processes.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
 /** The repository root (/work/main): the CLI runs from there. */
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 const TIMEOUT_MS = 500;
-/** What a CLI run may add to the work itself: Node + tsx start-up (about 1 s here) and some slack. */
+/** What a CLI run may add to the work itself: Node start-up (well under 1 s here) and some slack. */
 const STARTUP_MS = 2000;
 
 const tt = testTopology({ net: 22, timeoutMs: TIMEOUT_MS, intervalMs: 500 });

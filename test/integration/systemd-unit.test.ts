@@ -9,9 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
+import { packagePath } from "../../src/package-root.ts";
 
 const execFileP = promisify(execFile);
-const UNIT = join(import.meta.dirname, "../../config/failoverd.service");
+const UNIT = packagePath("config", "failoverd.service");
 
 describe("the systemd unit", () => {
   let dir: string;

@@ -15,9 +15,10 @@ import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
 import { FileJournal, summarize } from "../../src/recovery/journal.ts";
 import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { BIN_PATH } from "../../src/package-root.ts";
 
 const execFileP = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/failoverd.js");
+const BIN = BIN_PATH;
 
 describe("the daemon under operation", { timeout: 180_000 }, () => {
   let tt: TestTopology;

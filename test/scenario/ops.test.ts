@@ -19,9 +19,10 @@ import type { Sandbox } from "../../src/providers/local/sandbox.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
 import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { BIN_PATH } from "../../src/package-root.ts";
 
 const execFileP = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/failoverd.js");
+const BIN = BIN_PATH;
 const TOKEN = "ops-test-token-50-do-not-log";
 const API = "http://127.50.9.1:9464";
 const CHROMIUM_ARGS = [

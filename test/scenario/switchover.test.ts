@@ -15,9 +15,10 @@ import { FileJournal, summarize } from "../../src/recovery/journal.ts";
 import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemon-process.ts";
 import { longestGap, Traffic } from "../../src/simulate/traffic.ts";
 import { startSandbox, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { BIN_PATH } from "../../src/package-root.ts";
 
 const execFileP = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/failoverd.js");
+const BIN = BIN_PATH;
 const TOKEN = "switchover-test-token-51";
 const HTTP = "127.51.9.1:9464";
 

@@ -8,10 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { mulberry32 } from "../helpers/random.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 const SANDBOX = readFileSync(join(REPO, "config/sandbox.yaml"), "utf8");
 
 interface Result {

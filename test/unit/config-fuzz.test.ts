@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { main } from "../../src/cli/main.ts";
 import { mulberry32 } from "../helpers/random.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 const SANDBOX_PATH = join(REPO, "config/sandbox.yaml");
 const SANDBOX = readFileSync(SANDBOX_PATH, "utf8");
 const MAX_LINE = 2000;

@@ -9,10 +9,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 /** The run must end well before this: it has nothing to wait for. */
 const QUICK_MS = 10_000;
 

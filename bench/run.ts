@@ -7,7 +7,6 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, hostname, loadavg, release, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
 import { runFailover } from "./failover.ts";
 import { runHostSize } from "./host-size.ts";
 import { runRedundancy } from "./redundancy.ts";
@@ -15,6 +14,7 @@ import { type BenchOutput, checkTargets, renderMarkdown } from "./report.ts";
 import { runScale } from "./scale.ts";
 import { execFileSync } from "node:child_process";
 import { load1, requestStop, say, stopRequested } from "./common.ts";
+import { packagePath } from "../src/package-root.ts";
 
 const SECTIONS = ["failover", "host-size", "scale", "redundancy"] as const;
 type Section = (typeof SECTIONS)[number];
@@ -57,8 +57,9 @@ function usage(error: string | null): never {
   process.exit(0);
 }
 
-const RESULTS = fileURLToPath(new URL("./results/", import.meta.url));
-const README = fileURLToPath(new URL("../README.md", import.meta.url));
+// From the package root, not this file: the benchmarks run compiled, from dist/bench/.
+const RESULTS = `${packagePath("bench", "results")}/`;
+const README = packagePath("README.md");
 export const README_START = "<!-- bench:figures:start -->";
 export const README_END = "<!-- bench:figures:end -->";
 

@@ -5,8 +5,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
-export const ROOT = join(import.meta.dirname, "../..");
+export const ROOT = PACKAGE_ROOT;
 export const RULES = join(ROOT, "config/prometheus/failoverd.rules.yml");
 export const RULE_TESTS = join(ROOT, "test/prometheus/failoverd.rules.test.yml");
 export const DASHBOARD = join(ROOT, "config/grafana/failoverd.json");

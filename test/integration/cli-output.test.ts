@@ -10,10 +10,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { BIN_PATH } from "../../src/package-root.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
+const BIN = BIN_PATH;
 let tt: TestTopology;
 const started: ChildProcess[] = [];
 

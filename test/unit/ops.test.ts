@@ -31,6 +31,7 @@ import { SystemdNotifier } from "../../src/ops/systemd.ts";
 import type { Decision } from "../../src/recovery/decider.ts";
 import { parseTopology } from "../../src/topology/load.ts";
 import type { Topology } from "../../src/topology/topology.ts";
+import { packagePath } from "../../src/package-root.ts";
 
 const BASE = `topology: unit
 hosts:
@@ -346,7 +347,7 @@ describe("metrics from the start", () => {
     const m = new Metrics({ ...s.source, config: t }, { processMetrics: false });
     const text = await m.text();
     const lines = text.split("\n");
-    const version = (JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as { version: string }).version;
+    const version = (JSON.parse(readFileSync(packagePath("package.json"), "utf8")) as { version: string }).version;
     for (const line of [
       `failoverd_build_info{version="${version}",node="${process.version}"} 1`,
       'failoverd_checks_total{target="redis1:9002",type="redis"} 0',

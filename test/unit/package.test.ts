@@ -37,7 +37,7 @@ function specifiersOf(code: string): string[] {
   return [...code.matchAll(re)].map((m) => m[1] ?? m[2] ?? m[3] ?? "");
 }
 
-const RUNTIME = /^(dist\/src\/.+\.js|bin\/failoverd\.js|config\/[^/]+|README\.md|LICENSE|package\.json)$/;
+const RUNTIME = /^(dist\/src\/.+\.js|bin\/failoverd\.js|config\/.+|README\.md|LICENSE|package\.json)$/;
 
 describe("the package", () => {
   test("npm pack ships only runtime files, and all of them", () => {
@@ -74,6 +74,31 @@ describe("the package", () => {
     assert.ok(!("tsx" in pkg.dependencies) && !("typescript" in pkg.dependencies), "a TypeScript toolchain among the runtime dependencies");
     // The entry runs the compiled code: bin/failoverd.js imports dist/src/cli/main.js.
     assert.match(readFileSync(BIN_PATH, "utf8"), /"\.\.\/dist\/src\/cli\/main\.js"/);
+  });
+
+  test("no source finds the package's files relative to itself, or runs TypeScript at run time", () => {
+    // Compiled, src/x.ts is dist/src/x.js and test/unit/x.test.ts is dist/test/unit/x.test.js, one level deeper, and
+    // only .ts files are compiled: `../../bin/failoverd.js` or a fixture beside a test would not be found from dist/.
+    // src/package-root.ts (PACKAGE_ROOT, packagePath, BIN_PATH) is the way; a compiled sibling ("./x.js") is fine.
+    const allowed = new Set(["src/package-root.ts", "src/version.ts"]);
+    const sources = ["src", "test", "bench"].flatMap((d) => walk(packagePath(d))).filter((f) => f.endsWith(".ts"));
+    const problems: string[] = [];
+    for (const file of sources) {
+      const where = relative(PACKAGE_ROOT, file);
+      if (allowed.has(where)) continue;
+      readFileSync(file, "utf8")
+        .split("\n")
+        .forEach((line, i) => {
+          const bad =
+            /import\.meta\.(dirname|filename)\b/.test(line) ||
+            /new URL\(\s*["'`](?!\.\/[\w.-]+\.js["'`])[^"'`]*["'`]\s*,\s*import\.meta\.url/.test(line) ||
+            /["'`]--import["'`]\s*,\s*["'`]tsx/.test(line) ||
+            /--import[= ]tsx/.test(line.replace(/^\s*(\/\/|\*).*/, ""));
+          if (bad) problems.push(`${where}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    assert.ok(sources.length > 50, `only ${sources.length} sources scanned`);
+    assert.deepEqual(problems, [], "use packagePath()/BIN_PATH from src/package-root.ts; run compiled JavaScript, not tsx");
   });
 
   test("engines names a supported Node LTS, and the tests run on it", () => {

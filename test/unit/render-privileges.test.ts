@@ -12,15 +12,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import * as ec2Sdk from "@aws-sdk/client-ec2";
 import * as route53Sdk from "@aws-sdk/client-route-53";
 import { type IamStatement, POLICY_ACTIONS, renderIamPolicy } from "../../src/providers/aws/iam-policy.ts";
 import { hostCommands, privilegedCommands, renderSudoers, sudoLine } from "../../src/providers/host-commands.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 import { parseTopology } from "../../src/topology/load.ts";
 import type { AwsProviderConfig } from "../../src/topology/schema.ts";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 const BARTON = join(REPO, "config/barton.yaml");
 const tmp = mkdtempSync(join(tmpdir(), "failoverd-render-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -23,6 +23,7 @@ import { Redis } from "ioredis";
 import { renderForHost } from "../../src/admin/haproxy-config.ts";
 import { ProviderError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 import { createSshShell } from "../../src/providers/aws/index.ts";
 import { isRunning, type StartedProcess, startDetached, stop, waitForPort, whyNotFree } from "../../src/providers/local/processes.ts";
 import { NetHaproxyAdmin, NetRedisAdmin } from "../../src/providers/net-admin.ts";
@@ -305,7 +306,7 @@ stateDir: ${join(tmp, "state")}
   topology = parseTopology(yaml, path);
   inventory = new Inventory(topology);
   // The rule under test, as the command prints it for this config, checked by visudo.
-  const rendered = spawnSync(process.execPath, ["bin/failoverd.js", "render", "sudoers", "--config", path], { encoding: "utf8", timeout: 120_000 });
+  const rendered = spawnSync(process.execPath, ["bin/failoverd.js", "render", "sudoers", "--config", path], { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 120_000 });
   assert.equal(rendered.status, 0, rendered.stderr);
   writeFileSync(join(tmp, "sudoers"), rendered.stdout);
   const visudo = spawnSync("visudo", ["-c", "-f", join(tmp, "sudoers")], { encoding: "utf8" });

@@ -15,23 +15,32 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { ProbeError } from "../errors.ts";
-import { classify, type Endpoint, endpointId, ioredisTls, type RedisAuth } from "./redis.ts";
+import { classify, type Endpoint, endpointId, ioredisTls, keysOf, type RedisAuth, runIdOf } from "./redis.ts";
 
-/** What a Redis check needs from a connection: the replies to PING and INFO replication. */
+/**
+ * What a Redis check needs from a connection: the replies to PING and INFO replication, and the server's `run_id`
+ * (read once per connection, with `INFO server` ahead of the first probe: a connection belongs to one process, so a
+ * kept connection's run_id cannot change, and a restarted server is always a new connection). Undefined when the
+ * server did not say (an old or unusual server). `keys` is the number of keys in every database (INFO keyspace),
+ * undefined when the server would not say.
+ */
 export interface ProbeConnection {
-  probe(deadlineMs: number): Promise<readonly [pong: unknown, info: unknown]>;
+  probe(deadlineMs: number): Promise<readonly [pong: unknown, info: unknown, runId: string | undefined, keys: number | undefined]>;
   close(): void;
 }
 
 const READ_BUFFER = Buffer.alloc(64 * 1024);
-const PROBE = Buffer.from("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n");
+const PROBE = Buffer.from("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
+/** Sent once, ahead of the first probe of a connection: the server's identity. */
+const SERVER_INFO = Buffer.from("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
 
 interface Pending {
-  /** Replies received so far, of `expect`: AUTH (first probe of a connection only), PING, INFO. */
+  /** Replies received so far, of `expect`: AUTH and INFO server (first probe of a connection only), PING, INFO. */
   readonly replies: unknown[];
   readonly expect: number;
   readonly authFirst: boolean;
-  readonly resolve: (r: readonly [unknown, unknown]) => void;
+  readonly serverFirst: boolean;
+  readonly resolve: (r: readonly [unknown, unknown, string | undefined, number | undefined]) => void;
   readonly reject: (e: ProbeError) => void;
   readonly timer: NodeJS.Timeout;
 }
@@ -44,6 +53,8 @@ export class RedisProbe implements ProbeConnection {
   private buffer: Buffer | null = null;
   private readonly pending: Pending[] = [];
   private readonly where: string;
+  /** The run_id of the process at the other end of the current connection (see ProbeConnection). */
+  private runId: string | undefined;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -53,16 +64,20 @@ export class RedisProbe implements ProbeConnection {
     this.where = endpointId(endpoint);
   }
 
-  probe(deadlineMs: number): Promise<readonly [unknown, unknown]> {
+  probe(deadlineMs: number): Promise<readonly [unknown, unknown, string | undefined, number | undefined]> {
     return new Promise((resolve, reject) => {
       const fresh = this.socket === null;
       if (fresh) this.open();
       const authFirst = fresh && this.auth.password !== undefined;
       const entry: Pending = {
         replies: [],
-        expect: authFirst ? 3 : 2,
+        expect: 3 + (authFirst ? 1 : 0) + (fresh ? 1 : 0),
         authFirst,
-        resolve,
+        serverFirst: fresh,
+        resolve: (r) => {
+          if (fresh && r[2] !== undefined) this.runId = r[2];
+          resolve([r[0], r[1], this.runId, r[3]]);
+        },
         reject,
         // Timers run before I/O in Node's loop: after a stall of the daemon's own loop the answer may be waiting,
         // unread, in the socket. One turn of I/O first (setImmediate runs after it), so a busy monitor does not
@@ -76,7 +91,7 @@ export class RedisProbe implements ProbeConnection {
       };
       this.pending.push(entry);
       // Before the connection is up, net buffers the write and sends it on connect.
-      this.socket!.write(authFirst ? Buffer.concat([this.authCommand(), PROBE]) : PROBE);
+      this.socket!.write(fresh ? Buffer.concat([...(authFirst ? [this.authCommand()] : []), SERVER_INFO, PROBE]) : PROBE);
     });
   }
 
@@ -145,6 +160,7 @@ export class RedisProbe implements ProbeConnection {
     this.socket = null;
     this.connected = false;
     this.buffer = null;
+    this.runId = undefined;
     s?.destroy();
   }
 
@@ -178,11 +194,15 @@ export class RedisProbe implements ProbeConnection {
 }
 
 function settle(p: Pending, where: string): void {
-  const [auth, pong, info] = p.authFirst ? p.replies : [null, ...p.replies];
+  const replies = [...p.replies];
+  const auth = p.authFirst ? replies.shift() : null;
+  const server = p.serverFirst ? replies.shift() : null;
+  const [pong, info, keyspace] = replies;
   if (auth instanceof ProbeError) p.reject(relabel(auth, "AUTH", where));
   else if (pong instanceof ProbeError) p.reject(relabel(pong, "PING", where));
   else if (info instanceof ProbeError) p.reject(relabel(info, "INFO", where));
-  else p.resolve([pong, info]);
+  // INFO server's own error (a renamed command, an ACL without it) only leaves the identity unknown.
+  else p.resolve([pong, info, typeof server === "string" ? runIdOf(server) : undefined, typeof keyspace === "string" ? keysOf(keyspace) : undefined]);
 }
 
 function relabel(e: ProbeError, command: string, where: string): ProbeError {

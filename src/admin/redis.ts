@@ -77,12 +77,24 @@ export class RedisAdminClient {
   }
 
   /** PING and INFO replication under one deadline: a ProbeConnection (the check) on this client. */
-  probe(deadlineMs: number): Promise<readonly [unknown, unknown]> {
-    return withDeadline(
-      Promise.all([this.call("PING"), this.call("INFO", "replication")]),
+  async probe(deadlineMs: number): Promise<readonly [unknown, unknown, string | undefined, number | undefined]> {
+    const [pong, info, server, keyspace] = await withDeadline(
+      Promise.all([
+        this.call("PING"),
+        this.call("INFO", "replication"),
+        this.call("INFO", "server").catch(() => undefined),
+        this.call("INFO", "keyspace").catch(() => undefined),
+      ]),
       deadlineMs,
       `check of ${endpointId(this.endpoint)}`,
     );
+    return [pong, info, typeof server === "string" ? runIdOf(server) : undefined, typeof keyspace === "string" ? keysOf(keyspace) : undefined];
+  }
+
+  /** The server's run_id (INFO server), or undefined when it does not say. */
+  async runId(): Promise<string | undefined> {
+    const reply = await this.call("INFO", "server");
+    return typeof reply === "string" ? runIdOf(reply) : undefined;
   }
 
   async role(): Promise<RoleReply> {
@@ -258,4 +270,17 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promis
     timer = setTimeout(() => reject(new ProbeError("timeout", `${what}: no answer within ${ms} ms`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** `run_id:<hex>` of INFO server's text. */
+export function runIdOf(text: string): string | undefined {
+  const m = /\nrun_id:([0-9a-f]{8,64})\r/.exec(text);
+  return m?.[1];
+}
+
+/** The keys of every database in INFO keyspace's text (`db0:keys=12,expires=0,avg_ttl=0`). */
+export function keysOf(text: string): number {
+  let n = 0;
+  for (const m of text.matchAll(/\ndb\d+:keys=(\d+)/g)) n += Number(m[1]);
+  return n;
 }

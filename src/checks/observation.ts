@@ -23,12 +23,25 @@ export interface RedisObservation {
   readonly role?: "primary" | "replica";
   /** master_repl_offset on a primary, slave_repl_offset on a replica. */
   readonly offset?: number;
+  /** The server process's identity (INFO server run_id, read once per connection): a new one means a restart. */
+  readonly runId?: string;
+  /** master_replid: the replication history the dataset belongs to (a primary restarted empty starts a new one). */
+  readonly replid?: string;
+  /** master_replid2: the history a promoted replica continued (a promotion keeps the old id here). */
+  readonly replid2?: string;
+  /** Keys in every database (INFO keyspace). */
+  readonly keys?: number;
   /** A replica's primary, as it reports it. */
   readonly primaryAddress?: string;
   readonly primaryPort?: number;
   /** A replica: master_link_status is up and no sync is in progress. */
   readonly linkUp?: boolean;
   readonly syncing?: boolean;
+  /**
+   * A replica: seconds its link has been down (master_link_down_since_seconds), -1 when it has never completed a sync
+   * since it was (re)started or re-pointed (Redis resets it then). Absent while the link is up.
+   */
+  readonly linkDownSeconds?: number;
   /** A primary: the replicas connected to it (address:port -> offset, online or not). */
   readonly replicas?: readonly { address: string; port: number; offset: number; online: boolean; lag: number }[];
 }

@@ -25,14 +25,22 @@ export async function checkRedis(
   const { host, port, address } = target;
   const id = `${host}:${port}`;
   try {
-    const [pong, info] = await client.probe(timeoutMs);
+    const [pong, info, runId, keys] = await client.probe(timeoutMs);
     if (pong !== "PONG") throw new ProbeError("error-reply", `PING answered ${JSON.stringify(pong)}`);
     if (typeof info !== "string") throw new ProbeError("protocol", "INFO did not answer text");
     const latencyMs = now() - at;
     const role = infoField(info, ROLE);
+    const replid = infoField(info, REPLID);
+    const replid2 = infoField(info, REPLID2);
+    const identity = {
+      ...(runId ? { runId } : {}),
+      ...(replid ? { replid } : {}),
+      ...(replid2 ? { replid2 } : {}),
+      ...(keys !== undefined ? { keys } : {}),
+    };
     if (role === "master") {
       const offset = whole(info, MASTER_OFFSET, target);
-      return { type: "redis", target: id, host, port, address, at, ok: true, latencyMs, role: "primary", offset, replicas: replicasOf(info) };
+      return { type: "redis", target: id, host, port, address, at, ok: true, latencyMs, role: "primary", offset, replicas: replicasOf(info), ...identity };
     }
     if (role !== "slave") {
       throw new ProbeError("wrong-role", `INFO on ${address}:${port} says role '${String(role).slice(0, 20)}', not master or slave`);
@@ -42,6 +50,8 @@ export async function checkRedis(
     if (!primaryAddress || primaryPort < 1 || primaryPort > 65535) {
       throw new ProbeError("protocol", `INFO on ${address}:${port}: a replica without a valid master_host/master_port`);
     }
+    const linkUp = infoField(info, LINK_STATUS) === "up";
+    const downSince = linkUp ? undefined : infoField(info, LINK_DOWN_SINCE);
     return {
       type: "redis",
       target: id,
@@ -51,12 +61,14 @@ export async function checkRedis(
       at,
       ok: true,
       latencyMs,
+      ...identity,
       role: "replica",
       offset: infoField(info, REPLICA_OFFSET) === undefined ? -1 : whole(info, REPLICA_OFFSET, target),
       primaryAddress,
       primaryPort,
-      linkUp: infoField(info, LINK_STATUS) === "up",
+      linkUp,
       syncing: infoField(info, SYNC_IN_PROGRESS) === "1",
+      ...(downSince !== undefined && /^-?\d+$/.test(downSince) ? { linkDownSeconds: Number(downSince) } : {}),
     };
   } catch (e) {
     const err = e instanceof ProbeError ? e : new ProbeError("protocol", (e as Error).message);
@@ -74,6 +86,9 @@ const MASTER_PORT = "\nmaster_port:";
 const LINK_STATUS = "\nmaster_link_status:";
 const SYNC_IN_PROGRESS = "\nmaster_sync_in_progress:";
 const CONNECTED_REPLICAS = "\nconnected_slaves:";
+const REPLID = "\nmaster_replid:";
+const REPLID2 = "\nmaster_replid2:";
+const LINK_DOWN_SINCE = "\nmaster_link_down_since_seconds:";
 
 /**
  * The value of one `key:value` line of INFO's text, found by `needle` (`"\nkey:"`: every line after a section header

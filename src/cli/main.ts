@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { FailoverdError } from "../errors.ts";
-import { registerOps } from "./ops.ts";
+import { registerOps, registerPromote } from "./ops.ts";
 import { registerPlan } from "./plan.ts";
 import { registerPreflight } from "./preflight.ts";
 import { registerRender } from "./render.ts";
@@ -34,6 +34,7 @@ export function buildProgram(): Command {
   registerRender(program);
   registerSandbox(program);
   registerOps(program);
+  registerPromote(program);
   registerSchema(program);
   for (const c of program.commands) {
     c.exitOverride();

@@ -129,6 +129,25 @@ export function registerOps(program: Command): void {
     });
 }
 
+/** `failoverd promote --host H --accept-data-loss`: the promotion guard's override, for the running daemon. */
+export function registerPromote(program: Command): void {
+  withApi(
+    program
+      .command("promote")
+      .description("let the running daemon fail over to HOST although the promotion guard refused (HOST misses acknowledged writes)"),
+  )
+    .requiredOption("--host <host>", "the Redis host to promote in place of its failed twin")
+    .option("--accept-data-loss", "accept that the writes HOST misses are lost (journaled with your name)")
+    .action(async (opts: ApiOpts & { host: string; acceptDataLoss?: boolean }) => {
+      if (!opts.acceptDataLoss) {
+        throw new UsageError("promote overrides the promotion guard: say --accept-data-loss to accept losing what the host misses");
+      }
+      const r = await change(api(opts), "/promote", { host: opts.host, acceptDataLoss: true });
+      if (!r) return;
+      out(`accepted: the next failover of ${String(r["failed"])} may promote ${String(r["accepted"])} whatever it misses (see 'failoverd status')`);
+    });
+}
+
 async function waitForEnd(a: Api, id: string, timeoutMs: number): Promise<RecoveryView> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

@@ -7,7 +7,8 @@
  */
 import { join } from "node:path";
 import { type CheckRules, type Diagnosis, diagnose, nextCheckDelay, observe, type TargetHealth, type TargetStatus } from "../checks/detector.ts";
-import type { Observation } from "../checks/observation.ts";
+import type { Observation, RedisObservation } from "../checks/observation.ts";
+import { classifyRestart, OffsetHistory, type PortReplication, type RestartEvidence, replicationOf } from "../checks/replication.ts";
 import { type CheckTarget, Checker, checkTargets, targetId } from "../checks/round.ts";
 import { witnessedDown } from "../checks/witnessed.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
@@ -15,11 +16,12 @@ import type { Logger } from "../log.ts";
 import { redisAuthOf } from "../providers/index.ts";
 import { DryRunRecorder, dryRun } from "../providers/dry-run.ts";
 import type { Providers } from "../providers/types.ts";
-import { decide, type Decision, groupOf } from "../recovery/decider.ts";
-import { FileJournal, type Journal, MemoryJournal, summarize, unfinished } from "../recovery/journal.ts";
+import { cooldownKeyOf, decide, type Decision, groupOf } from "../recovery/decider.ts";
+import { FileJournal, type Journal, MemoryJournal, type RecoverySummary, summarize, unfinished } from "../recovery/journal.ts";
 import { type Lease, LocalLease } from "../recovery/lease.ts";
 import { playbookFor } from "../recovery/registry.ts";
-import { chaosPauseFromEnv, Runner } from "../recovery/runner.ts";
+import { chaosPauseFromEnv, type RecoveryMeta, Runner } from "../recovery/runner.ts";
+import type { PromoteResult } from "../recovery/steps/redis.ts";
 import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
 import { Inventory, type Placement } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
@@ -79,6 +81,21 @@ export class Daemon {
   });
   private readonly health = new Map<string, TargetHealth>();
   private readonly lastRoles = new Map<string, "primary" | "replica">();
+  /** Each Redis server's last healthy observation (not replaced by a restart that lost the dataset). */
+  private readonly lastGood = new Map<string, RedisObservation>();
+  /** Servers that came back with another identity: kept while the lost dataset matters, a while for the others. */
+  private readonly restarts = new Map<string, RestartEvidence>();
+  /** Each primary's recent offsets: lag in time and the data-loss estimate in time. */
+  private readonly offsets = new OffsetHistory();
+  /** When each replica's link was first seen down (for servers that do not count it themselves). */
+  private readonly linkDownSince = new Map<string, number>();
+  /** Targets whose latest check failed, or that are down: while any is, every observation is evidence to weigh. */
+  private readonly failing = new Set<string>();
+  /** Groups whose next promotion an operator allowed to lose data, until when. */
+  private readonly dataLossAccepted = new Map<string, { until: number; by: string }>();
+  /** The replication of every pair at the last evaluation. */
+  private replication: PortReplication[] = [];
+  private roundTimer: NodeJS.Timeout | null = null;
   private readonly recoveries = new Map<string, Promise<void>>();
   private readonly loops: Promise<void>[] = [];
   private readonly lastAlert = new Map<string, { text: string; at: number }>();
@@ -170,6 +187,9 @@ export class Daemon {
     const t0 = this.now();
     const n = this.targets.length;
     for (const [i, t] of this.targets.entries()) this.loops.push(this.loop(targetId(t), t0 + Math.floor((i * this.rules.intervalMs) / n)));
+    // Replication health, two primaries, lag: weighed every round, whatever else is up or down.
+    this.roundTimer = setInterval(() => this.evaluation.request(), this.rules.intervalMs);
+    this.roundTimer.unref();
   }
 
   /** Whether this instance may act now: it holds the lease and has read the journal since taking it. */
@@ -223,6 +243,7 @@ export class Daemon {
   /** Stops the loops; a running recovery finishes its current step (journaled) and resumes at the next start. */
   async stop(): Promise<void> {
     this.stopping.abort();
+    if (this.roundTimer) clearInterval(this.roundTimer);
     await Promise.allSettled([...this.loops, ...this.recoveries.values()]);
     this.checker.close();
     await this.opts.providers.close();
@@ -360,17 +381,63 @@ export class Daemon {
       const failure = obs.failure ? `${obs.failure.kind}: ${obs.failure.message}` : undefined;
       this.events.emit("status", { target: obs.target, from: prev?.status ?? "unknown", to: next.status, at: obs.at, ...(failure ? { failure } : {}) });
     }
-    if (obs.type === "redis" && obs.ok && obs.role) this.lastRoles.set(obs.target, obs.role);
     if (!obs.ok) this.log.debug({ target: obs.target, failure: obs.failure, failures: next.failures }, "check failed");
     if (prev && prev.status !== next.status) {
       const line = `${obs.target} is ${next.status}${obs.failure ? ` (${obs.failure.kind}: ${obs.failure.message})` : ""}`;
       if (next.status === "down") this.log.warn({ target: obs.target, failures: next.failures }, line);
       else this.log.info({ target: obs.target }, line);
     }
-    if (evaluate && (next.status === "down" || prev?.status === "down")) this.evaluation.request();
+    const wasFailing = this.failing.has(obs.target);
+    if (next.failures > 0 || next.status === "down") this.failing.add(obs.target);
+    else this.failing.delete(obs.target);
+    const changed = obs.type === "redis" ? this.ingestRedis(obs, prev?.last) : haproxyViewChanged(prev?.last, obs);
+    // Evidence is weighed as soon as it arrives: any change while something fails (an HAProxy's view, a replica's
+    // link), and any change of a server's role, link, replicas or identity at any time.
+    if (evaluate && (this.failing.size > 0 || wasFailing || changed || prev?.status !== next.status)) this.evaluation.request();
+  }
+
+  /** Roles, identities, offsets and links of one Redis observation. True when something a diagnosis weighs changed. */
+  private ingestRedis(obs: RedisObservation, prevObs: Observation | undefined): boolean {
+    const before = prevObs?.type === "redis" ? prevObs : undefined;
+    if (!obs.ok) return before?.ok === true;
+    if (obs.role) this.lastRoles.set(obs.target, obs.role);
+    const good = this.lastGood.get(obs.target);
+    const restart = good ? classifyRestart(good, obs) : null;
+    const known = this.restarts.get(obs.target);
+    // Against the reference kept from before a lost dataset, every later check of the same empty process would read as
+    // a restart again: only a new process (or a first restart) is news.
+    if (restart && (!known || known.runId !== obs.runId || obs.runId === undefined && known.text !== restart.text)) {
+      const evidence: RestartEvidence = { ...restart, before: known?.datasetLost ? known.before : good! };
+      this.restarts.set(obs.target, evidence);
+      this.log.warn({ target: obs.target, runId: obs.runId, offset: obs.offset, keys: obs.keys }, evidence.text);
+    }
+    const lost = this.restarts.get(obs.target)?.datasetLost === true && obs.role === "primary";
+    if (!lost) {
+      this.lastGood.set(obs.target, obs);
+      if (obs.role === "primary" && obs.offset !== undefined) this.offsets.record(obs.target, obs.at, obs.offset, obs.replid);
+    }
+    const r = this.restarts.get(obs.target);
+    // A restart that kept its data is reported for a minute; one that lost it lasts until the server is a replica again.
+    if (r && ((!r.datasetLost && obs.at - r.at > 60_000) || (r.datasetLost && obs.role === "replica"))) this.restarts.delete(obs.target);
+    if (obs.role === "replica" && obs.linkUp !== true) {
+      if (!this.linkDownSince.has(obs.target)) this.linkDownSince.set(obs.target, obs.at);
+    } else {
+      this.linkDownSince.delete(obs.target);
+    }
+    if (!before?.ok) return true;
+    return (
+      restart !== null ||
+      before.role !== obs.role ||
+      before.linkUp !== obs.linkUp ||
+      (before.linkDownSeconds === -1) !== (obs.linkDownSeconds === -1) ||
+      before.primaryAddress !== obs.primaryAddress ||
+      (before.replicas ?? []).filter((x) => x.online).length !== (obs.replicas ?? []).filter((x) => x.online).length
+    );
   }
 
   private evaluate(): void {
+    const now = this.now();
+    for (const [g, a] of this.dataLossAccepted) if (a.until < now) this.dataLossAccepted.delete(g);
     const monitored = [...this.health.values()].filter((h) => !this.state.unmonitored.has(hostOf(h.target)));
     const seen = {
       topology: this.topology,
@@ -378,6 +445,11 @@ export class Daemon {
       health: this.health,
       lastRoles: this.lastRoles,
       unmonitored: this.state.unmonitored,
+      now,
+      restarts: this.restarts,
+      lastGood: (t: string) => this.lastGood.get(t),
+      history: this.offsets,
+      linkDownSince: this.linkDownSince,
     };
     const raw = diagnose(seen);
     // Several instances: a failure is confirmed only when a majority of them sees it.
@@ -394,8 +466,9 @@ export class Daemon {
         paused: this.state.paused,
         active: new Set(this.recoveries.keys()),
         lastEnded: this.state.lastEnded,
+        acceptDataLoss: new Set(this.dataLossAccepted.keys()),
       },
-      now: this.now(),
+      now,
     });
     // Only the lease holder acts; the others say why not.
     const acting = this.mayAct();
@@ -419,15 +492,59 @@ export class Daemon {
     }
     this.gate.sweep(decisions, new Set(this.recoveries.keys()));
     this.findings.update(shown, this.now());
+    this.wakeWitnesses();
+    this.replication = replicationOf({
+      pairs: this.topology.pairs.filter((p) => !p.hosts.some((h) => this.state.unmonitored.has(h))),
+      addressOf: (h) => this.inventory.addressOf(h),
+      latest: (t) => {
+        const o = this.health.get(t)?.last;
+        return o?.type === "redis" ? o : undefined;
+      },
+      history: this.offsets,
+      linkDownSince: this.linkDownSince,
+      now,
+    });
+    this.events.emit("replication", { rows: this.replication, at: now });
+  }
+
+  /**
+   * While a target fails, the observations that could confirm it (its twin's link or replicas, the HAProxies' views,
+   * the app-side HAProxies' views of an HAProxy) are read again at once, at most once per fast interval: a decision
+   * waits for its last piece of evidence, not for the witnesses' next turn.
+   */
+  private wakeWitnesses(): void {
+    const witnesses = new Set<string>();
+    for (const id of this.failing) {
+      const t = this.targetOf(id);
+      if (!t || this.state.unmonitored.has(t.host) || (this.health.get(id)?.failures ?? 0) === 0) continue;
+      if (t.type === "redis") {
+        const twin = twinOf(this.topology, t.host);
+        if (twin) witnesses.add(`${twin}:${t.port}`);
+        for (const h of this.topology.haproxyHosts) witnesses.add(h.name);
+      } else {
+        for (const a of this.topology.appHosts) if (a.upstreams.includes(t.host)) witnesses.add(a.name);
+      }
+    }
+    const fast = this.rules.fastIntervalMs ?? this.rules.intervalMs;
+    const now = this.now();
+    for (const w of witnesses) {
+      if (this.failing.has(w) || this.state.unmonitored.has(hostOf(w))) continue;
+      const prev = this.checkedSoon.get(w);
+      if (prev !== undefined && now - prev < fast) continue;
+      this.checkedSoon.set(w, now);
+      this.sleeper.wake(w);
+    }
   }
 
   private act(d: Decision): void {
     if (d.kind === "alert") {
       const key = findingKey(d);
       const prev = this.lastAlert.get(key);
-      // Repeated non-actionable findings are throttled: once, then once a minute while they last.
-      if (prev && prev.text === d.reason && this.now() - prev.at < 60_000) return;
-      this.lastAlert.set(key, { text: d.reason, at: this.now() });
+      // Repeated non-actionable findings are throttled: once, then once a minute while they last (the same finding
+      // in other numbers, "4.1 s behind" then "4.3 s behind", is the same finding).
+      const text = [d.reason, ...d.diagnosis.evidence].join(" | ").replace(/\d+(\.\d+)?/g, "#");
+      if (prev && prev.text === text && this.now() - prev.at < 60_000) return;
+      this.lastAlert.set(key, { text, at: this.now() });
       this.log.warn({ diagnosis: d.diagnosis.name, host: d.host, evidence: d.diagnosis.evidence }, `${d.diagnosis.name} on ${d.host}: ${d.reason}`);
       return;
     }
@@ -439,14 +556,21 @@ export class Daemon {
   }
 
   private begin(d: Extract<Decision, { kind: "recover" }>): void {
-    const failingSince = Math.min(...d.diagnosis.targets.map((t) => this.health.get(t)?.failingSince ?? this.now()));
-    this.startRecovery(d.playbook, d.host, { diagnosis: d.diagnosis.name, failingSince });
+    const failingSince = Math.min(...d.diagnosis.targets.map((t) => this.health.get(t)?.failingSince ?? this.restarts.get(t)?.at ?? this.now()));
+    const accepted = this.dataLossAccepted.get(d.group);
+    if (accepted) this.dataLossAccepted.delete(d.group);
+    this.startRecovery(d.playbook, d.host, {
+      diagnosis: d.diagnosis.name,
+      failingSince,
+      targets: d.diagnosis.targets.filter((t) => hostOf(t) === d.host),
+      ...(accepted ? { acceptDataLoss: true, by: accepted.by } : {}),
+    });
   }
 
   private startRecovery(
     playbook: PlaybookName,
     host: string,
-    meta: { diagnosis: string; failingSince?: number | undefined },
+    meta: RecoveryMeta,
     resume?: Parameters<Runner["run"]>[2],
     origin: RecoveryOrigin = "diagnosis",
   ): Runner {
@@ -477,23 +601,30 @@ export class Daemon {
     });
     const run = runner
       .run(playbookFor(playbook, host), meta, resume)
-      .then((outcome) => {
-        tracker.ended(outcome);
+      .then(async (outcome) => {
+        const summary = await this.summaryOf(tracker.id());
+        tracker.ended(outcome, undefined, describeDataLoss(summary?.completed.get("promote") as PromoteResult | undefined));
         // Interrupted without a shutdown: this instance lost the lease; the next leader resumes. Watch the host again.
         if (outcome === "interrupted" && !this.stopping.signal.aborted) this.forget(host);
         // Not started (the journal cannot be written) or interrupted: nothing ended, no cooldown.
         if (outcome === "not-started" || outcome === "interrupted") return;
-        // Rolled back having changed nothing: no cooldown either, the fault is tried again after a short delay.
-        const retryIn = this.gate.ended(group, this.now(), outcome === "rolled-back" && !runner.changedAnything, endError);
+        // Rolled back (it undid what it did: a refused promotion, a failure that was over before the point of no
+        // return): no cooldown; if the fault lasts it is tried again after a short, growing delay.
+        const retryIn = this.gate.ended(group, this.now(), outcome === "rolled-back", endError);
         if (retryIn !== null) {
           this.log.info({ host, group }, `the recovery of ${group} changed nothing: no cooldown; if the fault lasts it is tried again in ${Math.ceil(retryIn / 1000)} s`);
         } else if (playbook !== "switchover") {
           // A planned switchover is no failover: it starts no cooldown.
-          this.state.recoveryEnded(group, this.now());
+          this.armCooldown(playbook, host, meta.diagnosis, outcome, summary);
         }
         // Failed forward: roles changed and the machine may be gone. Watch the host again with a clean record, so
-        // it is diagnosed as it is now (and, after the cooldown, recovered again).
-        if (outcome === "failed") this.forget(host);
+        // it is diagnosed as it is now, and read the rest of its pair and every HAProxy again at once: the next
+        // decision starts from what is there, not from what was.
+        if (outcome === "failed") {
+          this.forget(host);
+          const twin = twinOf(this.topology, host);
+          for (const t of this.targets) if (t.host === twin || t.type === "haproxy") this.sleeper.wake(targetId(t));
+        }
       })
       .catch((e: unknown) => {
         // A state file that cannot be saved (a full disk) is the host's trouble, not a bug: said as it is.
@@ -510,6 +641,36 @@ export class Daemon {
     return runner;
   }
 
+  /**
+   * Anti-flap by what happened: a failover that promoted holds the pair's next failover; an HAProxy that was rebuilt
+   * holds that HAProxy's next rebuild. A replica rebuild, or a recovery that changed nothing (rolled back, or failed
+   * before it touched anything), holds nothing.
+   */
+  private armCooldown(playbook: PlaybookName, host: string, diagnosis: string, outcome: string, summary: RecoverySummary | undefined): void {
+    if (outcome === "rolled-back") return;
+    let key: string | null = null;
+    if (playbook === "failed_redis") {
+      const promote = summary?.completed.get("promote") as PromoteResult | undefined;
+      if ((promote?.promoted.length ?? 0) > 0) key = cooldownKeyOf(this.topology, "DeadPrimary", host);
+    } else if (playbook === "failed_haproxy" && summary?.steps.some((s) => s.step === "terminate")) {
+      key = cooldownKeyOf(this.topology, "HaproxyDown", host);
+    }
+    if (key === null) {
+      this.log.info({ host, diagnosis }, `no cooldown: the recovery of ${host} promoted nothing (a replica rebuild, or nothing changed)`);
+      return;
+    }
+    this.state.recoveryEnded(key, this.now());
+  }
+
+  private async summaryOf(id: string | undefined): Promise<RecoverySummary | undefined> {
+    if (!id) return undefined;
+    try {
+      return summarize(await this.journal.read()).find((r) => r.id === id);
+    } catch {
+      return undefined;
+    }
+  }
+
   private monitorControl(): MonitorControl {
     return {
       unmonitor: async (host) => {
@@ -521,13 +682,29 @@ export class Daemon {
         if (this.state.unmonitored.has(hostOf(target))) return "down";
         return this.health.get(target)?.status ?? "unknown";
       },
+      rules: this.rules,
+      recheck: async (target) => {
+        const t = this.targetOf(target);
+        if (!t) throw new Error(`no target ${target} to check`);
+        const address = this.inventory.addressOf(t.host);
+        return this.checker.check(address === t.address ? t : { ...t, address });
+      },
+      failuresOf: (target) => this.health.get(target)?.failures ?? 0,
+      lastGood: (target) => this.restarts.get(target)?.before ?? this.lastGood.get(target),
+      firstAbove: (target, offset) => this.offsets.firstAbove(target, offset),
+      noteRole: (target, role) => {
+        this.lastRoles.set(target, role);
+      },
     };
   }
 
   /** Monitors `host` again with a clean record: its roles are learned again, its failures counted anew. */
   private forget(host: string): void {
-    for (const k of [...this.health.keys()]) if (hostOf(k) === host) this.health.delete(k);
-    for (const k of [...this.lastRoles.keys()]) if (hostOf(k) === host) this.lastRoles.delete(k);
+    for (const m of [this.health, this.lastRoles, this.lastGood, this.restarts, this.linkDownSince] as Map<string, unknown>[]) {
+      for (const k of [...m.keys()]) if (hostOf(k) === host) m.delete(k);
+    }
+    for (const k of [...this.failing]) if (hostOf(k) === host) this.failing.delete(k);
+    for (const t of this.targets) if (t.host === host) this.offsets.forget(targetId(t));
     this.targets = checkTargets(this.topology, this.inventory);
     this.state.setMonitored(host, true);
   }
@@ -582,6 +759,27 @@ export class Daemon {
     return { recoveryId, to: plan.to, from: plan.from };
   }
 
+  /**
+   * The promotion guard's override: the next failover of `host`'s pair may promote `host` even when it misses more
+   * than the configured bound of acknowledged writes. Journaled with that recovery's start (who accepted it). Holds
+   * for ten minutes or one recovery, whichever comes first; refused when `host`'s twin is not failing now.
+   */
+  acceptDataLoss(host: string, by: string): { accepted: string; failed: string } | { refused: string } {
+    const h = this.topology.hosts.get(host);
+    if (h?.role !== "redis") return { refused: `${host} is not a Redis host of ${this.topology.name}` };
+    const failed = twinOf(this.topology, host);
+    if (!failed) return { refused: `${host} is in no pair` };
+    const group = groupOf(this.topology, host);
+    if (this.recoveries.has(group)) return { refused: `a recovery of ${group} is already under way` };
+    const failingNow = [...this.failing].some((t) => hostOf(t) === failed && (this.health.get(t)?.failures ?? 0) > 0);
+    const lostNow = [...this.restarts.values()].some((r) => hostOf(r.target) === failed && r.datasetLost);
+    if (!failingNow && !lostNow) return { refused: `${failed} is not failing now: nothing to promote ${host} in place of` };
+    this.dataLossAccepted.set(group, { until: this.now() + 600_000, by });
+    this.log.warn({ by, host, failed }, `${by} accepts data loss: the next failover of ${group} may promote ${host} whatever it misses`);
+    this.evaluation.request();
+    return { accepted: host, failed };
+  }
+
   /** The time since which every monitored target has been checked (null before the first complete round). */
   lastCycleAt(): number | null {
     const ids = this.targets.filter((t) => !this.state.unmonitored.has(t.host)).map(targetId);
@@ -607,6 +805,7 @@ export class Daemon {
       running: this.runningIds,
       config: { source: this.topology.source, reloadedAt: this.reloadedAt, reloadPendingSince: this.pendingReload?.since ?? null },
       journal: this.journalFault(),
+      replication: this.replication,
     });
   }
 
@@ -632,6 +831,25 @@ export function whyNotReloadable(current: Topology, next: Topology): string | nu
   }
   if (next.name !== current.name) return `the topology's name changed (${current.name} -> ${next.name}): restart failoverd to watch another topology`;
   return null;
+}
+
+/** An HAProxy observation whose view of some server (up, maint, address) differs from the previous one. */
+function haproxyViewChanged(prev: Observation | undefined, next: Observation): boolean {
+  if (next.type !== "haproxy") return false;
+  if (prev?.type !== "haproxy" || prev.ok !== next.ok) return true;
+  if (prev.servers.length !== next.servers.length) return true;
+  for (let i = 0; i < next.servers.length; i++) {
+    const a = prev.servers[i]!;
+    const b = next.servers[i]!;
+    if (a.up !== b.up || a.maint !== b.maint || a.address !== b.address || a.server !== b.server) return true;
+  }
+  return false;
+}
+
+/** One line for the recovery's end: what the promotion lost (estimated). */
+function describeDataLoss(p: PromoteResult | undefined): string | undefined {
+  if (!p?.dataLoss || p.dataLoss.length === 0) return undefined;
+  return p.dataLoss.map((l) => l.text).join("; ");
 }
 
 function hostOf(target: string): string {

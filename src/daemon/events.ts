@@ -5,6 +5,7 @@
  */
 import type { Diagnosis, TargetHealth, TargetStatus } from "../checks/detector.ts";
 import type { Observation } from "../checks/observation.ts";
+import type { PortReplication } from "../checks/replication.ts";
 import type { RecoveryOutcome } from "../recovery/journal.ts";
 import type { RunOutcome } from "../recovery/runner.ts";
 
@@ -71,7 +72,16 @@ export interface DaemonEvents {
     readonly durationMs: number;
     readonly error?: string;
   };
-  "recovery-end": RecoveryRef & { readonly outcome: Exclude<RunOutcome, "not-started">; readonly at: number; readonly durationMs: number; readonly error?: string };
+  "recovery-end": RecoveryRef & {
+    readonly outcome: Exclude<RunOutcome, "not-started">;
+    readonly at: number;
+    readonly durationMs: number;
+    readonly error?: string;
+    /** What the promotion lost of what the failed primary had acknowledged (estimated), when one promoted. */
+    readonly dataLoss?: string;
+  };
+  /** Every pair's replication at an evaluation (every round): links, lag in bytes and time, connected replicas. */
+  replication: { readonly rows: readonly PortReplication[]; readonly at: number };
   paused: { readonly paused: boolean; readonly at: number; readonly by: string };
   /** The current findings were acknowledged: not sent again until they change. */
   ack: { readonly keys: readonly string[]; readonly at: number; readonly by: string };

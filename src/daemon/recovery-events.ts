@@ -6,7 +6,7 @@ export interface RecoveryTracker {
   /** The recovery's id once it is known (at its start). */
   id(): string | undefined;
   /** Announces the end; call once with the runner's outcome. */
-  ended(outcome: RunOutcome, error?: string): void;
+  ended(outcome: RunOutcome, error?: string, dataLoss?: string): void;
 }
 
 export function forwardRunnerEvents(
@@ -50,11 +50,18 @@ export function forwardRunnerEvents(
   });
   return {
     id: () => ref?.recoveryId,
-    ended: (outcome, error) => {
+    ended: (outcome, error, dataLoss) => {
       if (!ref || outcome === "not-started") return;
       const at = now();
       const err = error ?? lastError;
-      bus.emit("recovery-end", { ...ref, outcome, at, durationMs: at - startedAt, ...(err !== undefined ? { error: err } : {}) });
+      bus.emit("recovery-end", {
+        ...ref,
+        outcome,
+        at,
+        durationMs: at - startedAt,
+        ...(err !== undefined ? { error: err } : {}),
+        ...(dataLoss !== undefined ? { dataLoss } : {}),
+      });
     },
   };
 }

@@ -3,6 +3,7 @@
  * address now, every target's confirmed status and role, the current findings, and the current and recent
  * recoveries with their steps (from the journal).
  */
+import type { PortReplication } from "../checks/replication.ts";
 import type { TargetHealth, TargetStatus } from "../checks/detector.ts";
 import type { RecoverySummary } from "../recovery/journal.ts";
 import type { Topology } from "../topology/topology.ts";
@@ -59,6 +60,8 @@ export interface StatusView {
   readonly pairs: readonly { readonly hosts: readonly [string, string]; readonly ports: readonly number[]; readonly primaries: Record<string, string | null> }[];
   readonly diagnoses: readonly ActiveDiagnosis[];
   readonly recoveries: { readonly current: readonly RecoveryView[]; readonly recent: readonly RecoveryView[] };
+  /** Every pair's replication, per port: the replica's link (and for how long it has been down), lag in bytes and time. */
+  readonly replication?: readonly PortReplication[];
   /** The config file, when it was last reloaded (SIGHUP), and since when a reload waits for a recovery to end. */
   readonly config: ConfigView;
   /** Null while the journal can be written; otherwise why not, and since when: no recovery starts meanwhile. */
@@ -86,6 +89,7 @@ export interface StatusInput {
   readonly recoveries: readonly RecoverySummary[];
   /** Recovery ids running now in this daemon. */
   readonly running: ReadonlySet<string>;
+  readonly replication?: readonly PortReplication[];
   readonly recentLimit?: number;
   readonly config: ConfigView;
   readonly journal: JournalFault | null;
@@ -150,6 +154,7 @@ export function buildStatus(i: StatusInput): StatusView {
     hosts,
     pairs,
     diagnoses: i.diagnoses,
+    ...(i.replication ? { replication: i.replication } : {}),
     recoveries: {
       current: all.filter((r) => r.running || r.outcome === undefined),
       recent: all.filter((r) => !r.running && r.outcome !== undefined).slice(-(i.recentLimit ?? 20)).reverse(),

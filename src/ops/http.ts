@@ -4,7 +4,7 @@
  *   GET  /          the status page            GET /status   the daemon's state (JSON)
  *   GET  /metrics   Prometheus text            GET /healthz  200 while the check loops turn and the journal can be
  *                                                            written, 503 otherwise
- *   POST /pause, /resume, /ack, /switchover    changing requests: `Authorization: Bearer <http.token>`, else 401
+ *   POST /pause, /resume, /ack, /switchover, /promote    changing requests: `Authorization: Bearer <http.token>`, else 401
  *
  * Changing requests are intents handed to the daemon, which stays the only actor. With no token configured they are
  * refused (403). The token is compared in constant time and never logged. Bodies are small JSON objects (16 KiB at
@@ -40,6 +40,8 @@ export interface ApiDaemon {
   setPaused(paused: boolean, by: string): void;
   acknowledge(by: string): string[];
   requestSwitchover(request: SwitchoverRequest, origin: "operator", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }>;
+  /** An operator accepts that promoting `host` may lose data (the promotion guard's override). */
+  acceptDataLoss(host: string, by: string): { accepted: string; failed: string } | { refused: string };
 }
 
 export interface HttpApiOptions {
@@ -218,6 +220,17 @@ export class HttpApi {
         "/switchover": async (body, by) => {
           const request = switchoverRequest(body);
           const r = await this.o.daemon.requestSwitchover(request, "operator", by);
+          if ("refused" in r) send(res, 409, { error: r.refused });
+          else send(res, 202, r);
+        },
+        "/promote": async (body, by) => {
+          const unknown = Object.keys(body).filter((k) => k !== "host" && k !== "acceptDataLoss");
+          if (unknown.length > 0) throw new HttpError(400, `unknown field ${unknown.join(", ")} (a promotion takes host and acceptDataLoss)`);
+          if (typeof body["host"] !== "string") throw new HttpError(400, "host must be the name of the Redis host to promote");
+          if (body["acceptDataLoss"] !== true) {
+            throw new HttpError(400, "acceptDataLoss must be true: this overrides the promotion guard, which refused because the promotion would lose data");
+          }
+          const r = this.o.daemon.acceptDataLoss(body["host"], by);
           if ("refused" in r) send(res, 409, { error: r.refused });
           else send(res, 202, r);
         },

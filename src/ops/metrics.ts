@@ -46,6 +46,10 @@ const FAILURE_KINDS: Readonly<Record<ProbeFailureKind, { readonly haproxy: boole
 const DIAGNOSIS_ROLE: Readonly<Record<DiagnosisName, "redis" | "haproxy" | "app" | null>> = {
   NoProblem: null,
   DeadPrimary: "redis",
+  PrimaryRestartedEmpty: "redis",
+  PrimaryRestarted: "redis",
+  ReplicaLinkDown: "redis",
+  ReplicaLagging: "redis",
   UnreachablePrimary: "redis",
   DeadReplica: "redis",
   UnreachableReplica: "redis",
@@ -90,6 +94,21 @@ export class Metrics {
     labelNames: ["target", "status"],
     registers: [this.registry],
   });
+  readonly linkUp = new Gauge({ name: "failoverd_replication_link_up", help: "1 while a replica's link to its primary is up, 0 while down", labelNames: ["target"], registers: [this.registry] });
+  readonly linkDown = new Gauge({
+    name: "failoverd_replication_link_down_seconds",
+    help: "How long a replica's link to its primary has been down (0 while up)",
+    labelNames: ["target"],
+    registers: [this.registry],
+  });
+  readonly lagBytes = new Gauge({ name: "failoverd_replication_lag_bytes", help: "How many bytes of the replication stream a replica is behind its primary", labelNames: ["target"], registers: [this.registry] });
+  readonly lagSeconds = new Gauge({
+    name: "failoverd_replication_lag_seconds",
+    help: "How old a replica's data is: how long ago its primary was at the replica's offset (writes only, pings ignored)",
+    labelNames: ["target"],
+    registers: [this.registry],
+  });
+  readonly connectedReplicas = new Gauge({ name: "failoverd_redis_connected_replicas", help: "Replicas a primary lists as online", labelNames: ["target"], registers: [this.registry] });
   readonly redisPrimary = new Gauge({ name: "failoverd_redis_primary", help: "1 when the Redis server answered as primary at its last check, 0 as replica", labelNames: ["target"], registers: [this.registry] });
   readonly diagnoses = new Counter({ name: "failoverd_diagnoses_total", help: "Findings announced, per diagnosis and decision", labelNames: ["diagnosis", "host", "decision"], registers: [this.registry] });
   readonly activeDiagnoses = new Gauge({ name: "failoverd_diagnosis_active", help: "1 while a finding lasts", labelNames: ["diagnosis", "host"], registers: [this.registry] });
@@ -178,6 +197,38 @@ export class Metrics {
       this.recoveriesRunning.dec({ playbook: e.playbook });
       this.recoveries.inc({ playbook: e.playbook, outcome: e.outcome, origin: e.origin });
       if (e.outcome !== "interrupted") this.recoveryDuration.observe({ playbook: e.playbook, outcome: e.outcome }, e.durationMs / 1000);
+    });
+    // Replication, every round: per replica its link, how long it has been down, its lag in bytes and in time; per
+    // primary its online replicas. A server that left the pair's answer (down, under recovery) loses its series.
+    const replicaLabels = new Set<string>();
+    const primaryLabels = new Set<string>();
+    on("replication", ({ rows }) => {
+      const replicas = new Set<string>();
+      const primaries = new Set<string>();
+      for (const r of rows) {
+        if (r.primary) {
+          const target = `${r.primary}:${r.port}`;
+          primaries.add(target);
+          this.connectedReplicas.set({ target }, r.connectedReplicas ?? 0);
+        }
+        if (r.replica) {
+          const target = `${r.replica}:${r.port}`;
+          replicas.add(target);
+          this.linkUp.set({ target }, r.linkUp ? 1 : 0);
+          this.linkDown.set({ target }, r.linkUp ? 0 : (r.linkDownMs ?? 0) / 1000);
+          if (r.lagBytes !== undefined) this.lagBytes.set({ target }, r.lagBytes);
+          if (r.lagMs !== undefined) this.lagSeconds.set({ target }, r.lagMs / 1000);
+        }
+      }
+      for (const t of replicaLabels) {
+        if (replicas.has(t)) continue;
+        for (const g of [this.linkUp, this.linkDown, this.lagBytes, this.lagSeconds]) g.remove({ target: t });
+      }
+      for (const t of primaryLabels) if (!primaries.has(t)) this.connectedReplicas.remove({ target: t });
+      replicaLabels.clear();
+      for (const t of replicas) replicaLabels.add(t);
+      primaryLabels.clear();
+      for (const t of primaries) primaryLabels.add(t);
     });
     on("drill", (d) => {
       const pair = d.pair.join("+");

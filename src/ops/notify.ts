@@ -380,8 +380,17 @@ function describeEnd(e: DaemonEvents["recovery-end"]): Notification {
     at: e.at,
     severity: e.outcome === "succeeded" ? "info" : "critical",
     title: `${e.playbook} for ${e.host} ${how}`,
-    details: e.error ? [e.error] : [],
-    data: { recoveryId: e.recoveryId, playbook: e.playbook, host: e.host, outcome: e.outcome, durationMs: e.durationMs, origin: e.origin, error: e.error ?? null },
+    details: [...(e.error ? [e.error] : []), ...(e.dataLoss ? [`data loss (estimated): ${e.dataLoss}`] : [])],
+    data: {
+      recoveryId: e.recoveryId,
+      playbook: e.playbook,
+      host: e.host,
+      outcome: e.outcome,
+      durationMs: e.durationMs,
+      origin: e.origin,
+      error: e.error ?? null,
+      dataLoss: e.dataLoss ?? null,
+    },
     // Interrupted: it resumes at the next start, and tells its end then.
     ...(e.outcome === "interrupted" ? {} : { alert: recoveryAlert(e, e.outcome === "succeeded" ? "resolved" : "firing") }),
   };

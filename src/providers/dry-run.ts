@@ -78,6 +78,13 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
       async abortFailover(ep: Endpoint): Promise<void> {
         r.record("redis", `would send FAILOVER ABORT to ${endpointId(ep)}`);
       },
+      syncHeld: (ep) => real.redis.syncHeld(ep),
+      async holdSync(ep: Endpoint): Promise<void> {
+        r.record("redis", `would hold ${endpointId(ep)}'s resync (CONFIG SET masterauth to a random value)`);
+      },
+      async releaseSync(ep: Endpoint): Promise<void> {
+        r.record("redis", `would release ${endpointId(ep)}'s resync (CONFIG SET masterauth back)`);
+      },
       close: () => real.redis.close(),
     },
     haproxy: {

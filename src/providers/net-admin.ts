@@ -1,4 +1,5 @@
 /** RedisAdmin and HaproxyAdmin over the network: the real implementations that every provider set uses. */
+import { randomBytes } from "node:crypto";
 import { HaproxyAdminClient } from "../admin/haproxy.ts";
 import type { ServerCommand, ServerState } from "../admin/haproxy.ts";
 import { type Endpoint, type RedisAuth, RedisClientPool, type RoleReply } from "../admin/redis.ts";
@@ -6,7 +7,10 @@ import type { HaproxyAdmin, RedisAdmin } from "./types.ts";
 
 export class NetRedisAdmin implements RedisAdmin {
   private readonly pool: RedisClientPool;
-  constructor(timeoutMs: number, auth: RedisAuth = {}) {
+  constructor(
+    timeoutMs: number,
+    private readonly auth: RedisAuth = {},
+  ) {
     this.pool = new RedisClientPool(timeoutMs, auth);
   }
   role(ep: Endpoint): Promise<RoleReply> {
@@ -35,6 +39,18 @@ export class NetRedisAdmin implements RedisAdmin {
     } catch (e) {
       if (!/No failover in progress/i.test((e as Error).message)) throw e;
     }
+  }
+  async holdSync(ep: Endpoint): Promise<void> {
+    const reply = await this.pool.get(ep).call("CONFIG", "SET", "masterauth", `failoverd-hold-${randomBytes(16).toString("hex")}`);
+    if (reply !== "OK") throw new Error(`CONFIG SET masterauth on ${ep.address}:${ep.port} answered ${String(reply)}`);
+  }
+  async syncHeld(ep: Endpoint): Promise<boolean> {
+    const reply = await this.pool.get(ep).call("CONFIG", "GET", "masterauth");
+    return Array.isArray(reply) && typeof reply[1] === "string" && reply[1].startsWith("failoverd-hold-");
+  }
+  async releaseSync(ep: Endpoint): Promise<void> {
+    const reply = await this.pool.get(ep).call("CONFIG", "SET", "masterauth", this.auth.password ?? "");
+    if (reply !== "OK") throw new Error(`CONFIG SET masterauth on ${ep.address}:${ep.port} answered ${String(reply)}`);
   }
   close(): void {
     this.pool.closeAll();

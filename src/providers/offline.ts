@@ -45,6 +45,9 @@ export function offlineReads(real: Providers, placeOf: (host: string) => { addre
       replicate: (ep, primary) => real.redis.replicate(ep, primary),
       failover: (ep, to, ms) => real.redis.failover(ep, to, ms),
       abortFailover: (ep) => real.redis.abortFailover(ep),
+      holdSync: (ep) => real.redis.holdSync(ep),
+      syncHeld: (ep) => notContacted(`CONFIG GET masterauth of ${ep.address}:${ep.port}`),
+      releaseSync: (ep) => real.redis.releaseSync(ep),
       close: () => real.redis.close(),
     },
     haproxy: {

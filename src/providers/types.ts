@@ -107,6 +107,16 @@ export interface RedisAdmin {
   failover(ep: Endpoint, to: Endpoint, timeoutMs: number): Promise<void>;
   /** `FAILOVER ABORT`: the primary returns to normal. Idempotent: with no failover in progress it resolves. */
   abortFailover(ep: Endpoint): Promise<void>;
+  /**
+   * Holds a replica's resync: `CONFIG SET masterauth` to a random value, so it cannot complete a handshake with its
+   * primary. A primary that restarts empty would otherwise be fully resynced from within a second, and the replica
+   * would wipe its own copy. The data and the replica's offset are kept. Idempotent.
+   */
+  holdSync(ep: Endpoint): Promise<void>;
+  /** Releases a hold: masterauth back to the topology's password (or none). Idempotent. */
+  releaseSync(ep: Endpoint): Promise<void>;
+  /** True while a hold is in place (a read: the value itself is never returned or logged). */
+  syncHeld(ep: Endpoint): Promise<boolean>;
   close(): void;
 }
 

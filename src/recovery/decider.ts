@@ -1,10 +1,13 @@
 /**
  * The decider: a pure function from diagnoses, state and time to decisions. Guard rails: no action on a
- * non-actionable diagnosis; one recovery at a time per pair (and one for the HAProxy tier); a cooldown after a
- * recovery of the same group; none at all while paused, while recovery is disabled, or when so many targets fail
- * at once, with no witness to confirm it, that the monitor's own network is the likelier culprit.
+ * non-actionable diagnosis; one recovery at a time per pair (and one for the HAProxy tier); no promotion that would
+ * lose more than the configured bound of acknowledged writes (unless an operator accepted it); anti-flap cooldowns by
+ * what happened (a failover of a pair, a rebuild of one HAProxy); none at all while paused, while recovery is
+ * disabled, or when so many targets fail at once, with no witness to confirm it, that the monitor's own network is
+ * the likelier culprit.
  */
 import { DIAGNOSES, type Diagnosis } from "../checks/detector.ts";
+import { whyRefusePromotion } from "../checks/replication.ts";
 import { pairOf, type Topology } from "../topology/topology.ts";
 import { PLAYBOOK_FOR } from "./registry.ts";
 import type { PlaybookName } from "./types.ts";
@@ -13,8 +16,10 @@ export interface DeciderState {
   readonly paused: boolean;
   /** Groups with a recovery under way. */
   readonly active: ReadonlySet<string>;
-  /** When the last recovery of each group ended. */
+  /** When each anti-flap cooldown was armed (see cooldownKeyOf): a failover of a pair, a rebuild of an HAProxy. */
   readonly lastEnded: ReadonlyMap<string, number>;
+  /** Groups whose next promotion an operator allowed to lose data (`failoverd promote --accept-data-loss`). */
+  readonly acceptDataLoss?: ReadonlySet<string>;
 }
 
 export interface DeciderInput {
@@ -41,6 +46,20 @@ export function groupOf(t: Topology, host: string): string {
   return p ? `pair:${p.hosts.join("+")}` : "haproxy-tier";
 }
 
+/** Diagnoses whose recovery promotes a replica: guarded against data loss and against flapping. */
+const PROMOTES: ReadonlySet<string> = new Set(["DeadPrimary", "PrimaryRestartedEmpty"]);
+
+/**
+ * The anti-flap key a recovery arms and is held by. A failover of a pair's primary arms `failover:<pair>`, which
+ * holds the next failover of that pair; an HAProxy rebuild arms `haproxy:<host>`, which holds only that HAProxy. A
+ * replica rebuild, or a recovery that changed nothing, arms nothing and is held by nothing.
+ */
+export function cooldownKeyOf(t: Topology, diagnosis: string, host: string): string | null {
+  if (PROMOTES.has(diagnosis)) return `failover:${groupOf(t, host)}`;
+  if (diagnosis === "HaproxyDown") return `haproxy:${host}`;
+  return null;
+}
+
 export function decide(input: DeciderInput): Decision[] {
   const { topology: t, state, now } = input;
   const cfg = t.config.recovery;
@@ -61,19 +80,40 @@ export function decide(input: DeciderInput): Decision[] {
       continue;
     }
     const group = groupOf(t, d.host);
+    const key = cooldownKeyOf(t, d.name, d.host);
+    const armed = key === null ? undefined : state.lastEnded.get(key);
+    const refusal = PROMOTES.has(d.name) && !state.acceptDataLoss?.has(group) ? whyNoPromotion(d, t) : null;
     if (!cfg.enabled) {
       alert("recovery is disabled in the config (recovery.enabled: false)");
     } else if (state.paused) {
       alert("failoverd is paused; not acting");
     } else if (state.active.has(group) || claimed.has(group)) {
       alert(`a recovery of ${group} is already under way`);
-    } else if (now - (state.lastEnded.get(group) ?? Number.NEGATIVE_INFINITY) < cfg.cooldownMs) {
-      const left = Math.ceil((cfg.cooldownMs - (now - (state.lastEnded.get(group) ?? 0))) / 1000);
-      alert(`${group} recovered less than recovery.cooldownMs ago; cooling down for ${left} s more`);
+    } else if (refusal) {
+      alert(refusal);
+    } else if (armed !== undefined && now - armed < cfg.cooldownMs) {
+      const what = key?.startsWith("failover:") ? `${group} failed over` : `${d.host} was rebuilt`;
+      alert(
+        `${what} at ${iso(armed)}: recovery.cooldownMs guards against repeated failovers; cooling down until ${iso(armed + cfg.cooldownMs)}`,
+      );
     } else {
       claimed.add(group);
       out.push({ kind: "recover", playbook, host: d.host, group, diagnosis: d });
     }
   }
   return out;
+}
+
+/** The promotion guard: null when promoting the failed primary's twin loses at most the configured bound. */
+function whyNoPromotion(d: Diagnosis, t: Topology): string | null {
+  const refused = (d.dataLoss ?? [])
+    .map((l) => whyRefusePromotion(l.candidate, l.target, l.estimate, t.config.recovery))
+    .filter((x): x is string => x !== null);
+  if (refused.length === 0) return null;
+  const candidate = d.dataLoss?.[0]?.candidate.split(":")[0] ?? "the replica";
+  return `automatic promotion refused: ${refused.join("; ")}; to promote anyway: failoverd promote --host ${candidate} --accept-data-loss`;
+}
+
+function iso(at: number): string {
+  return new Date(at).toISOString().replace(/\.\d+Z$/, "Z");
 }

@@ -21,6 +21,12 @@ export type JournalRecord =
       readonly diagnosis: string;
       /** When the fault was first seen (the first failed check). */
       readonly failingSince?: number | undefined;
+      /** The failed servers the diagnosis named (re-checked before the point of no return). */
+      readonly targets?: readonly string[] | undefined;
+      /** An operator accepted that the promotion may lose data (`failoverd promote --accept-data-loss`). */
+      readonly acceptDataLoss?: boolean | undefined;
+      /** Who asked: an operator's name, a drill, or the daemon's own diagnosis. */
+      readonly by?: string | undefined;
       readonly dryRun?: boolean;
     }
   | { readonly type: "step-start"; readonly id: string; readonly at: number; readonly step: string; readonly attempt: number }
@@ -166,6 +172,9 @@ export interface RecoverySummary {
   readonly diagnosis: string;
   readonly startedAt: number;
   readonly failingSince?: number | undefined;
+  readonly targets?: readonly string[] | undefined;
+  readonly acceptDataLoss?: boolean | undefined;
+  readonly by?: string | undefined;
   readonly endedAt?: number;
   readonly outcome?: RecoveryOutcome;
   readonly error?: string;
@@ -187,6 +196,9 @@ export function summarize(records: readonly JournalRecord[]): RecoverySummary[] 
         diagnosis: r.diagnosis,
         startedAt: r.at,
         failingSince: r.failingSince,
+        ...(r.targets ? { targets: r.targets } : {}),
+        ...(r.acceptDataLoss ? { acceptDataLoss: true } : {}),
+        ...(r.by ? { by: r.by } : {}),
         completed: new Map(),
         steps: [],
         dryRun: r.dryRun === true,

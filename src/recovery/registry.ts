@@ -11,6 +11,10 @@ import type { Playbook, PlaybookName } from "./types.ts";
 export const PLAYBOOK_FOR: Readonly<Record<DiagnosisName, PlaybookName | null>> = {
   NoProblem: null,
   DeadPrimary: "failed_redis",
+  PrimaryRestartedEmpty: "failed_redis",
+  PrimaryRestarted: null,
+  ReplicaLinkDown: null,
+  ReplicaLagging: null,
   UnreachablePrimary: null,
   DeadReplica: "failed_redis",
   UnreachableReplica: null,

@@ -14,7 +14,7 @@ import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
 import { type Journal, type JournalRecord, JournalWriteError, type RecoveryOutcome, type RecoverySummary } from "./journal.ts";
 import { type Lease, LeaseLostError } from "./lease.ts";
-import type { MonitorControl, Playbook, Step, StepContext } from "./types.ts";
+import type { MonitorControl, Playbook, RecoveryInfo, Step, StepContext } from "./types.ts";
 
 export interface RunnerDeps {
   readonly topology: Topology;
@@ -51,6 +51,11 @@ export function chaosPauseFromEnv(v = process.env["FAILOVERD_CHAOS_PAUSE"]): Run
 export interface RecoveryMeta {
   readonly diagnosis: string;
   readonly failingSince?: number | undefined;
+  /** The failed servers the diagnosis named; the whole host's when absent. */
+  readonly targets?: readonly string[] | undefined;
+  /** An operator accepted that the promotion may lose data. */
+  readonly acceptDataLoss?: boolean | undefined;
+  readonly by?: string | undefined;
 }
 
 /**
@@ -131,6 +136,11 @@ export class Runner extends EventEmitter {
     const id = resume?.id ?? `${new Date(now()).toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${playbook.host}-${randomBytes(3).toString("hex")}`;
     const log = this.deps.log.child({ recoveryId: id, playbook: playbook.name, host: playbook.host });
     const results = new Map<string, unknown>(resume?.completed ?? []);
+    const recovery: RecoveryInfo = {
+      id,
+      targets: meta.targets ?? resume?.targets ?? [],
+      acceptDataLoss: (meta.acceptDataLoss ?? resume?.acceptDataLoss) === true,
+    };
     if (!resume) {
       try {
         await journal.append({
@@ -141,6 +151,9 @@ export class Runner extends EventEmitter {
           host: playbook.host,
           diagnosis: meta.diagnosis,
           failingSince: meta.failingSince,
+          ...(meta.targets ? { targets: meta.targets } : {}),
+          ...(meta.acceptDataLoss ? { acceptDataLoss: true } : {}),
+          ...(meta.by ? { by: meta.by } : {}),
           ...(this.deps.dryRun ? { dryRun: true } : {}),
         });
       } catch (e) {
@@ -155,7 +168,7 @@ export class Runner extends EventEmitter {
       // resuming may not be the one that ran those steps.
       for (const step of playbook.steps) {
         if (!step.restore || !results.has(step.name)) continue;
-        await step.restore(this.context(playbook, results, AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs), log), results.get(step.name));
+        await step.restore(this.context(playbook, results, AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs), log, recovery), results.get(step.name));
       }
     }
 
@@ -183,14 +196,14 @@ export class Runner extends EventEmitter {
         if (this.deps.shutdown?.aborted) return "interrupted";
       }
       if (step.pointOfNoReturn) pastNoReturn = true;
-      const outcome = await this.runStep(id, playbook, step, results, stepLog);
+      const outcome = await this.runStep(id, playbook, step, results, stepLog, recovery);
       if (outcome === "interrupted") return "interrupted";
       if (outcome instanceof Error) {
         // A point of no return that refused before changing anything (and that no earlier run had started) may still undo.
         const refusedUntouched = outcome instanceof PreconditionError && step.pointOfNoReturn === true && !started.has(step.name);
         if (!pastNoReturn || refusedUntouched) {
           // The failed step may have done part of its work: its own rollback (idempotent) runs first.
-          await this.rollback(id, playbook, [...done, step], results, log);
+          await this.rollback(id, playbook, [...done, step], results, log, recovery);
           await this.end(id, "rolled-back", log, `${step.name}: ${outcome.message}`);
           return "rolled-back";
         }
@@ -209,6 +222,7 @@ export class Runner extends EventEmitter {
     step: Step,
     results: Map<string, unknown>,
     log: Logger,
+    recovery: RecoveryInfo,
   ): Promise<"ok" | "interrupted" | Error> {
     const { topology } = this.deps;
     const now = this.deps.now ?? Date.now;
@@ -231,7 +245,7 @@ export class Runner extends EventEmitter {
         : null;
       const signal = watch ? AbortSignal.any([deadline, lost.signal]) : deadline;
       try {
-        const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log)), signal, step.name, timeoutMs).finally(() => {
+        const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log, recovery)), signal, step.name, timeoutMs).finally(() => {
           if (watch) clearInterval(watch);
         });
         await this.record({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
@@ -257,13 +271,13 @@ export class Runner extends EventEmitter {
     return touched && lastError instanceof PreconditionError ? new Error(lastError.message) : lastError;
   }
 
-  private async rollback(id: string, playbook: Playbook, done: readonly Step[], results: Map<string, unknown>, log: Logger) {
+  private async rollback(id: string, playbook: Playbook, done: readonly Step[], results: Map<string, unknown>, log: Logger, recovery: RecoveryInfo) {
     const now = this.deps.now ?? Date.now;
     for (const step of [...done].reverse()) {
       if (!step.rollback) continue;
       const signal = AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs);
       try {
-        await step.rollback(this.context(playbook, results, signal, log.child({ step: step.name })));
+        await step.rollback(this.context(playbook, results, signal, log.child({ step: step.name }), recovery));
         await this.record({ type: "rollback", id, at: now(), step: step.name, ok: true });
         log.info(`rolled back ${step.name}`);
       } catch (e) {
@@ -316,7 +330,7 @@ export class Runner extends EventEmitter {
     });
   }
 
-  private context(playbook: Playbook, results: Map<string, unknown>, signal: AbortSignal, log: Logger): StepContext {
+  private context(playbook: Playbook, results: Map<string, unknown>, signal: AbortSignal, log: Logger, recovery: RecoveryInfo): StepContext {
     const d = this.deps;
     const dryRun = d.dryRun === true;
     return {
@@ -328,6 +342,7 @@ export class Runner extends EventEmitter {
       signal,
       dryRun,
       host: playbook.host,
+      recovery,
       result: <T>(step: string) => results.get(step) as T | undefined,
       place: (host, address, machineId) => {
         d.inventory.place(host, address, machineId);

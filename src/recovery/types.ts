@@ -3,7 +3,8 @@
  * A step is safe to run twice and verifies its effect by looking at the system again (in `run`, through
  * `ctx.verify` / `ctx.waitFor`, which dry-run skips).
  */
-import type { TargetStatus } from "../checks/detector.ts";
+import type { CheckRules, TargetStatus } from "../checks/detector.ts";
+import type { Observation, RedisObservation } from "../checks/observation.ts";
 import type { Logger } from "../log.ts";
 import type { Providers } from "../providers/types.ts";
 import type { Inventory } from "../topology/inventory.ts";
@@ -44,12 +45,36 @@ export interface Playbook {
   readonly steps: readonly Step[];
 }
 
-/** Monitoring switches of the daemon (the runbook's "unmonitor" and "monitor"). */
+/**
+ * The daemon's side of a recovery: its monitoring switches (the runbook's "unmonitor" and "monitor") and what it
+ * knows of the targets, so that the decisive steps decide on fresh evidence.
+ */
 export interface MonitorControl {
   unmonitor(host: string): Promise<void>;
   monitor(host: string): Promise<void>;
   /** The daemon's confirmed view of a target (`redis1:9001`, `haproxy2`): used to tolerate a dead peer. */
   statusOf(target: string): TargetStatus;
+  /** The check rules in force (fall, intervals). */
+  readonly rules: CheckRules;
+  /** Checks a target once more, now, with the check deadline (the daemon's own check: same probe, same verdict). */
+  recheck(target: string): Promise<Observation>;
+  /** Consecutive failed checks of a target so far (its current run). */
+  failuresOf(target: string): number;
+  /** A Redis server's last healthy observation before its failure: what it had acknowledged, and its identity. */
+  lastGood(target: string): RedisObservation | undefined;
+  /** The earliest time a primary's offset was seen past `offset` (for the data-loss estimate in time). */
+  firstAbove(target: string, offset: number): { at: number; beforeHistory: boolean } | undefined;
+  /** A server's role changed through a step (a promotion): the daemon's view follows at once. */
+  noteRole(target: string, role: "primary" | "replica"): void;
+}
+
+/** What the runner tells every step of the recovery it runs. */
+export interface RecoveryInfo {
+  readonly id: string;
+  /** The failed servers the diagnosis named (empty: the whole host). */
+  readonly targets: readonly string[];
+  /** An operator accepted that the promotion may lose data (journaled with the recovery's start). */
+  readonly acceptDataLoss: boolean;
 }
 
 export interface StepContext {
@@ -62,6 +87,7 @@ export interface StepContext {
   readonly dryRun: boolean;
   /** The failed host. */
   readonly host: string;
+  readonly recovery: RecoveryInfo;
   /** The result an earlier step of this recovery journaled. */
   result<T>(step: string): T | undefined;
   /** Records where a host lives now (persisted, except in dry-run). */

@@ -105,6 +105,23 @@ const recovery = z.strictObject({
   switchoverTimeoutMs: millis(100, 600_000).default(5000),
   /** The launch step's deadline (a cloud machine takes minutes to boot); stepTimeoutMs when absent. */
   launchTimeoutMs: millis(100, 3_600_000).optional(),
+  /**
+   * The promotion guard: an automatic failover is refused (alert only) when the replica to promote misses more than
+   * this many bytes of what the failed primary had acknowledged at the last check that reached it...
+   */
+  maxDataLossBytes: z.number().int().min(0).max(2 ** 40).default(65_536),
+  /** ...or more than this much time of writes (beyond 1 KiB of replication pings). `failoverd promote --accept-data-loss` overrides. */
+  maxDataLossMs: millis(0, 86_400_000).default(1000),
+});
+
+/** Replication health, evaluated every round for every pair: alert-only findings (redundancy lost). */
+const replication = z.strictObject({
+  /** A replica whose link to its primary has been down this long: ReplicaLinkDown. */
+  linkDownAlertMs: millis(0, 86_400_000).default(5000),
+  /** A replica this many bytes behind its primary: ReplicaLagging. */
+  lagAlertBytes: z.number().int().min(0).max(2 ** 40).default(1_048_576),
+  /** A replica whose data is this old (its offset was the primary's that long ago): ReplicaLagging. */
+  lagAlertMs: millis(0, 86_400_000).default(5000),
 });
 
 const localProvider = z.strictObject({
@@ -356,6 +373,7 @@ export const configSchema = z.strictObject({
   pairs: z.array(z.tuple([hostName, hostName])).min(1, { error: "declare at least one Redis pair" }),
   checks: checks.prefault({}),
   recovery: recovery.prefault({}),
+  replication: replication.prefault({}),
   redis: redisAuth.prefault({}),
   provider: providerSchema.default({ kind: "local", runDir: ".failoverd/sandbox", redisServer: "redis-server", haproxy: "haproxy" }),
   /** Where the daemon keeps its journal and runtime state. */

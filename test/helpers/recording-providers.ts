@@ -13,7 +13,8 @@
 import type { ServerCommand, ServerState } from "../../src/admin/haproxy.ts";
 import { renderForHost } from "../../src/admin/haproxy-config.ts";
 import type { Endpoint, RoleReply } from "../../src/admin/redis.ts";
-import type { TargetStatus } from "../../src/checks/detector.ts";
+import type { CheckRules, TargetStatus } from "../../src/checks/detector.ts";
+import type { Observation, RedisObservation } from "../../src/checks/observation.ts";
 import { HaproxyCommandError, ProbeError, ProviderError } from "../../src/errors.ts";
 import type { LaunchRequest, Machine, MachineRole, Providers } from "../../src/providers/types.ts";
 import type { MonitorControl } from "../../src/recovery/types.ts";
@@ -32,6 +33,8 @@ export interface TestRecoveryOptions {
   readonly syncTimeoutMs?: number;
   readonly stepAttempts?: number;
   readonly maxFailingFraction?: number;
+  readonly maxDataLossBytes?: number;
+  readonly maxDataLossMs?: number;
 }
 
 /** The sandbox topology (config/sandbox.yaml's shape) with short recovery deadlines, so a failing wait fails fast. */
@@ -43,6 +46,8 @@ export function sandboxYaml(r: TestRecoveryOptions = {}): string {
     syncTimeoutMs: r.syncTimeoutMs ?? 400,
     stepAttempts: r.stepAttempts ?? 3,
     maxFailingFraction: r.maxFailingFraction ?? 0.5,
+    ...(r.maxDataLossBytes !== undefined ? { maxDataLossBytes: r.maxDataLossBytes } : {}),
+    ...(r.maxDataLossMs !== undefined ? { maxDataLossMs: r.maxDataLossMs } : {}),
   };
   return `topology: unit
 hosts:
@@ -78,6 +83,8 @@ const WRITES = new Set([
   "redis.replicate",
   "redis.failover",
   "redis.abortFailover",
+  "redis.holdSync",
+  "redis.releaseSync",
   "haproxy.setState",
   "haproxy.setHealth",
   "haproxy.shutdownSessions",
@@ -154,6 +161,8 @@ export class RecordingProviders implements Providers {
   readonly calls: string[] = [];
   private readonly machines = new Map<string, FakeMachine>();
   private readonly servers = new Map<string, FakeRedis>();
+  /** Replicas whose resync is held (redis.holdSync). */
+  readonly held = new Set<string>();
   private readonly haproxies = new Map<string, FakeHaproxy>();
   private readonly records = new Map<string, string>();
   private readonly configs = new Map<string, string>();
@@ -419,6 +428,21 @@ export class RecordingProviders implements Providers {
       if (this.record(`redis.abortFailover ${epId(ep)}`)) return;
       this.reachableRedis(ep);
     },
+    holdSync: async (ep: Endpoint): Promise<void> => {
+      if (this.record(`redis.holdSync ${epId(ep)}`)) return;
+      this.reachableRedis(ep);
+      this.held.add(epId(ep));
+    },
+    syncHeld: async (ep: Endpoint): Promise<boolean> => {
+      this.record(`redis.syncHeld ${epId(ep)}`);
+      this.reachableRedis(ep);
+      return this.held.has(epId(ep));
+    },
+    releaseSync: async (ep: Endpoint): Promise<void> => {
+      if (this.record(`redis.releaseSync ${epId(ep)}`)) return;
+      this.reachableRedis(ep);
+      this.held.delete(epId(ep));
+    },
     close: (): void => {},
   };
 
@@ -599,5 +623,38 @@ export class RecordingMonitor implements MonitorControl {
   statusOf(target: string): TargetStatus {
     const host = target.split(":")[0] ?? target;
     return this.world.isDown(host) ? "down" : "up";
+  }
+
+  readonly rules: CheckRules = { fall: 3, rise: 2, intervalMs: 20, fastIntervalMs: 5 };
+  /** What a re-check of a target finds (set to change it): by default a killed host refuses, any other answers. */
+  recheckAnswer: (target: string) => Observation | undefined = () => undefined;
+  readonly lastGoods = new Map<string, RedisObservation>();
+  readonly noted = new Map<string, "primary" | "replica">();
+
+  async recheck(target: string): Promise<Observation> {
+    this.world.record(`monitor.recheck ${target}`);
+    const host = target.split(":")[0] ?? target;
+    const port = Number(target.split(":")[1] ?? 0);
+    const base = { type: "redis" as const, target, host, port, address: "", at: Date.now(), latencyMs: 0 };
+    return (
+      this.recheckAnswer(target) ??
+      (this.world.isDown(host) ? { ...base, ok: false, failure: { kind: "refused", message: "refused" } } : { ...base, ok: true })
+    );
+  }
+
+  failuresOf(): number {
+    return this.rules.fall;
+  }
+
+  lastGood(target: string): RedisObservation | undefined {
+    return this.lastGoods.get(target);
+  }
+
+  firstAbove(): undefined {
+    return undefined;
+  }
+
+  noteRole(target: string, role: "primary" | "replica"): void {
+    this.noted.set(target, role);
   }
 }

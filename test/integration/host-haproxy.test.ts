@@ -178,6 +178,21 @@ const monitor: MonitorControl = {
   unmonitor: async () => {},
   monitor: async () => {},
   statusOf: (target) => (compute.machines.has(target.split(":")[0] ?? target) ? "up" : "down"),
+  rules: { fall: 3, rise: 2, intervalMs: 200 },
+  recheck: async (target) => ({
+    type: "redis",
+    target,
+    host: target.split(":")[0] ?? target,
+    port: Number(target.split(":")[1] ?? 0),
+    address: "",
+    at: Date.now(),
+    latencyMs: 0,
+    ...(compute.machines.has(target.split(":")[0] ?? target) ? { ok: true } : { ok: false, failure: { kind: "refused", message: "refused" } }),
+  }),
+  failuresOf: () => 3,
+  lastGood: () => undefined,
+  firstAbove: () => undefined,
+  noteRole: () => {},
 };
 
 function aws(): AwsProviderConfig {

@@ -14,11 +14,17 @@ const NOW = 10_000_000;
 const COOLDOWN = 60_000;
 const PAIR = "pair:redis1+redis2";
 const TIER = "haproxy-tier";
+/** The anti-flap keys: a failover of the pair, a rebuild of one HAProxy. */
+const FAILOVER = `failover:${PAIR}`;
 
 /** The host each diagnosis is about in the sandbox topology. */
 const HOST_OF: Record<DiagnosisName, string> = {
   NoProblem: "redis1",
   DeadPrimary: "redis1",
+  PrimaryRestartedEmpty: "redis1",
+  PrimaryRestarted: "redis1",
+  ReplicaLinkDown: "redis2",
+  ReplicaLagging: "redis2",
   UnreachablePrimary: "redis1",
   DeadReplica: "redis2",
   UnreachableReplica: "redis2",
@@ -148,29 +154,55 @@ describe("decide: guard rails", () => {
   });
 
   const cooldown = [
-    { name: "never recovered", ago: undefined, kind: "recover" },
-    { name: "ended 1 ms ago", ago: 1, kind: "alert" },
-    { name: "ended cooldownMs - 1 ms ago", ago: COOLDOWN - 1, kind: "alert" },
-    { name: "ended exactly cooldownMs ago", ago: COOLDOWN, kind: "recover" },
-    { name: "ended long ago", ago: 10 * COOLDOWN, kind: "recover" },
+    { name: "never failed over", ago: undefined, kind: "recover" },
+    { name: "failed over 1 ms ago", ago: 1, kind: "alert" },
+    { name: "failed over cooldownMs - 1 ms ago", ago: COOLDOWN - 1, kind: "alert" },
+    { name: "failed over exactly cooldownMs ago", ago: COOLDOWN, kind: "recover" },
+    { name: "failed over long ago", ago: 10 * COOLDOWN, kind: "recover" },
   ] as const;
   for (const row of cooldown) {
     test(`cooldown: the pair ${row.name} -> ${row.kind}`, () => {
-      const lastEnded = new Map(row.ago === undefined ? [] : [[PAIR, NOW - row.ago]]);
+      const lastEnded = new Map(row.ago === undefined ? [] : [[FAILOVER, NOW - row.ago]]);
       const d = only(decide(input([dead], { state: { lastEnded } })));
       if (row.kind === "recover") assertRecover(d, "failed_redis", "redis1", PAIR);
       else assertAlert(d, /recovery\.cooldownMs/);
     });
   }
 
-  test("cooldown: the alert says how long is left, in whole seconds rounded up", () => {
-    const d = only(decide(input([dead], { state: { lastEnded: new Map([[PAIR, NOW - (COOLDOWN - 1500)]]) } })));
-    assertAlert(d, /cooling down for 2 s more/);
+  test("cooldown: the alert says what it guards and when it ends, in words that do not change every second", () => {
+    const armed = NOW - (COOLDOWN - 1500);
+    const a = only(decide(input([dead], { state: { lastEnded: new Map([[FAILOVER, armed]]) } })));
+    const b = only(decide({ ...input([dead], { state: { lastEnded: new Map([[FAILOVER, armed]]) } }), now: NOW + 1000 }));
+    const until = new Date(armed + COOLDOWN).toISOString().replace(/\.\d+Z$/, "Z");
+    assertAlert(a, new RegExp(`pair:redis1\\+redis2 failed over at .*repeated failovers; cooling down until ${until}`));
+    assert.equal(a.kind === "alert" && b.kind === "alert" && a.reason, b.kind === "alert" && b.reason, "the same text a second later");
   });
 
   test("cooldown of another group does not hold this one back", () => {
-    const d = only(decide(input([dead], { state: { lastEnded: new Map([[TIER, NOW - 1]]) } })));
+    const d = only(decide(input([dead], { state: { lastEnded: new Map([[`haproxy:haproxy1`, NOW - 1]]) } })));
     assertRecover(d, "failed_redis", "redis1", PAIR);
+  });
+
+  test("a failover's cooldown does not hold a replica rebuild of the same pair", () => {
+    const d = only(decide(input([diagnosis("DeadReplica", "redis2")], { state: { lastEnded: new Map([[FAILOVER, NOW - 1]]) } })));
+    assertRecover(d, "failed_redis", "redis2", PAIR);
+  });
+
+  test("a recovery of the pair that armed nothing (a replica rebuild, a rollback) does not hold its failover", () => {
+    // The old key (the whole group) is what a replica rebuild used to arm: it no longer holds a failover.
+    const d = only(decide(input([dead], { state: { lastEnded: new Map([[PAIR, NOW - 1]]) } })));
+    assertRecover(d, "failed_redis", "redis1", PAIR);
+  });
+
+  test("a primary that restarted empty is held by the pair's failover cooldown like a dead one", () => {
+    const d = only(decide(input([diagnosis("PrimaryRestartedEmpty")], { state: { lastEnded: new Map([[FAILOVER, NOW - 1]]) } })));
+    assertAlert(d, /cooling down/);
+  });
+
+  test("one HAProxy's rebuild does not hold the other HAProxy's", () => {
+    const lastEnded = new Map([["haproxy:haproxy1", NOW - 1]]);
+    assertRecover(only(decide(input([diagnosis("HaproxyDown", "haproxy2")], { state: { lastEnded } }))), "failed_haproxy", "haproxy2", TIER);
+    assertAlert(only(decide(input([diagnosis("HaproxyDown", "haproxy1")], { state: { lastEnded } }))), /haproxy1 was rebuilt at .*cooling down until/);
   });
 
   const isolation = [
@@ -216,6 +248,54 @@ describe("decide: guard rails", () => {
   });
 });
 
+describe("decide: the promotion guard", () => {
+  const estimate = (bytes: number, ms: number) => ({ bytes, ms, atLeast: false, lastAckOffset: 10_000 + bytes, lastAckAt: NOW - 200, candidateOffset: 10_000 });
+  const withLoss = (name: DiagnosisName, bytes: number, ms: number): Diagnosis => ({
+    ...diagnosis(name),
+    targets: ["redis1:9001"],
+    dataLoss: [{ target: "redis1:9001", candidate: "redis2:9001", estimate: estimate(bytes, ms) }],
+  });
+  const rows = [
+    { name: "nothing missing", bytes: 0, ms: 0, kind: "recover" },
+    { name: "a few bytes (pings)", bytes: 28, ms: 0, kind: "recover" },
+    { name: "exactly the byte bound", bytes: 65_536, ms: 0, kind: "recover" },
+    { name: "one byte over the byte bound", bytes: 65_537, ms: 0, kind: "alert" },
+    { name: "exactly the time bound", bytes: 5000, ms: 1000, kind: "recover" },
+    { name: "over the time bound", bytes: 5000, ms: 1001, kind: "alert" },
+    { name: "megabytes and seconds behind", bytes: 3 << 20, ms: 8000, kind: "alert" },
+  ] as const;
+  for (const row of rows) {
+    test(`DeadPrimary whose replica misses ${row.name} -> ${row.kind}`, () => {
+      const d = only(decide(input([withLoss("DeadPrimary", row.bytes, row.ms)])));
+      if (row.kind === "recover") assertRecover(d, "failed_redis", "redis1", PAIR);
+      else assertAlert(d, /automatic promotion refused: redis2:9001 misses .* of what redis1:9001 had acknowledged .*over recovery\.maxDataLoss.*failoverd promote --host redis2 --accept-data-loss/);
+    });
+  }
+
+  test("the refusal names the bound and the estimate", () => {
+    const d = only(decide(input([withLoss("DeadPrimary", 3 << 20, 8000)])));
+    assertAlert(d, /about 3\.0 MiB \(about 8\.0 s of writes\).*recovery\.maxDataLossBytes 64\.0 KiB and recovery\.maxDataLossMs 1000 ms/);
+  });
+
+  test("a primary restarted empty is guarded the same way", () => {
+    assertAlert(only(decide(input([withLoss("PrimaryRestartedEmpty", 3 << 20, 8000)]))), /automatic promotion refused/);
+  });
+
+  test("an operator's --accept-data-loss for the pair lets it through", () => {
+    const d = only(decide(input([withLoss("DeadPrimary", 3 << 20, 8000)], { state: { acceptDataLoss: new Set([PAIR]) } })));
+    assertRecover(d, "failed_redis", "redis1", PAIR);
+  });
+
+  test("the bounds come from the config", () => {
+    const d = only(decide(input([withLoss("DeadPrimary", 3 << 20, 8000)], { recovery: { maxDataLossBytes: 4 << 20, maxDataLossMs: 10_000 } })));
+    assertRecover(d, "failed_redis", "redis1", PAIR);
+  });
+
+  test("a replica rebuild is never refused for data loss (nothing is promoted)", () => {
+    assertRecover(only(decide(input([withLoss("DeadReplica", 3 << 20, 8000)]))), "failed_redis", "redis2", PAIR);
+  });
+});
+
 describe("groupOf", () => {
   const t = testTopology();
   test("both hosts of a pair share a group", () => {
@@ -236,6 +316,10 @@ describe("PLAYBOOK_FOR", () => {
   const expected: Record<DiagnosisName, string | null> = {
     NoProblem: null,
     DeadPrimary: "failed_redis",
+    PrimaryRestartedEmpty: "failed_redis",
+    PrimaryRestarted: null,
+    ReplicaLinkDown: null,
+    ReplicaLagging: null,
     UnreachablePrimary: null,
     DeadReplica: "failed_redis",
     UnreachableReplica: null,

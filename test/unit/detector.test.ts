@@ -390,11 +390,33 @@ const diagnoseCases: readonly DiagnoseCase[] = [
     expect: [],
   },
   {
-    name: "a primary failing fewer than `fall` times: no diagnosis yet",
+    name: "a primary timing out fewer than `fall` times: no diagnosis yet",
+    scenario: {
+      health: [
+        ...PORTS.map((p) => failing(failedRedisObs("redis1", p, "timeout"))),
+        ...replicaUp("redis2", { primary: "redis1", linkUp: false }),
+      ],
+      roles: USUAL_ROLES,
+    },
+    expect: [],
+  },
+  {
+    name: "a primary refusing fewer than `fall` times, its replica's link down since: DeadPrimary, early (strong evidence)",
     scenario: {
       health: [
         ...PORTS.map((p) => failing(failedRedisObs("redis1", p))),
         ...replicaUp("redis2", { primary: "redis1", linkUp: false }),
+      ],
+      roles: USUAL_ROLES,
+    },
+    expect: [{ name: "DeadPrimary", host: "redis1", targets: ALL_PORTS("redis1") }],
+  },
+  {
+    name: "a primary refusing fewer than `fall` times, its replica still linked: no diagnosis yet",
+    scenario: {
+      health: [
+        ...PORTS.map((p) => failing(failedRedisObs("redis1", p))),
+        ...replicaUp("redis2", { primary: "redis1", linkUp: true }),
       ],
       roles: USUAL_ROLES,
     },
@@ -728,12 +750,12 @@ describe("diagnose", () => {
     assert.ok(d?.evidence.some((e) => e.includes("haproxy2 still see redis1:9001 up")), JSON.stringify(d?.evidence));
   });
 
-  test("only Dead* and HaproxyDown are actionable; every Unreachable* and PairDown/TwoPrimaries only alert", () => {
+  test("only Dead*, PrimaryRestartedEmpty and HaproxyDown are actionable; every other finding only alerts", () => {
     const actionable = Object.entries(DIAGNOSES)
       .filter(([, d]) => d.actionable)
       .map(([n]) => n)
       .sort();
-    assert.deepEqual(actionable, ["DeadPrimary", "DeadReplica", "HaproxyDown"]);
+    assert.deepEqual(actionable, ["DeadPrimary", "DeadReplica", "HaproxyDown", "PrimaryRestartedEmpty"]);
     for (const d of Object.values(DIAGNOSES)) assert.ok(d.description.length > 0);
   });
 
@@ -743,5 +765,167 @@ describe("diagnose", () => {
     diagnose(i);
     diagnose(i);
     assert.equal(JSON.stringify([...i.health.entries()]), before);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Never make it worse: fresh evidence, failing now, identity, replication health
+// ---------------------------------------------------------------------------------------------------------------
+
+const at = (obs: RedisObservation, when: number): RedisObservation => ({ ...obs, at: when });
+const atH = (obs: HaproxyObservation, when: number): HaproxyObservation => ({ ...obs, at: when });
+/** A replica that has never completed a sync since it started (Redis says its link is down since -1). */
+const neverSynced = (host: string, port: number): RedisObservation => ({ ...replicaObs(host, port, { primary: "redis1", linkUp: false }), linkDownSeconds: -1 });
+
+interface FreshCase {
+  readonly name: string;
+  readonly health: readonly TargetHealth[];
+  readonly roles?: Record<string, "primary" | "replica">;
+  readonly extra?: Partial<DetectorInput>;
+  readonly expect: readonly { name: Diagnosis["name"]; host: string; targets: string[] }[];
+}
+
+const freshCases: readonly FreshCase[] = [
+  {
+    name: "down but answering again (waiting for `rise`): not failing now, no diagnosis",
+    health: [
+      ...PORTS.map((p): TargetHealth => ({ target: `redis1:${p}`, status: "down", failures: 0, successes: 1, since: 900, last: primaryObs("redis1", p, [{ host: "redis2" }]) })),
+      ...replicaUp("redis2", { primary: "redis1", linkUp: true }),
+      ...haproxiesSee({ redis1: "down", redis2: "down" }),
+    ],
+    roles: USUAL_ROLES,
+    expect: [],
+  },
+  {
+    name: "the replica's link-down was read before the failure began: not a witness",
+    health: [...redisDown("redis1", PORTS, "timeout"), ...PORTS.map((p) => up(at(replicaObs("redis2", p, { primary: "redis1", linkUp: false }), 400)))],
+    roles: USUAL_ROLES,
+    expect: [{ name: "UnreachablePrimary", host: "redis1", targets: ALL_PORTS("redis1") }],
+  },
+  {
+    name: "the HAProxies' 'down' was read before the failure began: not a confirmation (a lagging mark)",
+    health: [
+      ...redisDown("redis1", PORTS, "timeout"),
+      ...["haproxy1", "haproxy2"].map((h) => up(atH(haproxyObs(h, PORTS.map((p) => view("redis1", p, "down"))), 400))),
+    ],
+    roles: USUAL_ROLES,
+    expect: [{ name: "UnreachablePrimary", host: "redis1", targets: ALL_PORTS("redis1") }],
+  },
+  {
+    name: "the HAProxies read after the failure began mark it down: DeadPrimary",
+    health: [
+      ...redisDown("redis1", PORTS, "timeout"),
+      ...["haproxy1", "haproxy2"].map((h) => up(atH(haproxyObs(h, PORTS.map((p) => view("redis1", p, "down"))), 600))),
+    ],
+    roles: USUAL_ROLES,
+    expect: [{ name: "DeadPrimary", host: "redis1", targets: ALL_PORTS("redis1") }],
+  },
+  {
+    name: "the survivor never completed a sync: PairDown (nothing to promote), not DeadPrimary",
+    health: [...redisDown("redis1"), ...PORTS.map((p) => up(neverSynced("redis2", p))), ...haproxiesSee({ redis1: "down", redis2: "down" })],
+    roles: USUAL_ROLES,
+    expect: [{ name: "PairDown", host: "redis1", targets: [...ALL_PORTS("redis1"), ...ALL_PORTS("redis2")] }],
+  },
+  {
+    name: "a never-synced replica's link-down is no witness (no early start on it)",
+    health: [...PORTS.map((p) => failing(failedRedisObs("redis1", p))), ...PORTS.map((p) => up(neverSynced("redis2", p)))],
+    roles: USUAL_ROLES,
+    expect: [],
+  },
+  {
+    name: "a primary restarted with its dataset gone: PrimaryRestartedEmpty, no witness needed",
+    health: [...primaryUp("redis1", [{ host: "redis2" }]), ...replicaUp("redis2", { primary: "redis1", linkUp: false })],
+    roles: USUAL_ROLES,
+    extra: {
+      restarts: new Map(
+        PORTS.map((p) => [`redis1:${p}`, { target: `redis1:${p}`, at: 1000, datasetLost: true, text: `redis1:${p} restarted with its dataset gone`, before: primaryObs("redis1", p) }]),
+      ),
+    },
+    expect: [{ name: "PrimaryRestartedEmpty", host: "redis1", targets: ALL_PORTS("redis1") }],
+  },
+  {
+    name: "a primary restarted with its data: PrimaryRestarted, alert only",
+    health: HEALTHY,
+    roles: USUAL_ROLES,
+    extra: {
+      restarts: new Map([["redis1:9001", { target: "redis1:9001", at: 1000, datasetLost: false, text: "redis1:9001 restarted", before: primaryObs("redis1", 9001) }]]),
+    },
+    expect: [{ name: "PrimaryRestarted", host: "redis1", targets: ["redis1:9001"] }],
+  },
+  {
+    name: "TwoPrimaries while everything else is healthy (a replica promoted by hand)",
+    health: [...primaryUp("redis1"), ...primaryUp("redis2"), ...haproxiesSee({ redis1: "up", redis2: "down" })],
+    roles: { ...rolesOf("redis1", "primary"), ...rolesOf("redis2", "primary") },
+    expect: [{ name: "TwoPrimaries", host: "redis1", targets: ["redis1:9001", "redis2:9001", "redis1:9002", "redis2:9002"] }],
+  },
+  {
+    name: "a replica's link down for longer than replication.linkDownAlertMs: ReplicaLinkDown",
+    health: [...primaryUp("redis1"), ...PORTS.map((p) => up({ ...replicaObs("redis2", p, { primary: "redis1", linkUp: false }), linkDownSeconds: 12 }))],
+    roles: USUAL_ROLES,
+    expect: [{ name: "ReplicaLinkDown", host: "redis2", targets: ALL_PORTS("redis2") }],
+  },
+  {
+    name: "a replica's link down for less than the threshold: nothing yet",
+    health: [...primaryUp("redis1"), ...PORTS.map((p) => up({ ...replicaObs("redis2", p, { primary: "redis1", linkUp: false }), linkDownSeconds: 2 }))],
+    roles: USUAL_ROLES,
+    expect: [],
+  },
+  {
+    name: "a link down that Redis does not count is timed from when failoverd first saw it",
+    health: [...primaryUp("redis1"), ...PORTS.map((p) => up({ ...replicaObs("redis2", p, { primary: "redis1", linkUp: false }), linkDownSeconds: -1 }))],
+    roles: USUAL_ROLES,
+    extra: { now: 20_000, linkDownSince: new Map(PORTS.map((p) => [`redis2:${p}`, 1000])) },
+    expect: [{ name: "ReplicaLinkDown", host: "redis2", targets: ALL_PORTS("redis2") }],
+  },
+  {
+    name: "a replica megabytes behind its primary: ReplicaLagging",
+    health: [
+      ...PORTS.map((p) => up({ ...primaryObs("redis1", p, [{ host: "redis2" }]), offset: 5_000_000 })),
+      ...PORTS.map((p) => up({ ...replicaObs("redis2", p, { primary: "redis1", linkUp: true }), offset: 1_000 })),
+    ],
+    roles: USUAL_ROLES,
+    expect: [{ name: "ReplicaLagging", host: "redis2", targets: ALL_PORTS("redis2") }],
+  },
+  {
+    name: "a replica a few bytes behind: healthy",
+    health: HEALTHY,
+    roles: USUAL_ROLES,
+    expect: [],
+  },
+];
+
+describe("diagnose: never make it worse", () => {
+  for (const c of freshCases) {
+    test(c.name, () => {
+      const i = { ...input({ health: c.health, ...(c.roles ? { roles: c.roles } : {}) }), ...c.extra };
+      assert.deepEqual(summary(diagnose(i)), c.expect);
+    });
+  }
+
+  test("an early DeadPrimary says so; one confirmed by `fall` does not", () => {
+    const early = diagnose(input({ health: [...PORTS.map((p) => failing(failedRedisObs("redis1", p))), ...replicaUp("redis2", { primary: "redis1", linkUp: false })], roles: USUAL_ROLES }));
+    assert.equal(early[0]?.early, true);
+    const confirmed = diagnose(input({ health: [...redisDown("redis1"), ...replicaUp("redis2", { primary: "redis1", linkUp: false })], roles: USUAL_ROLES }));
+    assert.equal(confirmed[0]?.early, undefined);
+  });
+
+  test("a DeadPrimary carries what promoting its replica would lose, from the last check that reached it", () => {
+    const last = new Map(PORTS.map((p) => [`redis1:${p}`, { ...primaryObs("redis1", p), offset: 90_000, at: 900 }]));
+    const [d] = diagnose({
+      ...input({ health: [...redisDown("redis1"), ...replicaUp("redis2", { primary: "redis1", linkUp: false })], roles: USUAL_ROLES }),
+      lastGood: (t) => last.get(t),
+    });
+    assert.equal(d?.name, "DeadPrimary");
+    assert.deepEqual(
+      d?.dataLoss?.map((l) => [l.target, l.candidate, l.estimate.bytes, l.estimate.lastAckOffset]),
+      PORTS.map((p) => [`redis1:${p}`, `redis2:${p}`, 90_000 - 4_900, 90_000]),
+    );
+  });
+
+  test("the evidence of ReplicaLinkDown names the duration and the threshold", () => {
+    const [d] = diagnose(
+      input({ health: [...primaryUp("redis1"), ...PORTS.map((p) => up({ ...replicaObs("redis2", p, { primary: "redis1", linkUp: false }), linkDownSeconds: 12 }))], roles: USUAL_ROLES }),
+    );
+    assert.match(d?.evidence[0] ?? "", /redis2:9001: link to redis1:9001 down for 12\.0 s.*replication\.linkDownAlertMs 5000 ms/);
   });
 });

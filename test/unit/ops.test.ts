@@ -567,6 +567,10 @@ describe("the HTTP API", () => {
       calls.push(`switchover ${JSON.stringify(r)}`);
       return r.to === "redis1" ? { refused: "redis1 is already the primary on every port" } : { recoveryId: "r1", to: "redis2", from: "redis1" };
     },
+    acceptDataLoss: (host: string, by: string) => {
+      calls.push(`acceptDataLoss ${host} ${by.split(" ")[0]}`);
+      return host === "redis1" ? { refused: "redis2 is not failing now: nothing to promote redis1 in place of" } : { accepted: host, failed: "redis1" };
+    },
   };
   const metrics = { text: async () => "failoverd_up 1\n", contentType: "text/plain; version=0.0.4; charset=utf-8" };
   let api: HttpApi;
@@ -630,6 +634,21 @@ describe("the HTTP API", () => {
       'switchover {"pair":["redis1","redis2"]}',
       'switchover {"to":"redis1"}',
     ]);
+  });
+
+  test("with the token: promote with acceptDataLoss (202, or 409 with the reason); without it, 400", async () => {
+    calls.length = 0;
+    const ok = await post("/promote", "Bearer t0ken", { host: "redis2", acceptDataLoss: true });
+    assert.equal(ok.status, 202);
+    assert.deepEqual(await ok.json(), { accepted: "redis2", failed: "redis1" });
+    const no = await post("/promote", "Bearer t0ken", { host: "redis1", acceptDataLoss: true });
+    assert.equal(no.status, 409);
+    assert.match(((await no.json()) as { error: string }).error, /not failing now/);
+    const unsaid = await post("/promote", "Bearer t0ken", { host: "redis2" });
+    assert.equal(unsaid.status, 400);
+    assert.match(((await unsaid.json()) as { error: string }).error, /acceptDataLoss must be true/);
+    assert.equal((await post("/promote", undefined, { host: "redis2", acceptDataLoss: true })).status, 401);
+    assert.deepEqual(calls, ["acceptDataLoss redis2 http", "acceptDataLoss redis1 http"]);
   });
 
   test("bad requests say what is wrong", async () => {

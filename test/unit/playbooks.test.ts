@@ -244,8 +244,8 @@ describe("failed_redis", () => {
     indexOf(a, "compute.launch redis1 redis 9001,9002");
     for (const p of PORTS) indexOf(a, `redis.replicate ${fresh}:${p} ${R2}:${p}`);
     for (const admin of HAPROXY_ADMINS) for (const p of PORTS) indexOf(a, `haproxy.setAddr ${admin} be_redis_${p} redis1 ${fresh} ${p}`);
-    const promote = summarize(await records(s))[0]?.completed.get("promote");
-    assert.deepEqual(promote, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002] });
+    const promote = summarize(await records(s))[0]?.completed.get("promote") as Record<string, unknown>;
+    assert.deepEqual({ ...promote, confirmed: undefined }, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002], confirmed: undefined });
   });
 
   test("mixed roles (redis1 primary on 9001, replica on 9002): only 9001 is promoted", async () => {
@@ -255,8 +255,8 @@ describe("failed_redis", () => {
       actions(s).filter((c) => c.startsWith("redis.promote")),
       [`redis.promote ${R2}:9001`],
     );
-    const promote = summarize(await records(s))[0]?.completed.get("promote");
-    assert.deepEqual(promote, { primary: "redis2", promoted: [9001], alreadyPrimary: [9002] });
+    const promote = summarize(await records(s))[0]?.completed.get("promote") as Record<string, unknown>;
+    assert.deepEqual({ ...promote, confirmed: undefined, dataLoss: undefined }, { primary: "redis2", promoted: [9001], alreadyPrimary: [9002], confirmed: undefined, dataLoss: undefined });
     for (const p of PORTS) assert.equal(s.world.redisAt(R2, p)?.role, "primary");
   });
 
@@ -292,7 +292,8 @@ describe("failed_redis", () => {
     assert.equal(await s.runner.run(failedRedis("redis1"), META), "succeeded");
     assert.equal(hook.hits, 1, "precondition: the first attempt's routing on haproxy1 was lost");
     assert.deepEqual(stepStarts(await records(s), "promote"), [1, 2]);
-    assert.deepEqual(summarize(await records(s))[0]?.completed.get("promote"), { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002] });
+    const promote = summarize(await records(s))[0]?.completed.get("promote") as Record<string, unknown>;
+    assert.deepEqual({ ...promote, confirmed: undefined }, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002], confirmed: undefined });
     for (const p of PORTS) {
       assert.equal(
         s.world.calls.filter((c) => c === `haproxy.setHealth 127.0.2.1:9999 be_redis_${p} redis2 up`).length,
@@ -564,6 +565,7 @@ function contextFor(s: Setup, playbook: Playbook, results: ReadonlyMap<string, u
     signal: new AbortController().signal,
     dryRun: false,
     host: playbook.host,
+    recovery: { id: "direct", targets: [], acceptDataLoss: false },
     result: <T>(step: string) => results.get(step) as T | undefined,
     place: (host, address, machineId) => {
       s.inventory.place(host, address, machineId);

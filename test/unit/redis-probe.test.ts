@@ -66,9 +66,13 @@ function parseCommand(text: string): { args: string[]; used: number } | null {
 }
 
 const healthy =
-  (info: string): Script =>
-  ([cmd]) =>
-    cmd === "PING" ? "+PONG\r\n" : cmd === "INFO" ? bulk(info) : "-ERR unknown\r\n";
+  (info: string, server = "# Server\r\nredis_version:7.0.15\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\n", keyspace = "# Keyspace\r\ndb0:keys=12,expires=0,avg_ttl=0\r\ndb3:keys=5,expires=0,avg_ttl=0\r\n"): Script =>
+  ([cmd, section]) =>
+    cmd === "PING"
+      ? "+PONG\r\n"
+      : cmd === "INFO"
+        ? bulk(section === "server" ? server : section === "keyspace" ? keyspace : info)
+        : "-ERR unknown\r\n";
 
 describe("parseReply", () => {
   test("simple string, error, integer, bulk and null bulk", () => {
@@ -126,14 +130,40 @@ describe("RedisProbe against a fake server", () => {
     return p;
   }
 
-  test("a primary: PING and INFO replication in one round trip; the check reads role, offset and replicas", async () => {
+  test("a primary: PING, INFO replication and INFO keyspace in one round trip (INFO server ahead, once per connection)", async () => {
     const f = await serve(healthy(PRIMARY_INFO));
-    const o = await checkRedis({ host: "redis1", port: 9001, address: "127.0.0.1" }, probeOf(f.port), 1000);
+    const p = probeOf(f.port);
+    const o = await checkRedis({ host: "redis1", port: 9001, address: "127.0.0.1" }, p, 1000);
     assert.equal(o.ok, true, o.failure?.message);
     assert.equal(o.role, "primary");
     assert.equal(o.offset, 42);
+    assert.equal(o.runId, "0123456789abcdef0123456789abcdef01234567");
+    assert.equal(o.keys, 17, "the keys of every database");
     assert.deepEqual(o.replicas, [{ address: "127.0.1.2", port: 9001, offset: 42, online: true, lag: 0 }]);
-    assert.deepEqual(f.commands, [["PING"], ["INFO", "replication"]]);
+    assert.deepEqual(f.commands, [["INFO", "server"], ["PING"], ["INFO", "replication"], ["INFO", "keyspace"]]);
+    const again = await checkRedis({ host: "redis1", port: 9001, address: "127.0.0.1" }, p, 1000);
+    assert.equal(again.runId, o.runId, "the connection's run_id is kept");
+    assert.deepEqual(f.commands.slice(4), [["PING"], ["INFO", "replication"], ["INFO", "keyspace"]], "INFO server only on a new connection");
+  });
+
+  test("a restarted server is a new connection, and its new run_id is read", async () => {
+    let runId = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const f = await serve((args, socket) => healthy(PRIMARY_INFO, `# Server\r\nrun_id:${runId}\r\n`)(args, socket));
+    const p = probeOf(f.port);
+    const first = await checkRedis({ host: "r", port: 1, address: "127.0.0.1" }, p, 1000);
+    assert.equal(first.runId, runId);
+    p.close();
+    runId = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const second = await checkRedis({ host: "r", port: 1, address: "127.0.0.1" }, p, 1000);
+    assert.equal(second.runId, runId);
+  });
+
+  test("a server that refuses INFO server or INFO keyspace is still checked; its identity and key count are unknown", async () => {
+    const f = await serve(([cmd, section]) => (cmd === "PING" ? "+PONG\r\n" : section === "replication" ? bulk(PRIMARY_INFO) : "-NOPERM this user has no permissions\r\n"));
+    const o = await checkRedis({ host: "r", port: 1, address: "127.0.0.1" }, probeOf(f.port), 1000);
+    assert.equal(o.ok, true, o.failure?.message);
+    assert.equal(o.runId, undefined);
+    assert.equal(o.keys, undefined);
   });
 
   test("a replica: its primary, link and offset; the connection is kept for the next probe", async () => {
@@ -149,7 +179,7 @@ describe("RedisProbe against a fake server", () => {
     assert.equal(o.offset, 40);
     const again = await checkRedis(target, p, 1000);
     assert.equal(again.ok, true);
-    assert.equal(f.commands.length, 4);
+    assert.equal(f.commands.length, 7, "4 on the new connection, 3 on the kept one");
   });
 
   test("AUTH goes first on a new connection; a refused AUTH is an error reply", async () => {
@@ -180,7 +210,9 @@ describe("RedisProbe against a fake server", () => {
 
   test("overlapping probes on one connection get their own replies, in order", async () => {
     let n = 0;
-    const f = await serve(([cmd]) => (cmd === "PING" ? "+PONG\r\n" : bulk(`# Replication\r\nrole:master\r\nmaster_repl_offset:${++n}\r\n`)));
+    const f = await serve(([cmd, section]) =>
+      cmd === "PING" ? "+PONG\r\n" : section === "replication" ? bulk(`# Replication\r\nrole:master\r\nmaster_repl_offset:${++n}\r\n`) : bulk("# Other\r\n"),
+    );
     const p = probeOf(f.port);
     const [a, b, c] = await Promise.all([p.probe(1000), p.probe(1000), p.probe(1000)]);
     assert.deepEqual([a[1], b[1], c[1]].map((x) => infoField(String(x), "\nmaster_repl_offset:")), ["1", "2", "3"]);

@@ -8,8 +8,10 @@ import { renderForHost, redisBackendName } from "../../admin/haproxy-config.ts";
 import { type Endpoint, endpointId, type RoleReply } from "../../admin/redis.ts";
 import { errorMessage, FailoverdError, isRetryable } from "../../errors.ts";
 import { getHost, type HaproxyHost, twinOf } from "../../topology/topology.ts";
+import { type DataLossEstimate, describeLoss, estimateDataLoss, whyRefusePromotion } from "../../checks/replication.ts";
 import { PreconditionError } from "../runner.ts";
 import type { Step, StepContext } from "../types.ts";
+import { confirmStillFailed, failedTargets } from "./confirm.ts";
 import { currentPrimaries } from "./haproxy.ts";
 
 /** The Redis ports of the recovery's host. */
@@ -84,6 +86,38 @@ export const fenceFailedServers: Step = {
   },
 };
 
+/**
+ * Holds the survivor's resync while its primary is failed over: a primary that comes back empty (restarted without
+ * persistence, by a supervisor) would be fully resynced from within a second and the survivor would wipe the very copy
+ * that is about to be promoted. Released by the promotion, or by the rollback.
+ */
+export const holdSurvivorSync: Step = {
+  name: "hold",
+  title: "Keep the surviving replica from resyncing from the failed server",
+  async run(ctx) {
+    const survivor = twin(ctx);
+    const failedAddress = ctx.inventory.addressOf(ctx.host);
+    const held: number[] = [];
+    const settled = await Promise.allSettled(
+      portsOf(ctx).map(async (port) => {
+        const ep = { address: ctx.inventory.addressOf(survivor), port };
+        const role = await roleOf(ctx, ep);
+        if (role?.role !== "replica" || role.primary.address !== failedAddress || role.primary.port !== port) return;
+        await ctx.providers.redis.holdSync(ep);
+        await ctx.verify(`${survivor}:${port}'s resync is held`, () => ctx.providers.redis.syncHeld(ep));
+        held.push(port);
+      }),
+    );
+    throwFirstRejection(settled);
+    return { survivor, held: held.sort() };
+  },
+  async rollback(ctx) {
+    const survivor = twin(ctx);
+    const held = ctx.result<{ held: number[] }>("hold")?.held ?? portsOf(ctx);
+    await Promise.all(held.map((port) => ctx.providers.redis.releaseSync({ address: ctx.inventory.addressOf(survivor), port })));
+  },
+};
+
 /** Null when `role` (the candidate's ROLE reply) may be promoted in place of `failed`; else why not. */
 export function whyNotPromotable(candidate: string, role: RoleReply | undefined, failed: Endpoint): string | null {
   if (!role) return `${candidate} cannot be reached`;
@@ -113,28 +147,87 @@ export interface PromoteResult {
   readonly primary: string;
   readonly promoted: readonly number[];
   readonly alreadyPrimary: readonly number[];
+  /** What each promotion lost of what the failed primary had acknowledged (estimated), per promoted port. */
+  readonly dataLoss?: readonly PromotionLoss[];
+  /** The re-check of the failed servers right before the promotion. */
+  readonly confirmed?: readonly string[];
+}
+
+export interface PromotionLoss {
+  readonly port: number;
+  readonly candidate: string;
+  /** Null when it cannot be estimated (the failed primary was never seen healthy by this daemon). */
+  readonly estimate: DataLossEstimate | null;
+  readonly text: string;
+}
+
+/**
+ * What promoting the candidate (a replica of the failed server, read now) loses; null when it holds no copy of the
+ * data at all (it never completed a sync since it was started or re-pointed).
+ */
+async function lossOf(ctx: StepContext, port: number, candidate: Endpoint): Promise<PromotionLoss | { neverSynced: string }> {
+  const name = `${twin(ctx)}:${port}`;
+  const failed = `${ctx.host}:${port}`;
+  const info = await ctx.read(() => ctx.providers.redis.info(candidate, "replication"));
+  if (!info) return { port, candidate: name, estimate: null, text: `${name}: loss not estimated (no reading)` };
+  if (info["master_link_status"] !== "up" && info["master_link_down_since_seconds"] === "-1") {
+    return { neverSynced: `${name} never completed a sync since it was (re)started: it holds no copy of the data` };
+  }
+  const offset = Number(info["slave_repl_offset"] ?? Number.NaN);
+  const ack = ctx.monitor.lastGood(failed);
+  if (!ack || ack.offset === undefined || !Number.isFinite(offset)) {
+    return { port, candidate: name, estimate: null, text: `${name}: loss unknown (${failed} was never seen healthy by this daemon)` };
+  }
+  const estimate = estimateDataLoss({ offset: ack.offset, at: ack.at }, offset, (o) => ctx.monitor.firstAbove(failed, o));
+  return { port, candidate: name, estimate, text: `${name} misses ${describeLoss(estimate)} of what ${failed} had acknowledged` };
 }
 
 export const promoteSurvivor: Step = {
   name: "promote",
   title: "Make the remaining Redis the primary",
   pointOfNoReturn: true,
+  /** A resumed recovery (another instance, a restart): the daemon's view of the roles follows the promotion. */
+  async restore(ctx, result) {
+    const r = result as PromoteResult | undefined;
+    for (const p of [...(r?.promoted ?? []), ...(r?.alreadyPrimary ?? [])]) ctx.monitor.noteRole(`${r!.primary}:${p}`, "primary");
+  },
   async run(ctx): Promise<PromoteResult> {
     const survivor = twin(ctx);
     const failedAddress = ctx.inventory.addressOf(ctx.host);
     const promoted: number[] = [];
     const alreadyPrimary: number[] = [];
+    // Decide on the present: the failed servers are checked once more. One that answers as it was ends the recovery
+    // here (rolled back, nothing promoted); one seen failing fewer than `fall` times is watched until confirmed.
+    const confirmed = await confirmStillFailed(ctx, failedTargets(ctx, portsOf(ctx).map((p) => `${ctx.host}:${p}`)), "promotion");
     // Every candidate is checked before any is promoted: a refusal here changes nothing and may still roll back.
     const candidates = await Promise.all(
       portsOf(ctx).map(async (port) => {
         const ep = { address: ctx.inventory.addressOf(survivor), port };
         const role = await roleOf(ctx, ep);
-        const why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
-        return { port, ep, role, why };
+        let why = ctx.dryRun ? null : whyNotPromotable(`${survivor}:${port}`, role, { address: failedAddress, port });
+        let loss: PromotionLoss | undefined;
+        if (!why && !ctx.dryRun && role?.role === "replica") {
+          const l = await lossOf(ctx, port, ep);
+          if ("neverSynced" in l) {
+            if (!ctx.recovery.acceptDataLoss) why = l.neverSynced;
+          } else {
+            loss = l;
+          }
+        }
+        return { port, ep, role, why, loss };
       }),
     );
     const refused = candidates.filter((c) => c.why !== null).map((c) => c.why);
     if (refused.length > 0) throw new PreconditionError(`cannot promote: ${refused.join("; ")}`);
+    // The promotion guard: never lose more than the bound of acknowledged writes unless an operator said so.
+    const losses = candidates.flatMap((c) => (c.loss ? [c.loss] : []));
+    const over = losses.flatMap((l) =>
+      l.estimate ? [whyRefusePromotion(l.candidate, `${ctx.host}:${l.port}`, l.estimate, ctx.topology.config.recovery)].filter((x): x is string => x !== null) : [],
+    );
+    if (over.length > 0 && !ctx.recovery.acceptDataLoss) {
+      throw new PreconditionError(`promotion refused: ${over.join("; ")}; to promote anyway: failoverd promote --host ${survivor} --accept-data-loss`);
+    }
+    for (const l of losses) ctx.log.warn({ dataLoss: l.estimate, acceptDataLoss: ctx.recovery.acceptDataLoss }, `promoting ${l.text}`);
     const settled = await Promise.allSettled(
       candidates.map(async ({ port, ep, role }) => {
         if (role?.role === "primary") {
@@ -149,16 +242,30 @@ export const promoteSurvivor: Step = {
       }),
     );
     throwFirstRejection(settled);
-    // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks. The ports found
-    // primary already too: on a retry (or a resumed recovery) they are the ones an earlier attempt promoted.
     const routed = [...promoted, ...alreadyPrimary];
+    // The hold of their resync ends with the promotion (a primary has nothing to resync from).
+    const held = ctx.result<{ held: number[] }>("hold")?.held ?? [];
+    await Promise.all(routed.filter((p) => held.includes(p)).map((p) => ctx.providers.redis.releaseSync({ address: ctx.inventory.addressOf(survivor), port: p })));
+    for (const p of routed) ctx.monitor.noteRole(`${survivor}:${p}`, "primary");
+    // Route at once: the new primary is ready and forced up, instead of waiting `rise` health checks. The ports found
+    // primary already too: on a retry (or a resumed recovery) they are the ones an earlier attempt promoted. Its
+    // current address first, on its own (a batch runs every command even when one is refused): each HAProxy must
+    // send clients to where the survivor is now, whatever an earlier failed recovery left.
+    const survivorAddress = ctx.inventory.addressOf(survivor);
     await onEveryHaproxy(ctx, "route to the new primary", async (_h, admin) => {
+      await ctx.providers.haproxy.apply(admin, routed.map((p) => cmd.addr(redisBackendName(p), survivor, survivorAddress, p)));
       await ctx.providers.haproxy.apply(
         admin,
         routed.flatMap((p) => [cmd.state(redisBackendName(p), survivor, "ready"), cmd.health(redisBackendName(p), survivor, "up")]),
       );
     });
-    return { primary: survivor, promoted: promoted.sort(), alreadyPrimary: alreadyPrimary.sort() };
+    return {
+      primary: survivor,
+      promoted: promoted.sort(),
+      alreadyPrimary: alreadyPrimary.sort(),
+      ...(losses.length > 0 ? { dataLoss: losses.filter((l) => promoted.includes(l.port)) } : {}),
+      confirmed,
+    };
   },
 };
 

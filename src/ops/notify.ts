@@ -389,7 +389,7 @@ function describeEnd(e: DaemonEvents["recovery-end"]): Notification {
       durationMs: e.durationMs,
       origin: e.origin,
       error: e.error ?? null,
-      dataLoss: e.dataLoss ?? null,
+      ...(e.dataLoss ? { dataLoss: e.dataLoss } : {}),
     },
     // Interrupted: it resumes at the next start, and tells its end then.
     ...(e.outcome === "interrupted" ? {} : { alert: recoveryAlert(e, e.outcome === "succeeded" ? "resolved" : "firing") }),

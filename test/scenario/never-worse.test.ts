@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { BIN_PATH } from "../../src/package-root.ts";
 import { isGone, signal } from "../../src/providers/local/processes.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
 import { FileJournal, type RecoverySummary, summarize } from "../../src/recovery/journal.ts";
@@ -24,7 +25,7 @@ import { killAll, scenario } from "../helpers/matrix.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
 
 const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "..", "..", "bin", "failoverd.js");
+const BIN = BIN_PATH;
 const TOKEN = "never-worse-token";
 
 const topologies: TestTopology[] = [];

@@ -3,7 +3,7 @@
  * fault (crash = SIGKILL of every process of the host; hang = SIGSTOP, then SIGCONT after `hangMs`), expectation
  * (the playbook finished, the topology is whole again, every acknowledged write is still there), and a report.
  */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,7 +19,11 @@ import type { Topology } from "../topology/topology.ts";
 import { startDaemon, stopDaemon, waitForDaemon } from "./daemon-process.ts";
 import { longestGap, Traffic, type TrafficOptions } from "./traffic.ts";
 
-export type Fault = "crash" | "hang";
+/**
+ * crash: SIGKILL of every process of the host; hang: SIGSTOP, SIGCONT after `hangMs`; vanish: every packet to and
+ * from the host's address dropped (no reset, no refusal: a host gone from the network), restored after `hangMs`.
+ */
+export type Fault = "crash" | "hang" | "vanish";
 
 export interface SimulateOptions {
   readonly target: string;
@@ -88,6 +92,7 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
   let daemon: ChildProcess | null = null;
   let traffic: Traffic | null = null;
   const stopped: number[] = [];
+  let vanished: (() => void) | null = null;
   try {
     daemon = startDaemon(t, join(sandbox.runDir, "daemon.log"));
     await waitForDaemon(join(sandbox.runDir, "daemon.log"), daemon);
@@ -104,11 +109,16 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
     const victims = sandbox.machineOf(o.target)?.processes ?? [];
     if (victims.length === 0) throw new FailoverdError(`the sandbox runs no process for ${o.target}`);
     const faultAt = Date.now();
-    for (const p of victims) if (signalProcess(p, o.fault === "crash" ? "SIGKILL" : "SIGSTOP")) stopped.push(p.pid);
+    if (o.fault === "vanish") {
+      vanished = vanish(sandbox.machineOf(o.target)!.address);
+      say(`fault: ${o.target} vanishes from the network (every packet to and from ${sandbox.machineOf(o.target)!.address} dropped)`);
+    } else {
+      for (const p of victims) if (signalProcess(p, o.fault === "crash" ? "SIGKILL" : "SIGSTOP")) stopped.push(p.pid);
+      say(`fault: ${o.fault} of ${o.target} (${o.fault === "crash" ? "SIGKILL" : "SIGSTOP"} pid ${victims.map((p) => p.pid).join(", ")})`);
+    }
     o.hooks?.onFault?.(faultAt);
-    say(`fault: ${o.fault} of ${o.target} (${o.fault === "crash" ? "SIGKILL" : "SIGSTOP"} pid ${victims.map((p) => p.pid).join(", ")})`);
     const resumeAt = faultAt + (o.hangMs ?? 10_000);
-    let resumed = o.fault !== "hang";
+    let resumed = o.fault === "crash";
 
     const journal = new FileJournal(join(t.config.stateDir, "journal.jsonl"));
     const deadline = faultAt + (o.timeoutMs ?? 60_000);
@@ -118,9 +128,15 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
     let convergedAt: number | null = null;
     while (Date.now() < deadline) {
       if (!resumed && Date.now() >= resumeAt) {
-        for (const p of victims) signalProcess(p, "SIGCONT");
+        if (vanished) {
+          vanished();
+          vanished = null;
+          say(`fault: ${o.target} is back on the network after ${Date.now() - faultAt} ms`);
+        } else {
+          for (const p of victims) signalProcess(p, "SIGCONT");
+          say(`fault: SIGCONT to ${o.target} after ${Date.now() - faultAt} ms`);
+        }
         resumed = true;
-        say(`fault: SIGCONT to ${o.target} after ${Date.now() - faultAt} ms`);
       }
       recovery = summarize(await journal.read()).find((r) => r.host === o.target && r.startedAt >= faultAt - 5000);
       for (const s of recovery?.steps ?? []) {
@@ -155,7 +171,9 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
       playbook: recovery?.playbook ?? null,
       diagnosis: recovery?.diagnosis ?? null,
       budgetMs: t.config.checks.intervalMs * t.config.checks.fall,
-      detectMs: recovery ? recovery.startedAt - faultAt : null,
+      // Detection: when the failure was confirmed (a recovery that started early, on strong evidence, confirms it in
+      // its decisive step), else when the recovery started.
+      detectMs: recovery ? confirmedAt(recovery) - faultAt : null,
       outageMs: gap.ms,
       firstWriteAfterFaultMs: firstAfter ? firstAfter.at - faultAt : null,
       failedOps: traffic.failures.filter((f) => f.at >= faultAt).length,
@@ -172,11 +190,38 @@ export async function simulate(t: Topology, o: SimulateOptions): Promise<Simulat
       })),
     };
   } finally {
+    vanished?.();
     await traffic?.stop().catch(() => {});
     for (const p of sandbox.read().machines.flatMap((m) => m.processes)) signalProcess(p, "SIGCONT");
     if (daemon) await stopDaemon(daemon);
     await sandboxDown(t);
   }
+}
+
+function confirmedAt(r: RecoverySummary): number {
+  for (const step of ["promote", "terminate"]) {
+    const at = (r.completed.get(step) as { confirmedAt?: number } | undefined)?.confirmedAt;
+    if (typeof at === "number") return at;
+  }
+  return r.startedAt;
+}
+
+/** Drops every packet to and from `address` (iptables, INPUT); returns the undo. */
+function vanish(address: string): () => void {
+  const rules = [
+    ["INPUT", "-d", address, "-j", "DROP"],
+    ["INPUT", "-s", address, "-j", "DROP"],
+  ];
+  for (const r of rules) execFileSync("iptables", ["-I", ...r]);
+  return () => {
+    for (const r of rules) {
+      try {
+        execFileSync("iptables", ["-D", ...r]);
+      } catch {
+        // already gone
+      }
+    }
+  };
 }
 
 /** Reads every acknowledged key back from the current primary of the writer's port; returns how many are missing. */

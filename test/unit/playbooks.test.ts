@@ -245,7 +245,7 @@ describe("failed_redis", () => {
     for (const p of PORTS) indexOf(a, `redis.replicate ${fresh}:${p} ${R2}:${p}`);
     for (const admin of HAPROXY_ADMINS) for (const p of PORTS) indexOf(a, `haproxy.setAddr ${admin} be_redis_${p} redis1 ${fresh} ${p}`);
     const promote = summarize(await records(s))[0]?.completed.get("promote") as Record<string, unknown>;
-    assert.deepEqual({ ...promote, confirmed: undefined }, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002], confirmed: undefined });
+    assert.deepEqual({ ...promote, confirmed: undefined, confirmedAt: undefined }, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002], confirmed: undefined, confirmedAt: undefined });
   });
 
   test("mixed roles (redis1 primary on 9001, replica on 9002): only 9001 is promoted", async () => {
@@ -256,7 +256,7 @@ describe("failed_redis", () => {
       [`redis.promote ${R2}:9001`],
     );
     const promote = summarize(await records(s))[0]?.completed.get("promote") as Record<string, unknown>;
-    assert.deepEqual({ ...promote, confirmed: undefined, dataLoss: undefined }, { primary: "redis2", promoted: [9001], alreadyPrimary: [9002], confirmed: undefined, dataLoss: undefined });
+    assert.deepEqual({ ...promote, confirmed: undefined, confirmedAt: undefined, dataLoss: undefined }, { primary: "redis2", promoted: [9001], alreadyPrimary: [9002], confirmed: undefined, confirmedAt: undefined, dataLoss: undefined });
     for (const p of PORTS) assert.equal(s.world.redisAt(R2, p)?.role, "primary");
   });
 
@@ -293,7 +293,7 @@ describe("failed_redis", () => {
     assert.equal(hook.hits, 1, "precondition: the first attempt's routing on haproxy1 was lost");
     assert.deepEqual(stepStarts(await records(s), "promote"), [1, 2]);
     const promote = summarize(await records(s))[0]?.completed.get("promote") as Record<string, unknown>;
-    assert.deepEqual({ ...promote, confirmed: undefined }, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002], confirmed: undefined });
+    assert.deepEqual({ ...promote, confirmed: undefined, confirmedAt: undefined }, { primary: "redis2", promoted: [], alreadyPrimary: [9001, 9002], confirmed: undefined, confirmedAt: undefined });
     for (const p of PORTS) {
       assert.equal(
         s.world.calls.filter((c) => c === `haproxy.setHealth 127.0.2.1:9999 be_redis_${p} redis2 up`).length,

@@ -15,7 +15,8 @@ const terminate: Step = {
   pointOfNoReturn: true,
   async run(ctx) {
     const confirmed = await confirmStillFailed(ctx, failedTargets(ctx, [ctx.host]), "termination");
-    return { ...(await terminateFailedMachine.run(ctx)) as object, confirmed };
+    const confirmedAt = Date.now();
+    return { ...((await terminateFailedMachine.run(ctx)) as object), confirmed, confirmedAt };
   },
 };
 

@@ -149,8 +149,9 @@ export interface PromoteResult {
   readonly alreadyPrimary: readonly number[];
   /** What each promotion lost of what the failed primary had acknowledged (estimated), per promoted port. */
   readonly dataLoss?: readonly PromotionLoss[];
-  /** The re-check of the failed servers right before the promotion. */
+  /** The re-check of the failed servers right before the promotion, and when it confirmed the failure. */
   readonly confirmed?: readonly string[];
+  readonly confirmedAt?: number;
 }
 
 export interface PromotionLoss {
@@ -199,6 +200,7 @@ export const promoteSurvivor: Step = {
     // Decide on the present: the failed servers are checked once more. One that answers as it was ends the recovery
     // here (rolled back, nothing promoted); one seen failing fewer than `fall` times is watched until confirmed.
     const confirmed = await confirmStillFailed(ctx, failedTargets(ctx, portsOf(ctx).map((p) => `${ctx.host}:${p}`)), "promotion");
+    const confirmedAt = Date.now();
     // Every candidate is checked before any is promoted: a refusal here changes nothing and may still roll back.
     const candidates = await Promise.all(
       portsOf(ctx).map(async (port) => {
@@ -265,6 +267,7 @@ export const promoteSurvivor: Step = {
       alreadyPrimary: alreadyPrimary.sort(),
       ...(losses.length > 0 ? { dataLoss: losses.filter((l) => promoted.includes(l.port)) } : {}),
       confirmed,
+      confirmedAt,
     };
   },
 };

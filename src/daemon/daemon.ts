@@ -246,6 +246,7 @@ export class Daemon {
     if (this.roundTimer) clearInterval(this.roundTimer);
     await Promise.allSettled([...this.loops, ...this.recoveries.values()]);
     this.checker.close();
+    this.journal.close();
     await this.opts.providers.close();
     if (!this.opts.dryRun) await this.lease.release();
     this.log.info("failoverd stopped");

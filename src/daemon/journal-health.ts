@@ -2,7 +2,8 @@
  * Whether the journal can be written: the precondition of every recovery. `WatchedJournal` passes every record to
  * the real journal and remembers whether the last write failed. A failure (a full disk, an I/O error, a read-only
  * file system) is logged as one clear error naming the path and the errno, again once a minute while it lasts, and
- * its end once; the metrics, /healthz and the status page read `fault`.
+ * its end once; the metrics, /healthz and the status page read `fault`. While it lasts the journal is probed every few
+ * seconds, so the fault ends when the disk does even if no recovery tries to write.
  */
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -24,12 +25,21 @@ const LOG_EVERY_MS = 60_000;
 export class WatchedJournal implements Journal {
   private current: JournalFault | null = null;
   private loggedAt = 0;
+  private probing: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly inner: Journal,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** While it fails, how often the journal is probed (a fault must end even when no recovery tries to write). */
+    private readonly probeEveryMs = 5000,
   ) {}
+
+  /** Stops probing (the daemon stops). */
+  close(): void {
+    if (this.probing) clearInterval(this.probing);
+    this.probing = null;
+  }
 
   /** Why the last write failed; null while the journal can be written. */
   get fault(): JournalFault | null {
@@ -53,6 +63,16 @@ export class WatchedJournal implements Journal {
   private failed(e: JournalWriteError): void {
     const now = this.now();
     const first = this.current === null;
+    if (first && this.inner.probe && !this.probing) {
+      const probe = this.inner.probe.bind(this.inner);
+      this.probing = setInterval(() => {
+        probe().then(
+          () => this.recovered(),
+          (err: unknown) => err instanceof JournalWriteError && this.current && this.failed(err),
+        );
+      }, this.probeEveryMs);
+      this.probing.unref();
+    }
     this.current ??= { path: e.path, ...(e.code ? { code: e.code } : {}), error: e.message, since: now };
     this.current = { ...this.current, error: e.message };
     if (!first && now - this.loggedAt < LOG_EVERY_MS) return;
@@ -68,6 +88,7 @@ export class WatchedJournal implements Journal {
     const f = this.current;
     if (!f) return;
     this.current = null;
+    this.close();
     this.log.info({ path: f.path }, `the journal ${f.path ?? ""} can be written again after ${Math.round((this.now() - f.since) / 1000)} s: failoverd acts again`);
   }
 }

@@ -5,7 +5,7 @@
  * `Journal` is the interface; `FileJournal` keeps JSON lines in the state directory. A later implementation keeps
  * the same records in etcd so the next leader resumes what the last one began.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { FailoverdError } from "../errors.ts";
 
@@ -50,6 +50,11 @@ export interface Journal {
   append(record: JournalRecord): Promise<void>;
   /** Every record, oldest first. Throws JournalCorruptError on a record that cannot be read. */
   read(): Promise<JournalRecord[]>;
+  /**
+   * Whether a record could be written now, without writing one: resolves when it could, throws JournalWriteError
+   * when not. Optional: a journal without it is known writable again only at its next successful append.
+   */
+  probe?(): Promise<void>;
 }
 
 export class JournalCorruptError extends FailoverdError {
@@ -109,6 +114,29 @@ export class FileJournal implements Journal {
       throw JournalWriteError.of(this.path, e);
     } finally {
       closeSync(fd);
+    }
+  }
+
+  /** Writes and fsyncs a page beside the journal, then removes it: a full or read-only disk refuses it. */
+  async probe(): Promise<void> {
+    const probe = `${this.path}.probe`;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      const fd = openSync(probe, "w", 0o600);
+      try {
+        if (writeSync(fd, Buffer.alloc(4096)) < 4096) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      throw JournalWriteError.of(this.path, e);
+    } finally {
+      try {
+        rmSync(probe, { force: true });
+      } catch {
+        // Nothing was made where nothing can be.
+      }
     }
   }
 

@@ -5,7 +5,8 @@
  * logs a failure once a minute; the RecoveryGate holds and retries recoveries.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -76,6 +77,25 @@ describe("FileJournal on a device that is full", () => {
       assert.ok(e instanceof JournalWriteError, String(e));
       assert.equal(e.message, `cannot write the journal ${dir}/state/journal.jsonl: ${e.code}: ${e.code === "EEXIST" ? "file already exists" : "not a directory"}`);
       assert.ok(e.code === "EEXIST" || e.code === "ENOTDIR", e.code);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("FileJournal.probe", () => {
+  test("resolves where a record could be written, and leaves nothing behind; refuses with the path and errno where not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "failoverd-journal-"));
+    try {
+      await new FileJournal(join(dir, "journal.jsonl")).probe();
+      assert.deepEqual(readdirSync(dir), []);
+      writeFileSync(join(dir, "state"), "a file where the state directory should be\n");
+      const e = await new FileJournal(join(dir, "state", "journal.jsonl")).probe().then(
+        () => null,
+        (x: unknown) => x,
+      );
+      assert.ok(e instanceof JournalWriteError, String(e));
+      assert.match(e.message, new RegExp(`^cannot write the journal ${dir}/state/journal\\.jsonl: E[A-Z]+: `));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -157,6 +177,27 @@ describe("WatchedJournal", () => {
         "the journal /state/journal.jsonl can be written again after 60 s: failoverd acts again",
       ],
     );
+  });
+});
+
+describe("WatchedJournal probing", () => {
+  test("the fault ends when the journal can be written again, even with nothing to append", async () => {
+    let full = true;
+    const inner = new FullJournal(() => full);
+    Object.assign(inner, { probe: async () => (full ? Promise.reject(ENOSPC()) : undefined) });
+    const j = new WatchedJournal(inner, silentLogger(), Date.now, 20);
+    try {
+      await assert.rejects(j.append({ type: "step-start", id: "r", at: 1, step: "fence", attempt: 1 }), JournalWriteError);
+      await sleep(100);
+      assert.notEqual(j.fault, null, "still full: the probes fail");
+      full = false;
+      const deadline = Date.now() + 10_000;
+      while (j.fault !== null && Date.now() < deadline) await sleep(20);
+      assert.equal(j.fault, null);
+      assert.equal(inner.records.length, 0, "nothing was appended to find it out");
+    } finally {
+      j.close();
+    }
   });
 });
 

@@ -1,6 +1,9 @@
 /** What every command shares: the --config option, loading, exit codes, output. */
 import { type Command, InvalidArgumentError } from "commander";
+import { ConfigError } from "../errors.ts";
 import { loadTopology } from "../topology/load.ts";
+import { unsetSecretVariables } from "../topology/secrets.ts";
+import { stateDirProblem } from "../topology/state-dir.ts";
 import type { Topology } from "../topology/topology.ts";
 import { isStdoutClosed } from "./stdio.ts";
 
@@ -42,6 +45,17 @@ export function parseMs(min: number): (v: string) => number {
 
 export function loadFrom(opts: ConfigOpts): Topology {
   return loadTopology(opts.config);
+}
+
+/**
+ * What a config needs of this host beyond its own text: every `{env: NAME}` secret set, and a writable state
+ * directory. `run` creates the directory; `validate` judges it only when it exists.
+ */
+export function assertRunnable(t: Topology, mode: "run" | "validate"): void {
+  const problems = unsetSecretVariables(t.config);
+  const dir = stateDirProblem(t.config.stateDir, mode === "run");
+  if (dir) problems.push(dir);
+  if (problems.length > 0) throw new ConfigError(t.source, problems);
 }
 
 export function out(line = ""): void {

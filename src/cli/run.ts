@@ -5,7 +5,7 @@ import { createLogger } from "../log.ts";
 import { createProviders } from "../providers/index.ts";
 import { Ops } from "../ops/index.ts";
 import { loadTopology } from "../topology/load.ts";
-import { type ConfigOpts, loadFrom, withConfig } from "./common.ts";
+import { assertRunnable, type ConfigOpts, loadFrom, withConfig } from "./common.ts";
 import { warnWhenStdoutCloses } from "./stdio.ts";
 
 export function registerRun(program: Command): void {
@@ -15,6 +15,8 @@ export function registerRun(program: Command): void {
     .option("--instance <name>", "this instance's name among several coordinated through etcd (overrides coordination.instance)")
     .action(async (opts: ConfigOpts & { dryRun?: boolean; http?: string; instance?: string }) => {
       const topology = loadFrom(opts);
+      // A dry run writes nothing there: it needs no state directory of its own (an operator may shadow the service).
+      assertRunnable(topology, opts.dryRun === true ? "validate" : "run");
       warnWhenStdoutCloses();
       const log = createLogger();
       // A coordination section: one of several instances, through etcd. Absent: this instance acts alone.

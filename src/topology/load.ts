@@ -3,7 +3,7 @@
  * (`hosts.redis1.ports[1]: 70000 is not a port`); nothing here throws anything but ConfigError.
  */
 import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { isMap, isPair, isScalar, isSeq, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { packagePath } from "../package-root.ts";
@@ -48,6 +48,8 @@ export function parseConfig(text: string, source: string): Config {
       doc.errors.slice(0, 5).map((e) => `invalid YAML at line ${e.linePos?.[0]?.line ?? "?"}: ${firstLine(e.message)}`),
     );
   }
+  const forbidden = forbiddenKeys(doc.contents);
+  if (forbidden.length > 0) throw new ConfigError(source, forbidden);
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
@@ -92,6 +94,70 @@ function printable(s: string): string {
   return clean.length > 60 ? `${clean.slice(0, 60)}...` : clean;
 }
 
+/**
+ * Keys that a JavaScript object cannot hold as its own: `__proto__` would set the object's prototype instead, and
+ * the entry would vanish without a word (a host named so would simply not exist). Refused wherever they appear.
+ */
+function forbiddenKeys(node: unknown, path: PropertyKey[] = []): string[] {
+  if (isMap(node)) {
+    return node.items.flatMap((pair) => {
+      if (!isPair(pair)) return [];
+      const key = isScalar(pair.key) ? String(pair.key.value) : null;
+      if (key === "__proto__") return [`${formatPath([...path, key])}: '__proto__' cannot be a key (rename it)`];
+      return forbiddenKeys(pair.value, key === null ? path : [...path, key]);
+    });
+  }
+  if (isSeq(node)) return node.items.flatMap((item, i) => forbiddenKeys(item, [...path, i]));
+  return [];
+}
+
+/**
+ * Null when `address` (a valid dotted IPv4) can be a machine's address; else why not. Loopback is judged with the
+ * provider (`addressRules`).
+ */
+export function whyNotHostAddress(address: string): string | null {
+  const [a = 0] = address.split(".").map(Number);
+  if (address === "0.0.0.0") return "0.0.0.0 means any address, not a machine's";
+  if (a === 0) return `${address} is in 0.0.0.0/8 ("this network"), not a machine's address`;
+  if (address === "255.255.255.255") return "255.255.255.255 is the broadcast address, not a machine's";
+  if (a >= 224 && a <= 239) return `${address} is a multicast address, not a machine's`;
+  if (a >= 240) return `${address} is reserved (240.0.0.0/4), not a machine's address`;
+  return null;
+}
+
+const isLoopback = (address: string) => address.startsWith("127.");
+
+/**
+ * Every address must be able to host a machine. The local provider's machines are processes on this host's loopback
+ * addresses, so with it every host and pool address is loopback (127.0.0.0/8).
+ */
+function addressRules(config: Config): string[] {
+  const local = config.provider.kind === "local";
+  const judge = (field: string, address: string): string[] => {
+    const why = whyNotHostAddress(address);
+    if (why) return [`${field}: ${why}`];
+    if (local && !isLoopback(address)) {
+      return [`${field}: ${address} is not a loopback address; the local provider runs its machines on 127.0.0.0/8 (use provider kind aws for real machines)`];
+    }
+    return [];
+  };
+  const problems = Object.entries(config.hosts).flatMap(([name, h]) => judge(`hosts.${name}.address`, h.address));
+  const p = config.provider;
+  if (p.kind === "local" && p.addressPool) {
+    for (const role of ["redis", "haproxy"] as const) {
+      for (const [i, a] of p.addressPool[role].entries()) problems.push(...judge(`provider.addressPool.${role}[${i}]`, a));
+    }
+  }
+  return problems;
+}
+
+/** A check's deadline fits in its interval: a target is never checked again while its last check still runs. */
+function checksRules(config: Config): string[] {
+  const c = config.checks;
+  if (c.timeoutMs <= c.intervalMs) return [];
+  return [`checks.timeoutMs: ${c.timeoutMs} ms is longer than checks.intervalMs (${c.intervalMs} ms); a check's deadline must be at most its interval`];
+}
+
 /** A host of the config by name, never an inherited property (`constructor`). */
 function own<T>(record: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
@@ -99,7 +165,7 @@ function own<T>(record: Record<string, T>, key: string): T | undefined {
 
 /** Rules that span fields: conflicts and references. */
 function crossCheck(config: Config): string[] {
-  const problems: string[] = [];
+  const problems: string[] = [...addressRules(config), ...checksRules(config)];
   const hosts = config.hosts;
   const byAddress = new Map<string, string>();
   for (const [name, host] of Object.entries(hosts)) {

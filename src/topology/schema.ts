@@ -81,14 +81,17 @@ export const hostSchema = z.discriminatedUnion("role", [redisHost, haproxyHost, 
     iss.code === "invalid_union" ? "role must be one of redis, haproxy, app" : "a host must be a mapping with a role",
 });
 
-const checks = z.strictObject({
-  intervalMs: millis(10, 3_600_000).default(1000),
-  timeoutMs: millis(5, 60_000).default(500),
-  fall: count(1, 100).default(3),
-  rise: count(1, 100).default(2),
-  /** After a first failure, re-check this often until the target is confirmed down or up again (HAProxy's fastinter). */
-  fastIntervalMs: millis(10, 3_600_000).optional(),
-});
+const checks = z
+  .strictObject({
+    intervalMs: millis(10, 3_600_000).default(1000),
+    /** At most intervalMs (checked with the other rules across fields); absent: 500, or intervalMs when shorter. */
+    timeoutMs: millis(5, 60_000).optional(),
+    fall: count(1, 100).default(3),
+    rise: count(1, 100).default(2),
+    /** After a first failure, re-check this often until the target is confirmed down or up again (HAProxy's fastinter). */
+    fastIntervalMs: millis(10, 3_600_000).optional(),
+  })
+  .transform(({ timeoutMs, ...c }) => ({ ...c, timeoutMs: timeoutMs ?? Math.min(500, c.intervalMs) }));
 
 const recovery = z.strictObject({
   enabled: z.boolean().default(true),

@@ -163,3 +163,98 @@ describe("failoverd validate: reported src defects (expected behaviour)", () => 
     assertConfigRefused(failoverd("validate", "--config", file("newline-key.yaml")), /unknown key/);
   });
 });
+
+describe("failoverd validate and run: configs that cannot work are refused with one line (issue 11)", () => {
+  const UNSET = "FAILOVERD_TEST_UNSET_SECRET_11";
+  /** The sandbox on 127.123.x.y (never started: every case is refused before anything runs). */
+  const base = SANDBOX.replace(/127\.0\./g, "127.123.").replace("stateDir: .failoverd/state", `stateDir: ${JSON.stringify(join(tmpdir(), "failoverd-t123-state-never-created"))}`);
+  const cases: readonly { name: string; content: string; mention: RegExp }[] = [
+    {
+      name: "a host address 0.0.0.0",
+      content: base.replace("address: 127.123.1.2,", "address: 0.0.0.0,"),
+      mention: /hosts\.redis2\.address: 0\.0\.0\.0 means any address, not a machine's/,
+    },
+    {
+      name: "the broadcast address 255.255.255.255",
+      content: base.replace("address: 127.123.2.2", "address: 255.255.255.255"),
+      mention: /hosts\.haproxy2\.address: 255\.255\.255\.255 is the broadcast address/,
+    },
+    {
+      name: "a multicast address",
+      content: base.replace("address: 127.123.3.1", "address: 239.1.2.3"),
+      mention: /hosts\.app\.address: 239\.1\.2\.3 is a multicast address/,
+    },
+    {
+      name: "a non-loopback host address with the local provider",
+      content: base.replace("address: 127.123.1.1,", "address: 10.0.1.1,"),
+      mention: /hosts\.redis1\.address: 10\.0\.1\.1 is not a loopback address; the local provider runs its machines on 127\.0\.0\.0\/8/,
+    },
+    {
+      name: "a non-loopback pool address with the local provider",
+      content: base.replace("127.123.1.13,", "192.168.7.13,"),
+      mention: /provider\.addressPool\.redis\[2\]: 192\.168\.7\.13 is not a loopback address/,
+    },
+    {
+      name: "checks.timeoutMs thousands of times checks.intervalMs",
+      content: base.replace("  intervalMs: 200\n  timeoutMs: 150", "  intervalMs: 10\n  timeoutMs: 60000"),
+      mention: /checks\.timeoutMs: 60000 ms is longer than checks\.intervalMs \(10 ms\); a check's deadline must be at most its interval/,
+    },
+    {
+      name: "stateDir: /dev/null",
+      content: base.replace(/^stateDir: .*$/m, "stateDir: /dev/null"),
+      mention: /stateDir: \/dev\/null is not a directory/,
+    },
+    {
+      name: "stateDir under a file",
+      content: base.replace(/^stateDir: .*$/m, "stateDir: /dev/null/state"),
+      mention: /stateDir: \/dev\/null\/state is not a directory/,
+    },
+    {
+      name: "a host named __proto__ (it would be dropped silently)",
+      content: base.replace("pairs:\n", "  __proto__: { role: redis, address: 127.123.1.9, ports: [9001] }\n\npairs:\n"),
+      mention: /hosts\.__proto__: '__proto__' cannot be a key/,
+    },
+    {
+      name: "a __proto__ key deeper down",
+      content: base.replace("    frontends: { 8001: 9001, 8002: 9002 }\n    adminPort: 9999\n    dnsName: haproxy2", "    frontends: { 8001: 9001, __proto__: 9002 }\n    adminPort: 9999\n    dnsName: haproxy2"),
+      mention: /hosts\.haproxy2\.frontends\.__proto__: '__proto__' cannot be a key/,
+    },
+    {
+      name: "an {env: NAME} secret whose variable is unset",
+      content: `${base}\nredis: { password: { env: ${UNSET} } }\n`,
+      mention: new RegExp(`redis\\.password: environment variable ${UNSET} is not set`),
+    },
+  ];
+  for (const [i, c] of cases.entries()) {
+    test(`validate: ${c.name}`, () => {
+      writeFileSync(file(`unworkable-${i}.yaml`), c.content);
+      assertConfigRefused(failoverd("validate", "--config", file(`unworkable-${i}.yaml`)), c.mention);
+    });
+  }
+
+  test("the base of these cases is valid; intervalMs alone below 500 ms gives timeoutMs = intervalMs; a set secret passes", () => {
+    writeFileSync(file("workable.yaml"), base);
+    const r = failoverd("validate", "--config", file("workable.yaml"));
+    assert.equal(r.status, 0, r.stderr);
+    writeFileSync(file("short-interval.yaml"), base.replace("  intervalMs: 200\n  timeoutMs: 150\n", "  intervalMs: 100\n"));
+    assert.equal(failoverd("validate", "--config", file("short-interval.yaml")).status, 0);
+    writeFileSync(file("secret-set.yaml"), `${base}\nredis: { password: { env: ${UNSET} } }\n`);
+    const set = spawnSync(process.execPath, ["bin/failoverd.js", "validate", "--config", file("secret-set.yaml")], {
+      cwd: REPO,
+      encoding: "utf8",
+      env: { ...process.env, [UNSET]: "s3cret" },
+    });
+    assert.equal(set.status, 0, set.stderr);
+    assert.doesNotMatch(set.stdout + set.stderr, /s3cret/);
+  });
+
+  test("run refuses an unset secret variable and a state directory that is not a writable directory, before anything starts", () => {
+    writeFileSync(file("run-unset.yaml"), `${base}\nredis: { password: { env: ${UNSET} } }\n`);
+    assertConfigRefused(failoverd("run", "--config", file("run-unset.yaml")), new RegExp(`environment variable ${UNSET} is not set`));
+    writeFileSync(file("run-devnull.yaml"), base.replace(/^stateDir: .*$/m, "stateDir: /dev/null"));
+    assertConfigRefused(failoverd("run", "--config", file("run-devnull.yaml")), /stateDir: \/dev\/null is not a directory/);
+    writeFileSync(file("a-file"), "not a directory");
+    writeFileSync(file("run-file.yaml"), base.replace(/^stateDir: .*$/m, `stateDir: ${JSON.stringify(file("a-file"))}`));
+    assertConfigRefused(failoverd("run", "--config", file("run-file.yaml")), /stateDir: .*a-file is not a directory/);
+  });
+});

@@ -24,7 +24,8 @@ function failoverd(...args: string[]): Result {
   const r = spawnSync(process.execPath, ["bin/failoverd.js", ...args], {
     cwd: REPO,
     encoding: "utf8",
-    timeout: 20_000,
+    // Generous: one CLI start takes ~0.6 s on an idle machine, but this one is shared (a load average of 30 seen).
+    timeout: 120_000,
     env: { ...process.env, NO_COLOR: "1" },
   });
   assert.equal(r.error, undefined, `could not run the CLI: ${r.error?.message}`);

@@ -1,6 +1,7 @@
 /** The local sandbox as providers: compute = processes on loopback addresses, DNS = the sandbox's record map. */
 import { ProviderError } from "../../errors.ts";
 import type { ComputeProvider, DnsProvider, LaunchRequest, Machine, ProxyConfigurator } from "../types.ts";
+import { chaosPoint } from "./chaos.ts";
 import { isRunning } from "./processes.ts";
 import type { Sandbox } from "./sandbox.ts";
 
@@ -15,7 +16,9 @@ export class LocalCompute implements ComputeProvider {
     if (req.role === "app") throw new ProviderError("the sandbox does not launch app machines", false);
     signal.throwIfAborted();
     const address = await this.sandbox.allocateAddress(req.role);
+    await chaosPoint("allocated", `${req.host} at ${address}`);
     const m = await this.sandbox.createMachine(req.host, req.role, address);
+    await chaosPoint("recorded", `${m.id} at ${address}`);
     return this.ready(m, req, signal);
   }
 

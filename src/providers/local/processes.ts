@@ -3,7 +3,7 @@
  * and stopped only by PID, after checking that the PID still belongs to the process we started (PID reuse).
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { canConnect } from "../../admin/tcp.ts";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,8 +15,12 @@ export interface StartedProcess {
   readonly marker: string;
 }
 
-export function startDetached(command: string, args: readonly string[], logFile: string): number {
-  const child = spawn(command, args, { detached: true, stdio: ["ignore", "ignore", "ignore"] });
+/**
+ * Starts a process in its own session, working directory `cwd` (a sandbox machine's directory: that is how
+ * `processesIn` finds it again even when the sandbox never recorded its PID).
+ */
+export function startDetached(command: string, args: readonly string[], logFile: string, cwd?: string): number {
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", "ignore", "ignore"], ...(cwd ? { cwd } : {}) });
   const pid = child.pid;
   child.on("error", () => {});
   child.unref();
@@ -35,6 +39,25 @@ export function isRunning(p: StartedProcess): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The live processes (not zombies) whose working directory is `dir`, with their command lines (NULs as spaces).
+ * Only processes of this user can be seen there, which is what the sandbox starts.
+ */
+export function processesIn(dir: string): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`) !== dir || isGone(pid)) continue;
+      out.push({ pid, cmdline: readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ") });
+    } catch {
+      // Gone meanwhile, or another user's.
+    }
+  }
+  return out;
 }
 
 /** True once the PID no longer exists or is a zombie: its sockets are closed. */

@@ -12,7 +12,8 @@ import { ProviderError } from "../../errors.ts";
 import { writeFileAtomic } from "../../topology/inventory.ts";
 import type { LocalProviderConfig } from "../../topology/schema.ts";
 import type { Machine, MachineRole } from "../types.ts";
-import { isRunning, type StartedProcess, startDetached, stop, waitForPort } from "./processes.ts";
+import { chaosPoint } from "./chaos.ts";
+import { isRunning, processesIn, type StartedProcess, startDetached, stop, waitForPort } from "./processes.ts";
 
 const execFileP = promisify(execFile);
 
@@ -148,6 +149,20 @@ export class Sandbox {
 
   async startRedis(m: MachineRecord, port: number, opts: RedisStartOptions = {}): Promise<ProcessRecord> {
     const logFile = join(m.dir, `redis-${port}.log`);
+    const marker = `${m.address}:${port}`;
+    // A server of this machine and port that a killed launch started but never recorded: adopted, never doubled
+    // (a second one could not bind, and the first would be an orphan nobody stops).
+    const orphan = unrecorded(m).find((p) => p.cmdline.includes(marker) || p.cmdline.includes(` --port ${port} `));
+    if (orphan) {
+      try {
+        await waitForPort(m.address, port, 10_000);
+        const adopted: ProcessRecord = { pid: orphan.pid, marker, kind: "redis", port };
+        await this.addProcess(m, adopted);
+        return adopted;
+      } catch {
+        await stop({ pid: orphan.pid, marker: m.dir }, "SIGKILL").catch(() => {});
+      }
+    }
     // Credentials go in a file only the owner reads, never on the command line (where `ps` shows them).
     const secretConf = join(m.dir, `redis-${port}.conf`);
     const secretLines = opts.password
@@ -177,9 +192,11 @@ export class Sandbox {
       "--repl-timeout", "10",
       ...(opts.replicaOf ? ["--replicaof", opts.replicaOf.address, String(opts.replicaOf.port)] : []),
     ];
-    const pid = startDetached(this.config.redisServer, args, logFile);
-    const rec: ProcessRecord = { pid, marker: `${m.address}:${port}`, kind: "redis", port };
+    const pid = startDetached(this.config.redisServer, args, logFile, m.dir);
+    await chaosPoint("spawned", `redis-server ${marker}, pid ${pid}`);
+    const rec: ProcessRecord = { pid, marker, kind: "redis", port };
     await this.addProcess(m, rec);
+    await chaosPoint("started", `redis-server ${marker}, pid ${pid}`);
     await waitForPort(m.address, port, 10_000).catch((e: unknown) => {
       throw new ProviderError(`redis-server on ${m.address}:${port} did not start: ${tail(logFile)} (${(e as Error).message})`, true);
     });
@@ -209,7 +226,17 @@ export class Sandbox {
       if (reload) process.kill(current.pid, "SIGUSR2");
       return;
     }
-    const pid = startDetached(this.config.haproxy, ["-W", "-db", "-f", hostFile, "-f", cfgFile], join(m.dir, "haproxy.log"));
+    // The master of an HAProxy that a killed launch started but never recorded (its workers are its children):
+    // adopted and reloaded, so it serves the file just written.
+    const orphans = unrecorded(m).filter((p) => p.cmdline.includes(cfgFile));
+    const master = orphans.find((p) => !orphans.some((o) => o.pid !== p.pid && isParentOf(o.pid, p.pid)));
+    if (master) {
+      await this.addProcess(m, { pid: master.pid, marker: cfgFile, kind: "haproxy" });
+      process.kill(master.pid, "SIGUSR2");
+      return;
+    }
+    const pid = startDetached(this.config.haproxy, ["-W", "-db", "-f", hostFile, "-f", cfgFile], join(m.dir, "haproxy.log"), m.dir);
+    await chaosPoint("spawned", `haproxy ${m.address}, pid ${pid}`);
     await this.addProcess(m, { pid, marker: cfgFile, kind: "haproxy" });
   }
 
@@ -217,17 +244,20 @@ export class Sandbox {
   async terminate(id: string, sig: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const m = this.read().machines.find((x) => x.id === id);
     if (!m) throw new ProviderError(`machine ${id} is not one of this sandbox's; refusing to terminate it`, false);
-    await Promise.all(m.processes.map((p) => stop(p, sig)));
+    await Promise.all([...m.processes, ...strays(m)].map((p) => stop(p, sig)));
     await this.update((s) => {
       const rec = s.machines.find((x) => x.id === id);
       if (rec) rec.status = "terminated";
     });
   }
 
-  /** Stops every process this sandbox started and removes its machine table. */
+  /**
+   * Stops every process this sandbox started, recorded or not (a launch killed between starting a server and
+   * recording it), and marks every machine terminated.
+   */
   async down(): Promise<number> {
     const s = this.read();
-    const procs = s.machines.flatMap((m) => m.processes).filter(isRunning);
+    const procs = s.machines.flatMap((m) => [...m.processes.filter(isRunning), ...strays(m)]);
     await Promise.all(procs.map((p) => stop(p, "SIGTERM", 3000)));
     await this.update((st) => {
       for (const m of st.machines) m.status = "terminated";
@@ -260,6 +290,29 @@ export class Sandbox {
       target.processes.push(rec);
     });
     m.processes.push(rec);
+  }
+}
+
+/**
+ * Processes running in the machine's directory that belong to it (a Redis server names the machine's address in its
+ * title, or its config file in its arguments; HAProxy its config files) and that its record does not list.
+ */
+function unrecorded(m: MachineRecord): { pid: number; cmdline: string }[] {
+  const recorded = new Set(m.processes.filter(isRunning).map((p) => p.pid));
+  return processesIn(m.dir).filter((p) => !recorded.has(p.pid) && (p.cmdline.includes(`${m.address}:`) || p.cmdline.includes(`${m.dir}/`)));
+}
+
+/** The machine's unrecorded processes as something `stop` takes (the marker: what their command line shows). */
+function strays(m: MachineRecord): StartedProcess[] {
+  return unrecorded(m).map((p) => ({ pid: p.pid, marker: p.cmdline.includes(`${m.dir}/`) ? `${m.dir}/` : `${m.address}:` }));
+}
+
+function isParentOf(parent: number, child: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${child}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
+  } catch {
+    return false;
   }
 }
 

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { BIN_PATH } from "../../src/package-root.ts";
 import { LOCAL_CHAOS_POINTS } from "../../src/providers/local/chaos.ts";
 import { isGone, signal } from "../../src/providers/local/processes.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
@@ -19,7 +19,7 @@ import { FileJournal, summarize } from "../../src/recovery/journal.ts";
 import { startDaemon, stopDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
+const BIN = BIN_PATH;
 const NET = "127.124.";
 
 /** Live processes of this sandbox: an address of 127.124 in their command line, or a directory of the test's. */

@@ -96,16 +96,6 @@ export class PreconditionError extends FailoverdError {
 
 export class Runner extends EventEmitter {
   private readonly deps: RunnerDeps;
-  private changed = false;
-
-  /**
-   * Whether the last run may have changed the fleet: a step other than bookkeeping ended well or failed past its
-   * preconditions (a resumed run: had started). False for a run that rolled back having changed nothing: no cooldown.
-   */
-  get changedAnything(): boolean {
-    return this.changed;
-  }
-
   constructor(deps: RunnerDeps) {
     super();
     // A dry run changes nothing, not even where failoverd believes the hosts are.
@@ -118,7 +108,6 @@ export class Runner extends EventEmitter {
    * before the record before it is written (the runner waits for the journal, and a shutdown interrupts the wait).
    */
   async run(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
-    this.changed = resume?.steps.some((s) => !playbook.steps.find((p) => p.name === s.step)?.bookkeeping) ?? false;
     try {
       return await this.runOrThrow(playbook, meta, resume);
     } catch (e) {
@@ -249,7 +238,6 @@ export class Runner extends EventEmitter {
           if (watch) clearInterval(watch);
         });
         await this.record({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
-        if (!step.bookkeeping) this.changed = true;
         results.set(step.name, result);
         this.emit("step-end", { ...base, at: now(), ok: true } satisfies StepEvent);
         log.info({ result }, `step ${step.name} done`);
@@ -258,7 +246,6 @@ export class Runner extends EventEmitter {
         if (e instanceof LeaseLostError) throw e;
         lastError = e instanceof Error ? e : new Error(String(e));
         if (!(e instanceof PreconditionError)) touched = true;
-        if (touched && !step.bookkeeping) this.changed = true;
         await this.record({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
         this.emit("step-end", { ...base, at: now(), ok: false, error: lastError.message } satisfies StepEvent);
         const retry = attempt < attempts && (isRetryable(e) || e instanceof StepVerificationError || signal.aborted);

@@ -17,11 +17,6 @@ export interface Step {
   readonly name: string;
   /** The runbook line this step automates. */
   readonly title: string;
-  /**
-   * The step changes only failoverd's own records (what it monitors), never the fleet. A recovery that got no further
-   * than such steps changed nothing: it arms no cooldown.
-   */
-  readonly bookkeeping?: boolean;
   /** Once this step has started, a failure no longer rolls back: the recovery only goes forward. */
   readonly pointOfNoReturn?: boolean;
   /** The step's deadline; the recovery's stepTimeoutMs when absent. */

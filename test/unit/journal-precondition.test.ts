@@ -1,7 +1,7 @@
 /**
  * The journal as a recovery's precondition, without servers: a FileJournal that cannot write says so with the path
  * and the errno (and leaves no half record); the runner starts nothing before its first record is written, waits
- * for the journal between steps, and says whether a rolled-back run changed anything; the daemon's WatchedJournal
+ * for the journal between steps; the daemon's WatchedJournal
  * logs a failure once a minute; the RecoveryGate holds and retries recoveries.
  */
 import assert from "node:assert/strict";
@@ -108,7 +108,6 @@ describe("the runner and a journal that cannot be written", () => {
     assert.equal(await s.runner.run(failedRedis("redis1"), { diagnosis: "DeadPrimary" }), "not-started");
     assert.deepEqual(s.world.calls.filter(isWrite), []);
     assert.deepEqual(s.events, []);
-    assert.equal(s.runner.changedAnything, false);
   });
 
   test("a step's start refused for a while: the runner waits, starts the step only once it is journaled, and finishes", async () => {
@@ -119,7 +118,6 @@ describe("the runner and a journal that cannot be written", () => {
     assert.equal(refusals, -1, "the refused record was tried again until written");
     const starts = journal.records.filter((r) => r.type === "step-start").map((r) => (r.type === "step-start" ? r.step : ""));
     assert.deepEqual(starts, failedRedis("redis1").steps.map((x) => x.name));
-    assert.equal(s.runner.changedAnything, true);
   });
 
   test("a shutdown while waiting for the journal: interrupted, the step never ran", async () => {
@@ -131,20 +129,6 @@ describe("the runner and a journal that cannot be written", () => {
     assert.equal(await run, "interrupted");
     assert.ok(!s.world.calls.some((c) => c.includes("maint")), "no fence without its journaled start");
     assert.equal(journal.records.at(-1)?.type, "step-end", "the journal ends with unmonitor's end: open, resumable");
-  });
-
-  test("rolled back in unmonitor (the state file cannot be written): changed nothing", async () => {
-    const s = setup(new MemoryJournal());
-    s.world.failOn((c) => c.startsWith("monitor.unmonitor"), new Error("ENOSPC: no space left on device, open '/state/daemon.json.1.tmp'"));
-    assert.equal(await s.runner.run(failedRedis("redis1"), { diagnosis: "DeadPrimary" }), "rolled-back");
-    assert.equal(s.runner.changedAnything, false);
-  });
-
-  test("rolled back in fence (an HAProxy refused): changed something", async () => {
-    const s = setup(new MemoryJournal());
-    s.world.failOn((c) => c.includes("maint"), new Error("HAProxy went away"));
-    assert.equal(await s.runner.run(failedRedis("redis1"), { diagnosis: "DeadPrimary" }), "rolled-back");
-    assert.equal(s.runner.changedAnything, true);
   });
 });
 

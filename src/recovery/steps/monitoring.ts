@@ -4,7 +4,6 @@ import type { Step } from "../types.ts";
 export const unmonitorHost: Step = {
   name: "unmonitor",
   title: "Unmonitor the failed machine",
-  bookkeeping: true,
   async run(ctx) {
     await ctx.monitor.unmonitor(ctx.host);
     return { host: ctx.host };
@@ -20,7 +19,6 @@ export const unmonitorHost: Step = {
 export const monitorHost: Step = {
   name: "monitor",
   title: "Start monitoring the new machine",
-  bookkeeping: true,
   async run(ctx) {
     await ctx.monitor.monitor(ctx.host);
     return { host: ctx.host, address: ctx.inventory.addressOf(ctx.host) };

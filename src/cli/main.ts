@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { FailoverdError } from "../errors.ts";
+import { registerHistory } from "./history.ts";
 import { registerOps, registerPromote } from "./ops.ts";
 import { registerPlan } from "./plan.ts";
 import { registerPreflight } from "./preflight.ts";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerOps(program);
   registerPromote(program);
   registerSchema(program);
+  registerHistory(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -1,14 +1,18 @@
 /**
- * Commands for a running daemon: pause, resume, ack, switchover. They talk to its HTTP API and leave an intent; the
- * daemon stays the only actor. The address is --http, else http.listen of the config, else 127.0.0.1:9464; the
- * token is --token-file, else $FAILOVERD_TOKEN, else the config's http.token reference.
+ * Commands for a running daemon: pause, resume, ack, switchover, maintenance, failover. They talk to its HTTP API and
+ * leave an intent; the daemon stays the only actor. The address is --http, else http.listen of the config, else
+ * 127.0.0.1:9464; the token is --token-file, else $FAILOVERD_TOKEN, else the config's http.token reference. Each
+ * request names the operator (the user running the command, or who ran sudo) for the journal.
  */
 import { readFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Command, InvalidArgumentError } from "commander";
 import type { RecoveryView, StatusView } from "../daemon/status.ts";
+import type { Plan } from "../recovery/plan.ts";
+import { parseDuration } from "../duration.ts";
 import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
-import { parseListen } from "../ops/http.ts";
+import { DEFAULT_PAUSE_MS, parseListen } from "../ops/http.ts";
 import { resolveSecret } from "../topology/secrets.ts";
 import { type ConfigOpts, EXIT_FAILED, loadFrom, out, parseMs, setExitCode, withConfig } from "./common.ts";
 
@@ -40,11 +44,12 @@ function api(opts: ApiOpts): Api {
     base,
     async call(method, path, body) {
       let res: Response;
+      const sent = method === "POST" ? { ...(operator() ? { operator: operator() } : {}), ...(body as object | undefined) } : undefined;
       try {
         res = await fetch(`${base}${path}`, {
           method,
-          headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(sent !== undefined ? { "content-type": "application/json" } : {}) },
+          ...(sent !== undefined ? { body: JSON.stringify(sent) } : {}),
           signal: AbortSignal.timeout(15_000),
         });
       } catch (e) {
@@ -62,6 +67,28 @@ function api(opts: ApiOpts): Api {
     },
   };
 }
+
+/** Who runs the command (who ran sudo, when through sudo), if it is a name the API takes. */
+function operator(): string | undefined {
+  let name = process.env["SUDO_USER"];
+  if (!name) {
+    try {
+      name = userInfo().username;
+    } catch {
+      return undefined;
+    }
+  }
+  return /^[\w.@+-]{1,64}$/.test(name) ? name : undefined;
+}
+
+/** A commander parser of a duration with a unit (`30m`, `2h`). */
+function parseFor(v: string): number {
+  const d = parseDuration(v);
+  if (typeof d === "object") throw new InvalidArgumentError(d.error);
+  return d;
+}
+
+const at = (t: number | undefined) => (t === undefined ? "" : new Date(t).toISOString().replace(/\.\d+Z$/, "Z"));
 
 /** A changing request: prints the daemon's answer; a refusal is one line on stderr and exit 1. */
 async function change(a: Api, path: string, body?: unknown): Promise<Record<string, unknown> | null> {
@@ -86,14 +113,105 @@ function parsePair(v: string): [string, string] {
 }
 
 export function registerOps(program: Command): void {
-  withApi(program.command("pause").description("pause automatic recovery in the running daemon (it still checks, diagnoses and alerts)")).action(
-    async (opts: ApiOpts) => {
-      if (await change(api(opts), "/pause")) out("paused: failoverd diagnoses and alerts, and recovers nothing until 'failoverd resume'");
-    },
-  );
-  withApi(program.command("resume").description("resume automatic recovery in the running daemon")).action(async (opts: ApiOpts) => {
-    if (await change(api(opts), "/resume")) out("resumed: failoverd recovers again");
-  });
+  withApi(program.command("pause").description("pause automatic recovery in the running daemon (it still checks, diagnoses and alerts); it ends by itself"))
+    .option("--reason <text>", "why (journaled, shown in status and on the status page)")
+    .option("--for <duration>", `how long (30m, 2h, 1d; default ${DEFAULT_PAUSE_MS / 60_000}m), or 'forever': until 'failoverd resume'`)
+    .action(async (opts: ApiOpts & { reason?: string; for?: string }) => {
+      const d = opts.for === undefined || opts.for === "forever" ? opts.for : parseDuration(opts.for);
+      if (typeof d === "object") throw new UsageError(`--for: ${d.error}, or 'forever'`);
+      const forMs = d;
+      const r = await change(api(opts), "/pause", { ...(opts.reason ? { reason: opts.reason } : {}), ...(forMs !== undefined ? { for: forMs } : {}) });
+      if (!r) return;
+      const until = (r["pause"] as { until?: number } | undefined)?.until;
+      out(`paused ${until === undefined ? "until 'failoverd resume'" : `until ${at(until)}`}${opts.reason ? ` (${opts.reason})` : ""}: failoverd diagnoses and alerts, and recovers nothing`);
+    });
+  withApi(program.command("resume").description("resume automatic recovery in the running daemon; prints what that starts, and needs --yes when it starts a recovery"))
+    .option("--yes", "resume even though that starts a recovery at once")
+    .action(async (opts: ApiOpts & { yes?: boolean }) => {
+      const a = api(opts);
+      const r = await a.call("POST", "/resume", opts.yes ? { confirm: true } : {});
+      const starts = (r.body["started"] ?? r.body["wouldStart"] ?? []) as { playbook: string; host: string; diagnosis: string }[];
+      const list = () => {
+        for (const s of starts) out(`  ${s.playbook} for ${s.host} (${s.diagnosis})`);
+      };
+      if (r.status === 409 && Array.isArray(r.body["wouldStart"])) {
+        out("resuming would start at once:");
+        list();
+        process.stderr.write("failoverd: not resumed: run 'failoverd resume --yes' to resume and start it\n");
+        setExitCode(EXIT_FAILED);
+        return;
+      }
+      if (r.status !== 200) {
+        process.stderr.write(`failoverd: the daemon at ${a.base} refused /resume: ${String(r.body["error"] ?? `HTTP ${r.status}`)}\n`);
+        setExitCode(EXIT_FAILED);
+        return;
+      }
+      out(starts.length === 0 ? "resumed: failoverd recovers again (nothing to recover now)" : "resumed: failoverd recovers again, starting:");
+      list();
+    });
+  withApi(
+    program
+      .command("maintenance")
+      .description("put a host in maintenance: no recovery of it (or of its pair or HAProxy tier) until it expires or is ended; with no host, list them")
+      .argument("[host]", "the host"),
+  )
+    .option("--for <duration>", "how long (30m, 2h, 1d)", parseFor)
+    .option("--reason <text>", "why (required; journaled, shown in status and on the status page)")
+    .option("--end", "end the host's maintenance now")
+    .action(async (host: string | undefined, opts: ApiOpts & { for?: number; reason?: string; end?: boolean }) => {
+      const a = api(opts);
+      if (!host) {
+        if (opts.end || opts.for !== undefined || opts.reason) throw new UsageError("name the host: failoverd maintenance HOST ...");
+        const s = (await a.call("GET", "/status")).body as unknown as StatusView;
+        if (!s.maintenance?.length) out("no host is in maintenance");
+        for (const m of s.maintenance ?? []) out(`${m.host}: in maintenance until ${at(m.until)} (${m.reason ?? "no reason given"}), set by ${m.by}`);
+        return;
+      }
+      if (opts.end) {
+        if (opts.for !== undefined || opts.reason) throw new UsageError("--end takes no --for or --reason");
+        const r = await change(a, "/maintenance", { host, end: true });
+        if (r) out(r["ended"] ? `${host}: maintenance ended; failoverd may act on it again` : `${host} was not in maintenance`);
+        return;
+      }
+      if (opts.for === undefined) throw new UsageError("--for is required: how long the maintenance lasts (30m, 2h)");
+      if (!opts.reason) throw new UsageError("--reason is required: why the host is in maintenance");
+      const r = await change(a, "/maintenance", { host, for: opts.for, reason: opts.reason });
+      if (r) out(`${host}: in maintenance until ${at((r["maintenance"] as { until: number }).until)} (${opts.reason}): failoverd will not act on it`);
+    });
+  withApi(
+    program
+      .command("failover")
+      .description("forced failover: recover a host failoverd does not consider failed (prints the plan; starts only with --yes)"),
+  )
+    .requiredOption("--host <host>", "the host to fail over (its servers fenced, its twin promoted, the machine replaced)")
+    .option("--reason <text>", "why (journaled)")
+    .option("--yes", "start it (without: print the plan and exit 1, changing nothing)")
+    .option("--wait", "wait until it has ended and print its steps (exit 1 unless it succeeded)")
+    .option("--timeout <ms>", "how long --wait waits", parseMs(1), 600_000)
+    .action(async (opts: ApiOpts & { host: string; reason?: string; yes?: boolean; wait?: boolean; timeout: number }) => {
+      const a = api(opts);
+      const body = { host: opts.host, ...(opts.reason ? { reason: opts.reason } : {}) };
+      const preview = await change(a, "/failover", body);
+      if (!preview) return;
+      const plan = preview["plan"] as Plan;
+      out(`forced failover of ${opts.host}: ${plan.playbook}, as the daemon would run it now:`);
+      plan.steps.forEach((s, i) => {
+        out(`${String(i + 1).padStart(2)}. ${s.title}${s.pointOfNoReturn ? "   [point of no return]" : ""}`);
+        for (const x of s.actions) out(`      ${x}`);
+        if (s.error) out(`      ! ${s.error}`);
+      });
+      for (const w of (preview["warnings"] ?? []) as string[]) out(`warning: ${w}`);
+      if (!opts.yes) {
+        process.stderr.write(`failoverd: nothing was done: run 'failoverd failover --host ${opts.host} --yes' to start it\n`);
+        setExitCode(EXIT_FAILED);
+        return;
+      }
+      const r = await change(a, "/failover", { ...body, confirm: true });
+      if (!r) return;
+      const id = String(r["recoveryId"]);
+      out(`failover ${id} started: ${plan.playbook} for ${opts.host}`);
+      if (opts.wait) await printEnd(a, id, "failover", opts.timeout);
+    });
   withApi(program.command("ack").description("acknowledge the current findings: they are not notified again until they change")).action(
     async (opts: ApiOpts) => {
       const r = await change(api(opts), "/ack");
@@ -118,14 +236,7 @@ export function registerOps(program: Command): void {
       if (!r) return;
       const id = String(r["recoveryId"]);
       out(`switchover ${id} started: ${String(r["from"])} -> ${String(r["to"])}`);
-      if (!opts.wait) return;
-      const done = await waitForEnd(a, id, opts.timeout);
-      for (const s of done.steps) {
-        const ms = s.endedAt !== undefined ? `${s.endedAt - s.startedAt} ms` : "-";
-        out(`  ${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(10)} ${ms}${s.error ? `  ${s.error}` : ""}`);
-      }
-      out(`switchover ${done.outcome ?? "unfinished"}${done.endedAt !== undefined ? ` in ${done.endedAt - done.startedAt} ms` : ""}${done.error ? `: ${done.error}` : ""}`);
-      if (done.outcome !== "succeeded") setExitCode(EXIT_FAILED);
+      if (opts.wait) await printEnd(a, id, "switchover", opts.timeout);
     });
 }
 
@@ -148,7 +259,18 @@ export function registerPromote(program: Command): void {
     });
 }
 
-async function waitForEnd(a: Api, id: string, timeoutMs: number): Promise<RecoveryView> {
+/** Waits for a recovery's end and prints its steps; exit 1 unless it succeeded. */
+async function printEnd(a: Api, id: string, what: string, timeoutMs: number): Promise<void> {
+  const done = await waitForEnd(a, id, what, timeoutMs);
+  for (const s of done.steps) {
+    const ms = s.endedAt !== undefined ? `${s.endedAt - s.startedAt} ms` : "-";
+    out(`  ${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(10)} ${ms}${s.error ? `  ${s.error}` : ""}`);
+  }
+  out(`${what} ${done.outcome ?? "unfinished"}${done.endedAt !== undefined ? ` in ${done.endedAt - done.startedAt} ms` : ""}${done.error ? `: ${done.error}` : ""}`);
+  if (done.outcome !== "succeeded") setExitCode(EXIT_FAILED);
+}
+
+async function waitForEnd(a: Api, id: string, what: string, timeoutMs: number): Promise<RecoveryView> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const r = await a.call("GET", "/status");
@@ -157,5 +279,5 @@ async function waitForEnd(a: Api, id: string, timeoutMs: number): Promise<Recove
     if (found?.outcome !== undefined) return found;
     await sleep(100);
   }
-  throw new FailoverdError(`switchover ${id} had not ended after ${timeoutMs} ms; see 'failoverd status' and the daemon's log`);
+  throw new FailoverdError(`${what} ${id} had not ended after ${timeoutMs} ms; see 'failoverd history' and the daemon's log`);
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { type CheckRules, diagnose, DIAGNOSES, observe, type TargetHealth } from "../checks/detector.ts";
 import type { HaproxyObservation, Observation, RedisObservation } from "../checks/observation.ts";
 import { Checker, checkTargets } from "../checks/round.ts";
+import { DaemonState } from "../daemon/state.ts";
 import { redisAuthOf } from "../providers/index.ts";
 import { Inventory } from "../topology/inventory.ts";
 import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, table, withConfig } from "./common.ts";
@@ -27,9 +28,18 @@ export function registerStatus(program: Command): void {
       for (const o of observations) if (o.type === "redis" && o.role) lastRoles.set(o.target, o.role);
       const diagnoses = diagnose({ topology: t, addressOf: (h) => inv.addressOf(h), health, lastRoles });
       const healthy = observations.every((o) => o.ok) && diagnoses.length === 0;
+      // The daemon's holds, from its state file: they matter most when the daemon is not answering.
+      const state = DaemonState.load(join(t.config.stateDir, "daemon.json"), true);
+      const now = Date.now();
+      const pause = state.isPaused(now) ? state.pause : null;
+      const maintenance = [...state.maintenanceAt(now)].map(([host, m]) => ({ host, ...m }));
       if (opts.json) {
-        out(JSON.stringify({ topology: t.name, healthy, observations, diagnoses }));
+        out(JSON.stringify({ topology: t.name, healthy, paused: pause !== null, pause, maintenance, observations, diagnoses }));
       } else {
+        const when = (at: number | undefined) => (at === undefined ? "until resumed" : `until ${new Date(at).toISOString().replace(/\.\d+Z$/, "Z")}`);
+        if (pause) out(`PAUSED ${when(pause.until)} by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}: no automatic recovery`);
+        for (const m of maintenance) out(`MAINTENANCE ${m.host} ${when(m.until)} by ${m.by}${m.reason ? ` (${m.reason})` : ""}: no recovery of it`);
+        if (pause || maintenance.length > 0) out();
         printStatus(observations);
         out();
         if (diagnoses.length === 0) out("diagnosis: NoProblem (every target is healthy)");

@@ -25,16 +25,19 @@ import type { PromoteResult } from "../recovery/steps/redis.ts";
 import type { MonitorControl, PlaybookName } from "../recovery/types.ts";
 import { Inventory, type Placement } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
+import { type History, historyOf } from "../recovery/history.ts";
+import { planRecovery, type Plan } from "../recovery/plan.ts";
+import { Controls, type HoldRequest } from "./controls.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
 import { DutyCycle } from "./duty-cycle.ts";
 import { type JournalFault, WatchedJournal } from "./journal-health.ts";
 import { RecoveryGate } from "./recovery-gate.ts";
 import { Findings, findingKey } from "./findings.ts";
-import { planSwitchover, type SwitchoverRequest } from "./intents.ts";
+import { checkFailover, type FailoverCheck, planSwitchover, type SwitchoverRequest } from "./intents.ts";
 import type { Peers } from "./peers.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
 import { Sleeper } from "./sleeper.ts";
-import { DaemonState } from "./state.ts";
+import { DaemonState, type Hold, type Maintenance } from "./state.ts";
 import { buildStatus, lastCompleteCycle, type StatusView } from "./status.ts";
 
 export interface DaemonOptions {
@@ -115,6 +118,8 @@ export class Daemon {
   /** What the daemon tells its observers (metrics, notifications, HTTP, drills); it knows nothing of them. */
   readonly events: Bus;
   private readonly findings: Findings;
+  /** The operator's pause and maintenance windows, with their expiry. */
+  private readonly controls: Controls;
   /** Recovery ids running now. */
   private readonly runningIds = new Set<string>();
   private startedAt = 0;
@@ -141,6 +146,14 @@ export class Daemon {
     this.findings = new Findings(this.events);
     opts.peers?.onChange(() => this.evaluation.request());
     opts.peers?.onPlacements((p) => this.applyPlacements(p));
+    this.controls = new Controls({
+      state: this.state,
+      journal: this.journal,
+      events: this.events,
+      log: this.log,
+      now: this.now,
+      changed: () => this.evaluation.request(),
+    });
   }
 
   get rules(): CheckRules {
@@ -163,6 +176,8 @@ export class Daemon {
       throw e;
     }
     const pending = unfinished(records);
+    // A pause or maintenance that expired while the daemon was down ends now; the rest end at their time.
+    await this.controls.expire();
     this.targets = checkTargets(this.topology, this.inventory);
     const c = this.topology.config.checks;
     this.log.info(
@@ -244,6 +259,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping.abort();
     if (this.roundTimer) clearInterval(this.roundTimer);
+    this.controls.close();
     await Promise.allSettled([...this.loops, ...this.recoveries.values()]);
     this.checker.close();
     this.journal.close();
@@ -438,39 +454,7 @@ export class Daemon {
 
   private evaluate(): void {
     const now = this.now();
-    for (const [g, a] of this.dataLossAccepted) if (a.until < now) this.dataLossAccepted.delete(g);
-    const monitored = [...this.health.values()].filter((h) => !this.state.unmonitored.has(hostOf(h.target)));
-    const seen = {
-      topology: this.topology,
-      addressOf: (h: string) => this.inventory.addressOf(h),
-      health: this.health,
-      lastRoles: this.lastRoles,
-      unmonitored: this.state.unmonitored,
-      now,
-      restarts: this.restarts,
-      lastGood: (t: string) => this.lastGood.get(t),
-      history: this.offsets,
-      linkDownSince: this.linkDownSince,
-    };
-    const raw = diagnose(seen);
-    // Several instances: a failure is confirmed only when a majority of them sees it.
-    const diagnoses = this.opts.peers ? this.opts.peers.confirm(raw, (t) => this.health.get(t)?.status) : raw;
-    const down = monitored.filter((h) => h.status === "down");
-    const witnessed = down.length > 0 ? witnessedDown(seen) : new Set<string>();
-    const decided = decide({
-      topology: this.topology,
-      diagnoses,
-      targetsTotal: monitored.length,
-      targetsDown: down.length,
-      targetsConfirmed: down.filter((h) => witnessed.has(h.target)).length,
-      state: {
-        paused: this.state.paused,
-        active: new Set(this.recoveries.keys()),
-        lastEnded: this.state.lastEnded,
-        acceptDataLoss: new Set(this.dataLossAccepted.keys()),
-      },
-      now,
-    });
+    const decided = this.decisions(this.state.isPaused(now), now);
     // Only the lease holder acts; the others say why not.
     const acting = this.mayAct();
     const decisions = decided.map((d): Decision =>
@@ -535,6 +519,44 @@ export class Daemon {
       this.checkedSoon.set(w, now);
       this.sleeper.wake(w);
     }
+  }
+
+  /** What the decider says now (with `paused` as given: resume's preview asks as if resumed). */
+  private decisions(paused: boolean, now = this.now()): Decision[] {
+    for (const [g, a] of this.dataLossAccepted) if (a.until < now) this.dataLossAccepted.delete(g);
+    const monitored = [...this.health.values()].filter((h) => !this.state.unmonitored.has(hostOf(h.target)));
+    const seen = {
+      topology: this.topology,
+      addressOf: (h: string) => this.inventory.addressOf(h),
+      health: this.health,
+      lastRoles: this.lastRoles,
+      unmonitored: this.state.unmonitored,
+      now,
+      restarts: this.restarts,
+      lastGood: (t: string) => this.lastGood.get(t),
+      history: this.offsets,
+      linkDownSince: this.linkDownSince,
+    };
+    const raw = diagnose(seen);
+    // Several instances: a failure is confirmed only when a majority of them sees it.
+    const diagnoses = this.opts.peers ? this.opts.peers.confirm(raw, (t) => this.health.get(t)?.status) : raw;
+    const down = monitored.filter((h) => h.status === "down");
+    const witnessed = down.length > 0 ? witnessedDown(seen) : new Set<string>();
+    return decide({
+      topology: this.topology,
+      diagnoses,
+      targetsTotal: monitored.length,
+      targetsDown: down.length,
+      targetsConfirmed: down.filter((h) => witnessed.has(h.target)).length,
+      state: {
+        paused,
+        active: new Set(this.recoveries.keys()),
+        lastEnded: this.state.lastEnded,
+        acceptDataLoss: new Set(this.dataLossAccepted.keys()),
+        maintenance: this.state.maintenanceAt(now),
+      },
+      now,
+    });
   }
 
   private act(d: Decision): void {
@@ -712,15 +734,53 @@ export class Daemon {
 
   // ----- operator intents (HTTP API, CLI, drills): the daemon stays the only actor ---------------------------------
 
+  /** Paused now (a pause past its expiry no longer counts, even before the timer has ended it). */
   get paused(): boolean {
-    return this.state.paused;
+    return this.state.isPaused(this.now());
   }
 
-  /** Pauses (or resumes) automatic recovery; persisted across restarts. */
-  setPaused(paused: boolean, by: string): void {
-    if (this.state.paused !== paused) this.state.setPaused(paused);
-    this.log.warn({ by }, paused ? "paused: failoverd diagnoses and alerts but does not recover" : "resumed: failoverd recovers again");
-    this.events.emit("paused", { paused, at: this.now(), by });
+  /** The pause in force, with who, why and until when; null when not paused. */
+  get pause(): Hold | null {
+    return this.paused ? this.state.pause : null;
+  }
+
+  /** The maintenance windows in force. */
+  get maintenance(): ReadonlyMap<string, Maintenance> {
+    return this.state.maintenanceAt(this.now());
+  }
+
+  /** Pauses automatic recovery (persisted across restarts), until `forMs` has passed or until resumed. */
+  async setPause(by: string, request: HoldRequest): Promise<Hold> {
+    return this.controls.pause(by, request);
+  }
+
+  /** The recoveries that resuming would start now (the decider asked as if not paused). */
+  wouldStartOnResume(): { playbook: string; host: string; diagnosis: string }[] {
+    return this.decisions(false).flatMap((d) => (d.kind === "recover" ? [{ playbook: d.playbook, host: d.host, diagnosis: d.diagnosis.name }] : []));
+  }
+
+  /**
+   * Resumes automatic recovery. When that starts a recovery at once, only with `confirm` (the operator saw what it
+   * starts); otherwise it stays paused and says what would start.
+   */
+  async resume(by: string, confirm: boolean): Promise<{ resumed: boolean; starts: { playbook: string; host: string; diagnosis: string }[] }> {
+    const starts = this.paused ? this.wouldStartOnResume() : [];
+    if (starts.length > 0 && !confirm) return { resumed: false, starts };
+    if (this.state.pause !== null) await this.controls.resume(by);
+    return { resumed: true, starts };
+  }
+
+  /** Puts a host in maintenance: no recovery of its group until it expires or is ended. */
+  async startMaintenance(host: string, by: string, request: HoldRequest & { forMs: number }): Promise<Maintenance | { refused: string }> {
+    const h = this.topology.hosts.get(host);
+    if (!h) return { refused: `unknown host '${host}' (hosts: ${[...this.topology.hosts.keys()].join(", ")})` };
+    if (h.role === "app") return { refused: `${host} is an app host: failoverd never acts on it` };
+    return this.controls.startMaintenance(host, by, request);
+  }
+
+  /** Ends a host's maintenance; null when it had none. */
+  async endMaintenance(host: string, by: string): Promise<Maintenance | null> {
+    return this.controls.endMaintenance(host, by);
   }
 
   /** Acknowledges the current findings: they are not notified again until they change. */
@@ -745,17 +805,16 @@ export class Daemon {
       statusOf: (t) => this.health.get(t)?.status ?? "unknown",
       unmonitored: this.state.unmonitored,
       active: new Set(this.recoveries.keys()),
+      maintenance: this.maintenance,
+      now: this.now(),
     });
     if ("refused" in plan) {
       this.log.warn({ by, request }, `switchover refused: ${plan.refused}`);
       return plan;
     }
     this.log.warn({ by, to: plan.to, from: plan.from }, `switchover of ${plan.group} to ${plan.to} requested by ${by}`);
-    const runner = this.startRecovery("switchover", plan.to, { diagnosis: `switchover requested by ${by}` }, undefined, origin);
-    const recoveryId = await new Promise<string | undefined>((resolve) => {
-      runner.once("recovery-start", (e: { recoveryId: string }) => resolve(e.recoveryId));
-      void this.recoveries.get(plan.group)?.then(() => resolve(undefined));
-    });
+    const runner = this.startRecovery("switchover", plan.to, { diagnosis: `switchover requested by ${by}`, origin, by }, undefined, origin);
+    const recoveryId = await this.started(runner, plan.group);
     if (!recoveryId) return { refused: "the switchover could not start (see the log)" };
     return { recoveryId, to: plan.to, from: plan.from };
   }
@@ -781,6 +840,49 @@ export class Daemon {
     return { accepted: host, failed };
   }
 
+  /**
+   * A forced failover: the recovery of `host`'s failure although failoverd does not consider it failed. Without
+   * `confirm` nothing happens: the answer is the plan (every step and action, resolved now) and what to know before
+   * saying yes. With it, the recovery starts (journaled with who and why), or the reason it may not.
+   */
+  async requestFailover(
+    host: string,
+    by: string,
+    reason: string | undefined,
+    confirm: boolean,
+  ): Promise<{ refused: string } | { started: false; check: FailoverCheck; plan: Plan } | { started: true; check: FailoverCheck; recoveryId: string }> {
+    if (this.stopping.signal.aborted) return { refused: "failoverd is stopping" };
+    const check = checkFailover({
+      topology: this.topology,
+      host,
+      health: this.health,
+      lastRoles: this.lastRoles,
+      unmonitored: this.state.unmonitored,
+      active: new Set(this.recoveries.keys()),
+      maintenance: this.maintenance,
+      now: this.now(),
+    });
+    if ("refused" in check) {
+      this.log.warn({ by, host }, `forced failover of ${host} refused: ${check.refused}`);
+      return check;
+    }
+    if (!confirm) return { started: false, check, plan: await planRecovery(this.topology, host, this.opts.providers) };
+    this.log.warn({ by, host, reason }, `forced failover of ${host} requested by ${by}${reason ? ` (${reason})` : ""}: running ${check.playbook}`);
+    const meta: RecoveryMeta = { diagnosis: `forced failover requested by ${by}`, origin: "operator", by, ...(reason ? { reason } : {}) };
+    const runner = this.startRecovery(check.playbook, host, meta, undefined, "operator");
+    const recoveryId = await this.started(runner, check.group);
+    if (!recoveryId) return { refused: "the failover could not start (see the log)" };
+    return { started: true, check, recoveryId };
+  }
+
+  /** The id of a recovery just started, once its start is journaled; undefined when it ended without starting. */
+  private started(runner: Runner, group: string): Promise<string | undefined> {
+    return new Promise<string | undefined>((resolve) => {
+      runner.once("recovery-start", (e: { recoveryId: string }) => resolve(e.recoveryId));
+      void this.recoveries.get(group)?.then(() => resolve(undefined));
+    });
+  }
+
   /** The time since which every monitored target has been checked (null before the first complete round). */
   lastCycleAt(): number | null {
     const ids = this.targets.filter((t) => !this.state.unmonitored.has(t.host)).map(targetId);
@@ -793,7 +895,9 @@ export class Daemon {
       topology: this.topology,
       now: this.now(),
       startedAt: this.startedAt,
-      paused: this.state.paused,
+      paused: this.paused,
+      pause: this.pause,
+      maintenance: this.maintenance,
       dryRun: this.opts.dryRun === true,
       lastCycleAt: this.lastCycleAt(),
       addressOf: (h) => this.inventory.addressOf(h),
@@ -813,6 +917,11 @@ export class Daemon {
   /** Why the journal cannot be written now (null: it can); metrics, /healthz and the status page show it. */
   journalFault(): JournalFault | null {
     return this.journal.fault;
+  }
+
+  /** Recoveries and operator controls from the journal since `since`, newest first. */
+  async history(since?: number): Promise<History> {
+    return historyOf(await this.journal.read(), since);
   }
 
   get config(): Topology {

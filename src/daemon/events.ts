@@ -82,7 +82,10 @@ export interface DaemonEvents {
   };
   /** Every pair's replication at an evaluation (every round): links, lag in bytes and time, connected replicas. */
   replication: { readonly rows: readonly PortReplication[]; readonly at: number };
-  paused: { readonly paused: boolean; readonly at: number; readonly by: string };
+  /** Paused or resumed; `by` is `failoverd` when a pause ended by itself. */
+  paused: { readonly paused: boolean; readonly at: number; readonly by: string; readonly reason?: string; readonly until?: number };
+  /** A host's maintenance began (`active`) or ended (ended by an operator, or expired: `by` is `failoverd`). */
+  maintenance: { readonly host: string; readonly active: boolean; readonly at: number; readonly by: string; readonly reason?: string; readonly until?: number };
   /** The current findings were acknowledged: not sent again until they change. */
   ack: { readonly keys: readonly string[]; readonly at: number; readonly by: string };
   drill: DrillResult;

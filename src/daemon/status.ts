@@ -9,6 +9,7 @@ import type { RecoverySummary } from "../recovery/journal.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { ActiveDiagnosis } from "./events.ts";
 import type { JournalFault } from "./journal-health.ts";
+import type { Hold, Maintenance } from "./state.ts";
 
 export interface TargetView {
   readonly id: string;
@@ -31,6 +32,8 @@ export interface HostView {
   readonly role: "redis" | "haproxy" | "app";
   readonly address: string;
   readonly monitored: boolean;
+  /** The host's maintenance window, while it lasts. */
+  readonly maintenance?: Maintenance;
   readonly targets: readonly TargetView[];
 }
 
@@ -48,11 +51,32 @@ export interface RecoveryView {
   readonly steps: readonly { step: string; startedAt: number; endedAt?: number; ok?: boolean; error?: string; attempts: number }[];
 }
 
+/** What one HAProxy (or app-side HAProxy) routes where, from its last check (`show servers state`). */
+export interface RouteView {
+  readonly host: string;
+  readonly role: "haproxy" | "app";
+  /** Its last check answered; when not, the servers are what it said before. */
+  readonly ok: boolean;
+  readonly checkedAt?: number;
+  readonly backends: readonly {
+    readonly backend: string;
+    /** The servers' port (Redis port behind an HAProxy, HAProxy frontend behind an app-side one). */
+    readonly port: number;
+    /** The server it routes new connections to: the first up and not in maint (null: none). */
+    readonly to: string | null;
+    readonly servers: readonly { readonly server: string; readonly address: string; readonly state: "up" | "down" | "maint" }[];
+  }[];
+}
+
 export interface StatusView {
   readonly topology: string;
   readonly at: number;
   readonly startedAt: number;
   readonly paused: boolean;
+  /** The pause in force: who, why, since and until when (no `until`: until resumed). */
+  readonly pause: Hold | null;
+  /** The maintenance windows in force. */
+  readonly maintenance: readonly (Maintenance & { readonly host: string })[];
   readonly dryRun: boolean;
   /** Every monitored target has been checked since this time (null before the first complete round). */
   readonly lastCycleAt: number | null;
@@ -66,6 +90,8 @@ export interface StatusView {
   readonly config: ConfigView;
   /** Null while the journal can be written; otherwise why not, and since when: no recovery starts meanwhile. */
   readonly journal: JournalFault | null;
+  /** Each HAProxy's routing, per backend. */
+  readonly routing: readonly RouteView[];
 }
 
 export interface ConfigView {
@@ -79,6 +105,8 @@ export interface StatusInput {
   readonly now: number;
   readonly startedAt: number;
   readonly paused: boolean;
+  readonly pause?: Hold | null;
+  readonly maintenance?: ReadonlyMap<string, Maintenance>;
   readonly dryRun: boolean;
   readonly lastCycleAt: number | null;
   readonly addressOf: (host: string) => string;
@@ -123,6 +151,7 @@ export function buildStatus(i: StatusInput): StatusView {
     role: h.role,
     address: i.addressOf(h.name),
     monitored: !i.unmonitored.has(h.name),
+    ...(i.maintenance?.has(h.name) ? { maintenance: i.maintenance.get(h.name)! } : {}),
     targets: h.role === "redis" ? h.ports.map((p) => target(`${h.name}:${p}`, h.name, "redis", p)) : [target(h.name, h.name, "haproxy")],
   }));
   const pairs = i.topology.pairs.map((p) => ({
@@ -144,11 +173,28 @@ export function buildStatus(i: StatusInput): StatusView {
     steps: r.steps,
   });
   const all = i.recoveries.map(view);
+  const routing = [...i.topology.haproxyHosts, ...i.topology.appHosts].map((h): RouteView => {
+    const o = i.health.get(h.name)?.last;
+    const servers = o?.type === "haproxy" ? o.servers : [];
+    const backends = [...new Set(servers.map((s) => s.backend))].map((backend) => {
+      const of = servers.filter((s) => s.backend === backend);
+      const state = (s: (typeof of)[number]) => (s.maint ? ("maint" as const) : s.up ? ("up" as const) : ("down" as const));
+      return {
+        backend,
+        port: of[0]?.port ?? 0,
+        to: of.find((s) => state(s) === "up")?.server ?? null,
+        servers: of.map((s) => ({ server: s.server, address: s.address, state: state(s) })),
+      };
+    });
+    return { host: h.name, role: h.role, ok: o?.ok === true, ...(o ? { checkedAt: o.at } : {}), backends };
+  });
   return {
     topology: i.topology.name,
     at: i.now,
     startedAt: i.startedAt,
     paused: i.paused,
+    pause: i.pause ?? null,
+    maintenance: [...(i.maintenance ?? [])].map(([host, m]) => ({ host, ...m })),
     dryRun: i.dryRun,
     lastCycleAt: i.lastCycleAt,
     hosts,
@@ -161,6 +207,7 @@ export function buildStatus(i: StatusInput): StatusView {
     },
     config: i.config,
     journal: i.journal,
+    routing,
   };
 }
 

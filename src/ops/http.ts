@@ -4,11 +4,14 @@
  *   GET  /          the status page            GET /status   the daemon's state (JSON)
  *   GET  /metrics   Prometheus text            GET /healthz  200 while the check loops turn and the journal can be
  *                                                            written, 503 otherwise
- *   POST /pause, /resume, /ack, /switchover, /promote    changing requests: `Authorization: Bearer <http.token>`, else 401
+ *   GET  /history   recoveries and operator controls from the journal (`?since=2h` or a date)
+ *   POST /pause, /resume, /ack, /switchover, /promote, /maintenance, /failover
+ *                   changing requests: `Authorization: Bearer <http.token>`, else 401
  *
  * Changing requests are intents handed to the daemon, which stays the only actor. With no token configured they are
  * refused (403). The token is compared in constant time and never logged. Bodies are small JSON objects (16 KiB at
- * most).
+ * most). A changing request may name the operator (`"operator": "alice"`): the journal and the log then say
+ * `alice via http 127.0.0.1`, else `http 127.0.0.1`.
  *
  * Abusive or broken clients cannot pin the daemon's descriptors: a connection must deliver a whole request (headers
  * and body) within `readDeadlineMs` of opening (or of the previous response, when kept alive), else it is closed;
@@ -19,15 +22,21 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import type { SwitchoverRequest } from "../daemon/intents.ts";
+import type { HoldRequest } from "../daemon/controls.ts";
+import type { FailoverCheck, SwitchoverRequest } from "../daemon/intents.ts";
+import type { Hold, Maintenance } from "../daemon/state.ts";
 import type { JournalFault } from "../daemon/journal-health.ts";
 import type { StatusView } from "../daemon/status.ts";
+import { parseDuration, parseSince } from "../duration.ts";
 import { errorMessage, FailoverdError, UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { History } from "../recovery/history.ts";
+import type { Plan } from "../recovery/plan.ts";
 import { splitListen } from "../topology/schema.ts";
 import type { Topology } from "../topology/topology.ts";
 import type { ScheduledDrill } from "./drills.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status-page.ts";
+import type { PairVerdict } from "./verdicts.ts";
 
 /** What the API needs of the daemon. */
 export interface ApiDaemon {
@@ -37,11 +46,21 @@ export interface ApiDaemon {
   lastCycleAt(): number | null;
   /** Why the journal cannot be written (null: it can): /healthz answers 503 meanwhile. */
   journalFault?(): JournalFault | null;
-  setPaused(paused: boolean, by: string): void;
+  setPause(by: string, request: HoldRequest): Promise<Hold>;
+  resume(by: string, confirm: boolean): Promise<{ resumed: boolean; starts: { playbook: string; host: string; diagnosis: string }[] }>;
+  startMaintenance(host: string, by: string, request: HoldRequest & { forMs: number }): Promise<Maintenance | { refused: string }>;
+  endMaintenance(host: string, by: string): Promise<Maintenance | null>;
   acknowledge(by: string): string[];
   requestSwitchover(request: SwitchoverRequest, origin: "operator", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }>;
   /** An operator accepts that promoting `host` may lose data (the promotion guard's override). */
   acceptDataLoss(host: string, by: string): { accepted: string; failed: string } | { refused: string };
+  requestFailover(
+    host: string,
+    by: string,
+    reason: string | undefined,
+    confirm: boolean,
+  ): Promise<{ refused: string } | { started: false; check: FailoverCheck; plan: Plan } | { started: true; check: FailoverCheck; recoveryId: string }>;
+  history(since?: number): Promise<History>;
 }
 
 export interface HttpApiOptions {
@@ -51,6 +70,8 @@ export interface HttpApiOptions {
   readonly token?: string | undefined;
   readonly metrics: { text(): Promise<string>; readonly contentType: string };
   readonly drills?: { list(): ScheduledDrill[] };
+  /** Writes OK / DOWN per pair and port, since when (GET /status `verdicts`). */
+  readonly verdicts?: { list(): PairVerdict[] };
   readonly log: Logger;
   readonly now?: () => number;
   /** A request's headers and body must arrive within this (10 s). */
@@ -64,6 +85,8 @@ export const READ_DEADLINE_MS = 10_000;
 export const MAX_CONNECTIONS = 100;
 /** At most one warning per this long about connections refused over the limit. */
 const DROP_WARNING_EVERY_MS = 60_000;
+/** A pause without `for` ends by itself after this long: a forgotten pause must not leave the fleet unprotected. */
+export const DEFAULT_PAUSE_MS = 60 * 60 * 1000;
 
 /** Parses `ADDR:PORT` (port 0: any free port). */
 export function parseListen(s: string, what = "--http"): { address: string; port: number } {
@@ -198,7 +221,7 @@ export class HttpApi {
         },
         "/status": async () => {
           const status = await this.o.daemon.status();
-          send(res, 200, { ...status, drills: this.o.drills?.list() ?? [] });
+          send(res, 200, { ...status, staleAfterMs: this.staleAfterMs(), verdicts: this.o.verdicts?.list() ?? [], drills: this.o.drills?.list() ?? [] });
         },
         "/metrics": async () => {
           const text = await this.o.metrics.text();
@@ -206,15 +229,49 @@ export class HttpApi {
           res.end(text);
         },
         "/healthz": async () => this.healthz(res),
+        "/history": async () => {
+          const q = new URL(req.url ?? "/", "http://failoverd").searchParams.get("since");
+          const since = q === null ? undefined : parseSince(q, this.now());
+          if (typeof since === "object") throw new HttpError(400, `since: ${since.error}`);
+          send(res, 200, await this.o.daemon.history(since));
+        },
       };
       const writes: Record<string, (body: Record<string, unknown>, by: string) => Promise<void>> = {
-        "/pause": async (_b, by) => {
-          this.o.daemon.setPaused(true, by);
-          send(res, 200, { paused: true });
+        "/pause": async (body, by) => {
+          only(body, ["reason", "for"], "a pause");
+          const forMs = body["for"] === "forever" ? null : body["for"] === undefined ? DEFAULT_PAUSE_MS : duration(body["for"]);
+          send(res, 200, { paused: true, pause: await this.o.daemon.setPause(by, { reason: reason(body), forMs }) });
         },
-        "/resume": async (_b, by) => {
-          this.o.daemon.setPaused(false, by);
-          send(res, 200, { paused: false });
+        "/resume": async (body, by) => {
+          only(body, ["confirm"], "a resume");
+          const r = await this.o.daemon.resume(by, flag(body, "confirm"));
+          if (r.resumed) send(res, 200, { paused: false, started: r.starts });
+          else {
+            const what = r.starts.map((x) => `${x.playbook} for ${x.host} (${x.diagnosis})`).join(", ");
+            send(res, 409, { error: `resuming starts ${what} at once: confirm it (confirm: true)`, wouldStart: r.starts });
+          }
+        },
+        "/maintenance": async (body, by) => {
+          only(body, ["host", "for", "reason", "end"], "a maintenance");
+          const host = hostOf(body);
+          if (flag(body, "end")) {
+            if (body["for"] !== undefined || body["reason"] !== undefined) throw new HttpError(400, "end takes no for or reason");
+            send(res, 200, { host, ended: await this.o.daemon.endMaintenance(host, by) });
+            return;
+          }
+          if (body["for"] === undefined) throw new HttpError(400, "for is required: how long the maintenance lasts (30m, 2h)");
+          const why = reason(body);
+          if (!why) throw new HttpError(400, "reason is required: why the host is in maintenance");
+          const m = await this.o.daemon.startMaintenance(host, by, { reason: why, forMs: duration(body["for"]) });
+          if ("refused" in m) send(res, 409, { error: m.refused });
+          else send(res, 200, { host, maintenance: m });
+        },
+        "/failover": async (body, by) => {
+          only(body, ["host", "reason", "confirm"], "a failover");
+          const r = await this.o.daemon.requestFailover(hostOf(body), by, reason(body), flag(body, "confirm"));
+          if ("refused" in r) send(res, 409, { error: r.refused });
+          else if (r.started) send(res, 202, { started: true, recoveryId: r.recoveryId, ...r.check });
+          else send(res, 200, { started: false, ...r.check, plan: r.plan });
         },
         "/ack": async (_b, by) => send(res, 200, { acknowledged: this.o.daemon.acknowledge(by) }),
         "/switchover": async (body, by) => {
@@ -245,13 +302,16 @@ export class HttpApi {
       } else if (write && Object.hasOwn(writes, path)) {
         if (method !== "POST") throw new HttpError(405, `${path} answers POST`, { allow: "POST" });
         this.authorize(req);
-        const body = await readBody(req);
+        const { operator, ...body } = await readBody(req);
+        if (operator !== undefined && !(typeof operator === "string" && /^[\w.@+-]{1,64}$/.test(operator))) {
+          throw new HttpError(400, "operator must be a name (letters, digits, . @ + - _; at most 64)");
+        }
         this.disarmDeadline(req.socket);
-        const by = `http ${req.socket.remoteAddress ?? "?"}`;
+        const by = `${operator ? `${operator} via ` : ""}http ${req.socket.remoteAddress ?? "?"}`;
         this.o.log.info({ path, by }, `HTTP ${path} by ${by}`);
         await write(body, by);
       } else {
-        throw new HttpError(404, `no such resource: ${path} (try /, /status, /metrics, /healthz)`);
+        throw new HttpError(404, `no such resource: ${path} (try /, /status, /history, /metrics, /healthz)`);
       }
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
@@ -260,10 +320,14 @@ export class HttpApi {
     }
   }
 
-  private healthz(res: ServerResponse): void {
+  /** The slowest a target's loop turns while healthy: one interval plus a check's deadline, with room to spare. */
+  private staleAfterMs(): number {
     const c = this.o.daemon.config.config.checks;
-    // The slowest a target's loop turns while healthy: one interval plus a check's deadline, with room to spare.
-    const windowMs = 3 * (c.intervalMs + c.timeoutMs) + 1000;
+    return 3 * (c.intervalMs + c.timeoutMs) + 1000;
+  }
+
+  private healthz(res: ServerResponse): void {
+    const windowMs = this.staleAfterMs();
     const at = this.o.daemon.lastCycleAt();
     const age = at === null ? null : this.now() - at;
     const turning = age !== null && age <= windowMs;
@@ -338,4 +402,37 @@ function switchoverRequest(body: Record<string, unknown>): SwitchoverRequest {
   }
   if (to === undefined && pair === undefined) throw new HttpError(400, "name the new primary (to) or the pair (pair)");
   return { to, pair: pair as string[] | undefined };
+}
+
+function only(body: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw new HttpError(400, `unknown field ${unknown.join(", ")} (${what} takes ${allowed.join(", ")})`);
+}
+
+function flag(body: Record<string, unknown>, key: string): boolean {
+  const v = body[key];
+  if (v !== undefined && typeof v !== "boolean") throw new HttpError(400, `${key} must be true or false`);
+  return v === true;
+}
+
+function hostOf(body: Record<string, unknown>): string {
+  const h = body["host"];
+  if (typeof h !== "string" || h === "") throw new HttpError(400, "host is required: the host's name");
+  return h;
+}
+
+/** A reason: one line of text, at most 300 characters (it goes to logs, the journal and notifications). */
+function reason(body: Record<string, unknown>): string | undefined {
+  const r = body["reason"];
+  if (r === undefined) return undefined;
+  if (typeof r !== "string" || r.length > 300 || [...r].some((c) => c < " " || c === "\u007f")) throw new HttpError(400, "reason must be one line of text (at most 300 characters)");
+  return r.trim() || undefined;
+}
+
+/** A duration: `"2h"`, `"30m"` (a number with a unit), or a number of milliseconds. */
+function duration(v: unknown): number {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return v;
+  const d = typeof v === "string" ? parseDuration(v) : { error: "for must be a duration (30m, 2h) or a number of milliseconds" };
+  if (typeof d === "object") throw new HttpError(400, `for: ${d.error}`);
+  return d;
 }

@@ -14,6 +14,7 @@ import { HttpApi, parseListen } from "./http.ts";
 import { Metrics } from "./metrics.ts";
 import { Notifier } from "./notify.ts";
 import { SystemdNotifier } from "./systemd.ts";
+import { WriteVerdicts } from "./verdicts.ts";
 
 export interface OpsOptions {
   readonly log: Logger;
@@ -28,6 +29,7 @@ export class Ops {
   readonly notifier: Notifier;
   readonly drills: Drills;
   readonly systemd: SystemdNotifier;
+  readonly verdicts: WriteVerdicts;
   private http: HttpApi | null = null;
   private drillsClosed: Promise<void> | null = null;
   private readonly listen: { address: string; port: number } | null;
@@ -47,6 +49,7 @@ export class Ops {
     this.metrics = new Metrics(daemon);
     this.notifier = new Notifier(t, { log: o.log.child({ component: "notify" }), metrics: this.metrics });
     this.notifier.attach(daemon.events);
+    this.verdicts = new WriteVerdicts(daemon, () => daemon.config);
     this.drills = new Drills(daemon, o.log.child({ component: "drills" }), o.drillClock ?? realClock);
     const c = t.config.checks;
     this.systemd = new SystemdNotifier({
@@ -72,6 +75,7 @@ export class Ops {
         token: this.token,
         metrics: this.metrics,
         drills: this.drills,
+        verdicts: this.verdicts,
         log: this.o.log.child({ component: "http" }),
       });
       this.listening = await this.http.start();
@@ -104,5 +108,6 @@ export class Ops {
     await (this.drillsClosed ?? this.drills.close());
     await this.notifier.close();
     this.metrics.close();
+    this.verdicts.close();
   }
 }

@@ -21,6 +21,10 @@ import { VERSION } from "../version.ts";
 export interface MetricsSource {
   readonly events: { on<K extends keyof DaemonEvents>(name: K, fn: (e: DaemonEvents[K]) => void): () => void };
   readonly paused: boolean;
+  /** The pause in force and when it ends by itself (no `until`: until resumed). */
+  readonly pause?: { readonly until?: number } | null;
+  /** The hosts in maintenance now, and until when. */
+  readonly maintenance?: ReadonlyMap<string, { readonly until: number }>;
   lastCycleAt(): number | null;
   /** The topology whose label values are initialised at 0 (see `configure`). */
   readonly config?: Topology;
@@ -169,6 +173,24 @@ export class Metrics {
       registers: [r],
       collect() {
         this.set(source.journalFault?.() ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: "failoverd_pause_expiry_timestamp_seconds",
+      help: "When the pause in force ends by itself (0: not paused, or paused until resumed)",
+      registers: [r],
+      collect() {
+        this.set((source.pause?.until ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: "failoverd_maintenance_expiry_timestamp_seconds",
+      help: "Per host in maintenance (no recovery of its pair or tier): when the maintenance ends by itself",
+      labelNames: ["host"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [host, m] of source.maintenance ?? []) this.set({ host }, m.until / 1000);
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: "failoverd_" });

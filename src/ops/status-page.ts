@@ -1,8 +1,12 @@
 /**
  * The status page served at `/`: one self-contained HTML document (no external assets) that polls `/status` and
- * draws the topology with roles and states at a glance, the current findings, and the recent recoveries with their
- * step timelines. Everything from the daemon is inserted as text (never as HTML). The page's script and style are
- * allowed by their hashes in the Content-Security-Policy.
+ * `/history` every 2 s and draws, in the order someone paged at 3 a.m. reads it: one verdict per pair and per port
+ * ("writes OK" / "writes DOWN since 03:12:07"), the alerts (a reason several findings share is said once), the
+ * recovery under way with its step timeline, what each HAProxy routes where, every host with its targets, and the
+ * history. Every age counts on in the browser; the moment the daemon stops answering (an error, or no answer within
+ * 4 s) or its checks stall, the page says so and everything on it turns grey, with its age. Everything from the
+ * daemon is inserted as text (never as HTML). The page's script and style are allowed by their hashes in the
+ * Content-Security-Policy.
  */
 import { createHash } from "node:crypto";
 
@@ -44,7 +48,20 @@ th { font-size:12px; color:var(--mute); font-weight:600; background:#f9fafb; }
 .timeline .track { position:relative; height:10px; background:#f2f4f7; border-radius:3px; }
 .timeline .track .bar { position:absolute; top:0; }
 .muted { color:var(--mute); } .err { color:var(--down); }
-#error, #journal { display:none; background:#fee4e2; color:var(--down); padding:8px 24px; }
+#journal { display:none; background:#fee4e2; color:var(--down); padding:8px 24px; }
+#stale { display:none; background:#eaecf0; color:#344054; padding:8px 24px; font-weight:600; border-bottom:2px solid var(--unknown); }
+body[data-stale="true"] main { filter:grayscale(1); opacity:.55; }
+body[data-stale="true"] header { background:#475467; }
+.verdict .big { font-size:15px; font-weight:700; }
+.verdict.v-ok { border-left:4px solid var(--up); } .verdict.v-ok .big { color:var(--up); }
+.verdict.v-down { border-left:4px solid var(--down); } .verdict.v-down .big { color:var(--down); }
+.finding .decision { font-weight:600; margin-bottom:6px; }
+.finding [data-finding] { border-top:1px solid var(--line); padding-top:6px; margin-top:6px; }
+.finding [data-finding] h3 { font-size:14px; }
+.hold { color:var(--warn); font-size:12px; margin:4px 0; }
+.srv { margin-right:10px; white-space:nowrap; }
+.detail { color:var(--mute); font-size:12px; }
+#holds .badge { margin-right:6px; }
 `;
 
 const SCRIPT = `
@@ -56,20 +73,28 @@ function el(tag, attrs, ...kids) {
     if (v === undefined || v === null) continue;
     if (k === "class") e.className = v; else e.setAttribute(k, String(v));
   }
-  for (const k of kids) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   return e;
 }
 const badge = (text, kind) => el("span", { class: "badge b-" + (kind || text) }, text);
-const ms = (n) => n < 1000 ? n + " ms" : (n / 1000).toFixed(n < 10000 ? 2 : 1) + " s";
-const ago = (t, now) => t ? ms(Math.max(0, now - t)) + " ago" : "never";
-const time = (t) => new Date(t).toLocaleTimeString();
+const ms = (n) => n < 1000 ? n + " ms" : n < 120000 ? (n / 1000).toFixed(n < 10000 ? 2 : 0) + " s" : Math.round(n / 60000) + " min";
+const time = (t) => new Date(t).toLocaleTimeString("en-GB", { hour12: false });
+const stamp = (t) => new Date(t).toLocaleString("en-GB", { hour12: false });
 
-function hostCard(h, now) {
+/** The last answer, and when (this browser's clock) it came: every age on the page counts from it. */
+let last = null;
+let lastOkAt = 0;
+let failure = null;
+/** Ages the daemon gave, plus how long ago it gave them. */
+const age = (t) => t ? ms(Math.max(0, last.at - t + (Date.now() - lastOkAt))) + " ago" : "never";
+
+function hostCard(h) {
   const down = h.targets.some((t) => t.status === "down");
   const card = el("div", { class: "card" + (down ? " down" : ""), "data-host": h.name });
   const overall = !h.monitored ? "unmonitored" : down ? "down" : h.targets.every((t) => t.status === "up") ? "up" : "unknown";
-  card.append(el("h3", {}, el("span", {}, h.name, " ", el("span", { class: "muted" }, h.role)), badge(overall)));
+  card.append(el("h3", {}, el("span", {}, h.name, " ", el("span", { class: "muted" }, h.role)), el("span", {}, h.maintenance ? badge("maintenance", "paused") : null, " ", badge(overall))));
   card.append(el("div", { class: "addr" }, h.address));
+  if (h.maintenance) card.append(el("div", { class: "hold", "data-maintenance": h.name }, "in maintenance until " + stamp(h.maintenance.until) + (h.maintenance.reason ? " (" + h.maintenance.reason + ")" : "") + ", set by " + h.maintenance.by));
   for (const t of h.targets) {
     const detail = [];
     if (t.latencyMs !== undefined) detail.push(t.latencyMs + " ms");
@@ -82,30 +107,59 @@ function hostCard(h, now) {
   return card;
 }
 
-function pairsTable(s) {
+/** One verdict per pair, and one per port: writes OK / DOWN since when. */
+function verdicts(s) {
+  if (!s.verdicts || s.verdicts.length === 0) return [el("div", { class: "muted" }, "No pairs.")];
+  return s.verdicts.map((p) => {
+    const ok = p.writes === "OK";
+    const c = el("div", { class: "card verdict " + (ok ? "v-ok" : "v-down"), "data-verdict": p.hosts.join("+"), "data-writes": p.writes },
+      el("h3", {}, el("span", {}, p.hosts.join(" + ")), el("span", { class: "big" }, "writes " + p.writes + (p.since ? " since " + time(p.since) : ""))));
+    for (const port of p.ports) {
+      c.append(el("div", { class: "target", "data-verdict-port": String(port.port), "data-writes": port.writes },
+        el("div", {}, el("div", { class: "name" }, ":" + port.port), el("div", { class: "detail" }, port.primary ? "primary " + port.primary : "", port.detail ? (port.primary ? " · " : "") + port.detail : "")),
+        el("div", {}, badge("writes " + port.writes + (port.since ? " since " + time(port.since) : ""), port.writes === "OK" ? "ok" : "down"))));
+    }
+    return c;
+  });
+}
+
+/** Each HAProxy, each backend: which server it routes to, and every server's state. */
+function routing(s) {
   const t = el("table", { class: "pairs" });
-  t.append(el("tr", {}, el("th", {}, "pair"), el("th", {}, "port"), el("th", {}, "primary"), el("th", {}, "replica")));
-  for (const p of s.pairs) for (const port of p.ports) {
-    const prim = p.primaries[String(port)];
-    const rep = p.hosts.find((h) => h !== prim);
-    const status = (h) => { const host = s.hosts.find((x) => x.name === h); const tg = host && host.targets.find((x) => x.port === port); return tg ? tg.status : "unknown"; };
-    t.append(el("tr", {}, el("td", {}, p.hosts.join(" + ")), el("td", {}, String(port)),
-      el("td", {}, prim ? [prim, " "].join("") : "none", prim ? badge(status(prim)) : badge("unknown")),
-      el("td", {}, prim ? (rep + " ") : p.hosts.join(", "), prim ? badge(status(rep)) : null)));
+  t.append(el("tr", {}, el("th", {}, "proxy"), el("th", {}, "backend"), el("th", {}, "routes to"), el("th", {}, "servers")));
+  for (const r of s.routing || []) {
+    if (r.backends.length === 0) t.append(el("tr", { "data-route": r.host }, el("td", {}, r.host, " ", badge(r.ok ? "up" : "down")), el("td", { class: "muted", colspan: "3" }, r.ok ? "no backends" : "not answering")));
+    r.backends.forEach((b, i) => {
+      t.append(el("tr", { "data-route": r.host + ":" + b.backend, "data-to": b.to || "" },
+        el("td", {}, i === 0 ? [r.host, " ", badge(r.ok ? "up" : "down")] : null),
+        el("td", {}, b.backend + " (:" + b.port + ")"),
+        el("td", {}, b.to ? el("strong", {}, b.to) : badge("none", "down")),
+        el("td", {}, b.servers.map((x) => el("span", { class: "srv", "data-route-server": x.server, "data-state": x.state }, x.server + " ", badge(x.state, x.state === "maint" ? "paused" : x.state))))));
+    });
   }
   return t;
 }
 
-function finding(d) {
-  const critical = d.actionable || d.diagnosis.name === "TwoPrimaries" || d.diagnosis.name === "PairDown";
-  const decision = d.decision.kind === "recover" ? "running " + d.decision.playbook : d.decision.reason;
-  const c = el("div", { class: "card finding" + (critical ? " critical" : ""), "data-finding": d.key },
-    el("h3", {}, el("span", {}, d.diagnosis.name + " on " + d.diagnosis.host), d.acknowledged ? badge("acknowledged", "unknown") : null),
-    el("div", {}, decision));
-  const ul = el("ul", {});
-  for (const e of d.diagnosis.evidence) ul.append(el("li", {}, e));
-  c.append(ul);
-  return c;
+/** Findings grouped by their decision: a reason shared by several (the monitor's network, a pause) is said once. */
+function alerts(s) {
+  if (s.diagnoses.length === 0) return [el("div", { class: "muted" }, "No findings: every target is healthy.")];
+  const groups = new Map();
+  for (const d of s.diagnoses) {
+    const decision = d.decision.kind === "recover" ? "running " + d.decision.playbook : d.decision.reason;
+    if (!groups.has(decision)) groups.set(decision, []);
+    groups.get(decision).push(d);
+  }
+  return [...groups].map(([decision, ds]) => {
+    const critical = ds.some((d) => d.actionable || d.diagnosis.name === "TwoPrimaries" || d.diagnosis.name === "PairDown");
+    const c = el("div", { class: "card finding" + (critical ? " critical" : ""), "data-alert": decision }, el("div", { class: "decision" }, decision));
+    for (const d of ds) {
+      const ul = el("ul", {});
+      for (const e of d.diagnosis.evidence) ul.append(el("li", {}, e));
+      c.append(el("div", { "data-finding": d.key }, el("h3", {}, el("span", {}, d.diagnosis.name + " on " + d.diagnosis.host),
+        el("span", { class: "muted" }, "since " + time(d.since), " ", d.acknowledged ? badge("acknowledged", "unknown") : null)), ul));
+    }
+    return c;
+  });
 }
 
 function recovery(r, now) {
@@ -130,40 +184,108 @@ function recovery(r, now) {
   return c;
 }
 
-function render(s) {
-  const now = s.at;
+const CONTROL = { pause: "paused", resume: "resumed", "pause-expired": "pause expired", maintenance: "maintenance of", "maintenance-end": "maintenance ended of", "maintenance-expired": "maintenance expired of" };
+function lossText(v) {
+  if (typeof v === "number") return v + " bytes";
+  if (typeof v !== "object" || v === null) return String(v);
+  return Object.entries(v).map(([k, x]) => typeof x === "object" && x !== null ? k + ": " + lossText(x) : k + " " + x).join(", ");
+}
+function who(r) {
+  if (r.origin === "diagnosis") return "failoverd (" + r.diagnosis + ")";
+  if (r.origin === "drill") return "drill";
+  return (r.by || "an operator") + (r.reason ? " (" + r.reason + ")" : "");
+}
+
+/** The history: every recovery (diagnosis, trigger, steps and durations, outcome, data loss) and every control. */
+function history(h) {
+  const rows = [...h.recoveries.map((r) => ({ at: r.startedAt, r })), ...h.controls.map((c) => ({ at: c.at, c }))].sort((a, b) => b.at - a.at);
+  if (rows.length === 0) return el("div", { class: "muted" }, "No recoveries yet.");
+  const t = el("table", { class: "pairs history" });
+  t.append(el("tr", {}, el("th", {}, "when"), el("th", {}, "what"), el("th", {}, "triggered by"), el("th", {}, "outcome"), el("th", {}, "steps")));
+  for (const x of rows.slice(0, 50)) {
+    if (x.r) {
+      const r = x.r;
+      t.append(el("tr", { "data-history": r.id, "data-outcome": r.outcome || "unfinished" },
+        el("td", {}, stamp(r.startedAt)),
+        el("td", {}, el("strong", {}, r.playbook + " for " + r.host), el("div", { class: "detail" }, r.diagnosis)),
+        el("td", {}, who(r)),
+        el("td", {}, badge(r.outcome || "unfinished", r.outcome === "succeeded" ? "ok" : r.outcome ? "down" : "running"), r.durationMs !== undefined ? " " + ms(r.durationMs) : "",
+          r.dataLoss !== undefined ? el("div", { class: "detail", "data-loss": "" }, "data loss: " + lossText(r.dataLoss)) : null, r.error ? el("div", { class: "err" }, r.error) : null),
+        el("td", { class: "detail" }, r.steps.map((s) => s.step + " " + (s.durationMs !== undefined ? ms(s.durationMs) : "…") + (s.ok === false ? " ✗" : "")).join(" · "))));
+    } else {
+      const c = x.c;
+      t.append(el("tr", { "data-control": c.action },
+        el("td", {}, stamp(c.at)),
+        el("td", {}, CONTROL[c.action] + (c.host ? " " + c.host : ""), c.until ? el("div", { class: "detail" }, "until " + stamp(c.until)) : null),
+        el("td", {}, c.by + (c.reason ? " (" + c.reason + ")" : "")), el("td", {}), el("td", {})));
+    }
+  }
+  return t;
+}
+
+/** Ages and staleness, every second: the data on screen says how old it is, and goes grey once it is stale. */
+function tick() {
+  if (!last) return;
+  const old = Date.now() - lastOkAt;
+  const cycleAge = last.lastCycleAt ? last.at - last.lastCycleAt + old : null;
+  const stalled = cycleAge !== null && last.staleAfterMs && cycleAge > last.staleAfterMs;
+  const stale = failure !== null || old > 5000 || stalled;
+  document.body.dataset.stale = stale ? "true" : "false";
+  $("#age").textContent = "data from " + time(lastOkAt) + " (" + ms(old) + " old) · last complete cycle " + age(last.lastCycleAt);
+  const box = $("#stale");
+  if (stale) {
+    const why = failure !== null ? "The daemon is not answering (" + failure + ")" : stalled ? "The daemon answers, but its checks stopped " + ms(cycleAge) + " ago" : "No answer from the daemon for " + ms(old);
+    box.textContent = why + ": everything below is stale, as of " + time(lastOkAt) + " (" + ms(old) + " old).";
+    box.style.display = "block";
+  } else box.style.display = "none";
+}
+
+function render(s, h) {
+  last = s;
+  lastOkAt = Date.now();
+  failure = null;
   $("#topology").textContent = s.topology;
-  const meta = $("#meta");
-  meta.replaceChildren(...["last complete cycle " + ago(s.lastCycleAt, now) + " · updated " + time(now) + " ",
-    s.paused ? badge("paused") : null, s.dryRun ? badge("dry-run", "unknown") : null,
+  const hold = s.pause ? badge("paused " + (s.pause.until ? "until " + time(s.pause.until) : "until resumed") + (s.pause.reason ? " · " + s.pause.reason : "") + " · by " + s.pause.by, "paused") : s.paused ? badge("paused") : null;
+  if (hold) hold.setAttribute("data-pause", "");
+  $("#holds").replaceChildren(...[hold, ...(s.maintenance || []).map((m) => badge("maintenance " + m.host + " until " + time(m.until), "paused")), s.dryRun ? badge("dry-run", "unknown") : null,
     s.journal ? badge("journal unwritable", "down") : null,
     s.config && s.config.reloadPendingSince ? badge("reload pending", "paused") : null].filter((x) => x !== null));
+  $("#verdicts").replaceChildren(...verdicts(s));
+  $("#alerts").replaceChildren(...alerts(s));
+  $("#routing").replaceChildren(routing(s));
+  $("#hosts").replaceChildren(...s.hosts.map((x) => hostCard(x)));
+  $("#current").replaceChildren(...(s.recoveries.current.length ? s.recoveries.current.map((r) => recovery(r, s.at)) : [el("div", { class: "muted" }, "None under way.")]));
+  if (h) $("#history").replaceChildren(history(h));
+  const recent = s.recoveries.recent[0];
+  $("#last").replaceChildren(...(recent ? [recovery(recent, s.at)] : []));
   const journal = $("#journal");
   journal.textContent = s.journal ? s.journal.error + " (since " + time(s.journal.since) + "): failoverd observes but starts no recovery until it can write its journal." : "";
   journal.style.display = s.journal ? "block" : "none";
-  const hosts = $("#hosts");
-  hosts.replaceChildren(...s.hosts.map((h) => hostCard(h, now)));
-  $("#pairs").replaceChildren(pairsTable(s));
-  const f = $("#findings");
-  f.replaceChildren(...(s.diagnoses.length ? s.diagnoses.map(finding) : [el("div", { class: "muted" }, "No findings: every target is healthy.")]));
-  const recs = [...s.recoveries.current, ...s.recoveries.recent];
-  $("#recoveries").replaceChildren(...(recs.length ? recs.map((r) => recovery(r, now)) : [el("div", { class: "muted" }, "No recoveries yet.")]));
   document.body.dataset.loaded = "true";
+  tick();
+}
+
+async function get(path, signal) {
+  const res = await fetch(path, { cache: "no-store", signal });
+  if (!res.ok) throw new Error("GET /" + path + " answered " + res.status);
+  return res.json();
 }
 
 async function poll() {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 4000);
   try {
-    const res = await fetch("status", { cache: "no-store" });
-    if (!res.ok) throw new Error("GET /status answered " + res.status);
-    render(await res.json());
-    $("#error").style.display = "none";
+    const [s, h] = await Promise.all([get("status", ctl.signal), get("history", ctl.signal).catch(() => null)]);
+    render(s, h);
   } catch (e) {
-    const box = $("#error");
-    box.textContent = "Cannot reach the daemon: " + e.message;
-    box.style.display = "block";
+    failure = ctl.signal.aborted ? "no answer within 4 s" : e.message;
+    tick();
+  } finally {
+    clearTimeout(timer);
   }
   setTimeout(poll, 2000);
 }
+setInterval(tick, 1000);
 poll();
 `;
 
@@ -177,15 +299,17 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <title>failoverd</title>
 <style>${STYLE}</style>
 </head>
-<body>
-<header><h1>failoverd · <span id="topology">…</span></h1><span class="meta" id="meta">loading</span></header>
-<div id="error"></div>
+<body data-stale="false">
+<header><h1>failoverd · <span id="topology">…</span></h1><span class="meta" id="age">loading</span><span id="holds"></span></header>
+<div id="stale"></div>
 <div id="journal" data-journal="unwritable"></div>
 <main>
+<section><h2>Writes</h2><div class="grid" id="verdicts"></div></section>
+<section><h2>Alerts</h2><div class="grid" id="alerts"></div></section>
+<section><h2>Recovery under way</h2><div id="current"></div><div id="last"></div></section>
+<section><h2>Routing</h2><div id="routing"></div></section>
 <section><h2>Hosts</h2><div class="grid" id="hosts"></div></section>
-<section><h2>Pairs</h2><div id="pairs"></div></section>
-<section><h2>Findings</h2><div class="grid" id="findings"></div></section>
-<section><h2>Recoveries</h2><div id="recoveries"></div></section>
+<section><h2>History</h2><div id="history"></div></section>
 </main>
 <script>${SCRIPT}</script>
 </body>

@@ -4,7 +4,8 @@
  * lose more than the configured bound of acknowledged writes (unless an operator accepted it); anti-flap cooldowns by
  * what happened (a failover of a pair, a rebuild of one HAProxy); none at all while paused, while recovery is
  * disabled, or when so many targets fail at once, with no witness to confirm it, that the monitor's own network is
- * the likelier culprit.
+ * the likelier culprit; none for a group with a host in maintenance (its twin's recovery
+ * would promote or resync from that host).
  */
 import { DIAGNOSES, type Diagnosis } from "../checks/detector.ts";
 import { whyRefusePromotion } from "../checks/replication.ts";
@@ -20,6 +21,8 @@ export interface DeciderState {
   readonly lastEnded: ReadonlyMap<string, number>;
   /** Groups whose next promotion an operator allowed to lose data (`failoverd promote --accept-data-loss`). */
   readonly acceptDataLoss?: ReadonlySet<string>;
+  /** Hosts in maintenance, with when it ends and why: no recovery of their group until then. */
+  readonly maintenance?: ReadonlyMap<string, { readonly until: number; readonly reason?: string | undefined }>;
 }
 
 export interface DeciderInput {
@@ -83,10 +86,13 @@ export function decide(input: DeciderInput): Decision[] {
     const key = cooldownKeyOf(t, d.name, d.host);
     const armed = key === null ? undefined : state.lastEnded.get(key);
     const refusal = PROMOTES.has(d.name) && !state.acceptDataLoss?.has(group) ? whyNoPromotion(d, t) : null;
+    const held = inMaintenance(t, group, state, now);
     if (!cfg.enabled) {
       alert("recovery is disabled in the config (recovery.enabled: false)");
     } else if (state.paused) {
       alert("failoverd is paused; not acting");
+    } else if (held) {
+      alert(held);
     } else if (state.active.has(group) || claimed.has(group)) {
       alert(`a recovery of ${group} is already under way`);
     } else if (refusal) {
@@ -116,4 +122,14 @@ function whyNoPromotion(d: Diagnosis, t: Topology): string | null {
 
 function iso(at: number): string {
   return new Date(at).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+/** Why a group may not be recovered because one of its hosts is in maintenance, or null. */
+export function inMaintenance(t: Topology, group: string, state: DeciderState, now: number): string | null {
+  for (const [host, m] of state.maintenance ?? []) {
+    if (m.until <= now || groupOf(t, host) !== group) continue;
+    const until = new Date(m.until).toISOString().replace(/\.\d+Z$/, "Z");
+    return `${host} is in maintenance until ${until}${m.reason ? ` (${m.reason})` : ""}; not acting on ${group}`;
+  }
+  return null;
 }

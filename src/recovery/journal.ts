@@ -11,6 +11,12 @@ import { FailoverdError } from "../errors.ts";
 
 export type RecoveryOutcome = "succeeded" | "rolled-back" | "failed";
 
+/** Who asked for a recovery: the decider (a diagnosis), an operator, a drill. */
+export type RecoveryTrigger = "diagnosis" | "operator" | "drill";
+
+/** An operator's control, journaled with who and why (an expiry is journaled by failoverd itself). */
+export type ControlAction = "pause" | "resume" | "pause-expired" | "maintenance" | "maintenance-end" | "maintenance-expired";
+
 export type JournalRecord =
   | {
       readonly type: "recovery-start";
@@ -28,6 +34,9 @@ export type JournalRecord =
       /** Who asked: an operator's name, a drill, or the daemon's own diagnosis. */
       readonly by?: string | undefined;
       readonly dryRun?: boolean;
+      /** Who asked for it (absent in journals written before issue 14: the decider). */
+      readonly origin?: RecoveryTrigger;
+      readonly reason?: string;
     }
   | { readonly type: "step-start"; readonly id: string; readonly at: number; readonly step: string; readonly attempt: number }
   | {
@@ -40,7 +49,18 @@ export type JournalRecord =
       readonly error?: string;
     }
   | { readonly type: "rollback"; readonly id: string; readonly at: number; readonly step: string; readonly ok: boolean; readonly error?: string }
-  | { readonly type: "recovery-end"; readonly id: string; readonly at: number; readonly outcome: RecoveryOutcome; readonly error?: string };
+  | { readonly type: "recovery-end"; readonly id: string; readonly at: number; readonly outcome: RecoveryOutcome; readonly error?: string }
+  | {
+      readonly type: "control";
+      readonly id: string;
+      readonly at: number;
+      readonly action: ControlAction;
+      readonly by: string;
+      readonly host?: string;
+      readonly reason?: string;
+      /** When the pause or maintenance ends by itself. */
+      readonly until?: number;
+    };
 
 export interface Journal {
   /**
@@ -185,7 +205,7 @@ export class MemoryJournal implements Journal {
   }
 }
 
-const TYPES = new Set(["recovery-start", "step-start", "step-end", "rollback", "recovery-end"]);
+const TYPES = new Set(["recovery-start", "step-start", "step-end", "rollback", "recovery-end", "control"]);
 
 function isRecord(r: unknown): r is JournalRecord {
   if (typeof r !== "object" || r === null) return false;
@@ -203,6 +223,8 @@ export interface RecoverySummary {
   readonly targets?: readonly string[] | undefined;
   readonly acceptDataLoss?: boolean | undefined;
   readonly by?: string | undefined;
+  readonly origin: RecoveryTrigger;
+  readonly reason?: string;
   readonly endedAt?: number;
   readonly outcome?: RecoveryOutcome;
   readonly error?: string;
@@ -227,12 +249,15 @@ export function summarize(records: readonly JournalRecord[]): RecoverySummary[] 
         ...(r.targets ? { targets: r.targets } : {}),
         ...(r.acceptDataLoss ? { acceptDataLoss: true } : {}),
         ...(r.by ? { by: r.by } : {}),
+        origin: r.origin ?? "diagnosis",
+        ...(r.reason !== undefined ? { reason: r.reason } : {}),
         completed: new Map(),
         steps: [],
         dryRun: r.dryRun === true,
       });
       continue;
     }
+    if (r.type === "control") continue;
     const s = byId.get(r.id);
     if (!s) continue;
     if (r.type === "step-start") {

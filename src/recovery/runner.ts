@@ -12,7 +12,7 @@ import type { Logger } from "../log.ts";
 import type { Providers } from "../providers/types.ts";
 import { Inventory } from "../topology/inventory.ts";
 import type { Topology } from "../topology/topology.ts";
-import { type Journal, type JournalRecord, JournalWriteError, type RecoveryOutcome, type RecoverySummary } from "./journal.ts";
+import { type Journal, type JournalRecord, JournalWriteError, type RecoveryOutcome, type RecoverySummary, type RecoveryTrigger } from "./journal.ts";
 import { type Lease, LeaseLostError } from "./lease.ts";
 import type { MonitorControl, Playbook, RecoveryInfo, Step, StepContext } from "./types.ts";
 
@@ -56,6 +56,9 @@ export interface RecoveryMeta {
   /** An operator accepted that the promotion may lose data. */
   readonly acceptDataLoss?: boolean | undefined;
   readonly by?: string | undefined;
+  /** Who asked for it, journaled for the history (the decider when absent). */
+  readonly origin?: RecoveryTrigger;
+  readonly reason?: string;
 }
 
 /**
@@ -144,6 +147,8 @@ export class Runner extends EventEmitter {
           ...(meta.acceptDataLoss ? { acceptDataLoss: true } : {}),
           ...(meta.by ? { by: meta.by } : {}),
           ...(this.deps.dryRun ? { dryRun: true } : {}),
+          ...(meta.origin !== undefined ? { origin: meta.origin } : {}),
+          ...(meta.reason !== undefined ? { reason: meta.reason } : {}),
         });
       } catch (e) {
         if (e instanceof JournalWriteError) return "not-started";

@@ -135,7 +135,7 @@ notifications:
   });
 
   test("paused, the drill is skipped and says why", async () => {
-    daemon.setPaused(true, "test");
+    await daemon.setPause("test", { forMs: null });
     fakeNow = new Date(2031, 0, 14, 10, 1, 0).getTime();
     timers[1]?.fn();
     const hook = await waitUntil("the skipped drill's notification arrives", () =>
@@ -144,6 +144,6 @@ notifications:
     assert.equal(hook["title"], "drill of redis1+redis2 skipped: failoverd is paused");
     assert.equal(hook["severity"], "warning");
     assert.match(await ops.metrics.text(), /^failoverd_drills_total\{pair="redis1\+redis2",outcome="skipped"\} 1$/m);
-    daemon.setPaused(false, "test");
+    await daemon.resume("test", true);
   });
 });

@@ -210,7 +210,7 @@ notifications:
   });
 
   test("paused, a SIGKILLed server shows as down on the page; ack; resume recovers it; webhooks tell each step", async (t) => {
-    assert.match((await cli("pause")).stdout, /^paused:/);
+    assert.match((await cli("pause", "--reason", "ops test")).stdout, /^paused until \d{4}-\d\d-\d\dT[\d:]+Z \(ops test\):/);
     assert.equal(((await (await fetch(`${API}/status`)).json()) as { paused: boolean }).paused, true);
 
     for (const p of sandbox.machineOf("redis2")?.processes ?? []) signal(p, "SIGKILL");
@@ -250,7 +250,7 @@ notifications:
         [["DeadReplica:redis2", true]],
       );
 
-      assert.match((await cli("resume")).stdout, /^resumed:/);
+      assert.match((await cli("resume", "--yes")).stdout, /^resumed: failoverd recovers again, starting:\n {2}failed_redis for redis2 \(DeadReplica\)$/m);
       const end = await waitUntil(
         "the recovery's end reaches the JSON webhook",
         () => hooks.find((x) => x.path === "/json" && x.body["event"] === "recovery-end"),

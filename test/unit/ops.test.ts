@@ -558,7 +558,33 @@ describe("the HTTP API", () => {
     paused: false,
     status: async () => ({ topology: "unit", hosts: [] }) as unknown as StatusView,
     lastCycleAt: () => lastCycle,
-    setPaused: (p: boolean, by: string) => calls.push(`setPaused ${p} ${by.split(" ")[0]}`),
+    setPause: async (by: string, r: { reason?: string | undefined; forMs: number | null }) => {
+      calls.push(`pause ${by} ${r.forMs} ${r.reason ?? "-"}`);
+      return { since: 1, by, ...(r.forMs !== null ? { until: 1 + r.forMs } : {}) };
+    },
+    resume: async (by: string, confirm: boolean) => {
+      calls.push(`resume ${by.split(" ")[0]} ${confirm}`);
+      const starts = [{ playbook: "failed_redis", host: "redis2", diagnosis: "DeadReplica" }];
+      return { resumed: confirm, starts };
+    },
+    startMaintenance: async (host: string, by: string, r: { reason?: string | undefined; forMs: number }) => {
+      calls.push(`maintenance ${host} ${r.forMs} ${r.reason}`);
+      return host === "app1" ? { refused: "app1 is an app host" } : { since: 1, until: 1 + r.forMs, by, ...(r.reason ? { reason: r.reason } : {}) };
+    },
+    endMaintenance: async (host: string) => {
+      calls.push(`end maintenance ${host}`);
+      return null;
+    },
+    requestFailover: async (host: string, by: string, reason: string | undefined, confirm: boolean) => {
+      calls.push(`failover ${host} ${by.split(" ")[0]} ${reason ?? "-"} ${confirm}`);
+      const check = { playbook: "failed_redis" as const, host, group: "pair:redis1+redis2", warnings: ["redis1 answers"] };
+      if (host === "app1") return { refused: "app1 is an app host" };
+      return confirm ? { started: true as const, check, recoveryId: "r2" } : { started: false as const, check, plan: { playbook: "failed_redis" as const, host, steps: [], outcome: "succeeded" as const } };
+    },
+    history: async (since?: number) => {
+      calls.push(`history ${since === undefined ? "all" : "since"}`);
+      return { recoveries: [], controls: [] };
+    },
     acknowledge: () => {
       calls.push("acknowledge");
       return ["DeadPrimary:redis1"];
@@ -594,7 +620,7 @@ describe("the HTTP API", () => {
   });
 
   test("reads need no token", async () => {
-    assert.deepEqual(await (await fetch(`${base}/status`)).json(), { topology: "unit", hosts: [], drills: [] });
+    assert.deepEqual(await (await fetch(`${base}/status`)).json(), { topology: "unit", hosts: [], staleAfterMs: 5500, verdicts: [], drills: [] });
     const m = await fetch(`${base}/metrics`);
     assert.equal(m.headers.get("content-type"), metrics.contentType);
     assert.equal(await m.text(), "failoverd_up 1\n");
@@ -602,7 +628,7 @@ describe("the HTTP API", () => {
 
   test("changing requests: 401 without or with a wrong token, and nothing reaches the daemon", async () => {
     calls.length = 0;
-    for (const path of ["/pause", "/resume", "/ack", "/switchover"]) {
+    for (const path of ["/pause", "/resume", "/ack", "/switchover", "/maintenance", "/failover"]) {
       assert.equal((await post(path)).status, 401, path);
       assert.equal((await post(path, "Bearer nope")).status, 401, path);
       assert.equal((await post(path, "Basic dDBrZW4=")).status, 401, path);
@@ -616,10 +642,21 @@ describe("the HTTP API", () => {
     assert.match(((await r.json()) as { error: string }).error, /set http\.token in the config/);
   });
 
-  test("with the token: pause, resume, ack, switchover (202, or 409 with the reason)", async () => {
+  test("with the token: pause, resume, ack, switchover, maintenance, failover (202, or 409 with the reason)", async () => {
     calls.length = 0;
-    assert.deepEqual(await (await post("/pause", "Bearer t0ken")).json(), { paused: true });
-    assert.deepEqual(await (await post("/resume", "bearer t0ken")).json(), { paused: false });
+    assert.deepEqual(await (await post("/pause", "Bearer t0ken")).json(), { paused: true, pause: { since: 1, by: "http 127.0.0.1", until: 3_600_001 } });
+    assert.equal((await post("/pause", "Bearer t0ken", { for: "2h", reason: "db upgrade", operator: "alice" })).status, 200);
+    assert.equal((await post("/pause", "Bearer t0ken", { for: "forever" })).status, 200);
+    const preview = await post("/resume", "bearer t0ken");
+    assert.equal(preview.status, 409);
+    assert.deepEqual(await preview.json(), {
+      error: "resuming starts failed_redis for redis2 (DeadReplica) at once: confirm it (confirm: true)",
+      wouldStart: [{ playbook: "failed_redis", host: "redis2", diagnosis: "DeadReplica" }],
+    });
+    assert.deepEqual(await (await post("/resume", "bearer t0ken", { confirm: true })).json(), {
+      paused: false,
+      started: [{ playbook: "failed_redis", host: "redis2", diagnosis: "DeadReplica" }],
+    });
     assert.deepEqual(await (await post("/ack", "Bearer t0ken")).json(), { acknowledged: ["DeadPrimary:redis1"] });
     const ok = await post("/switchover", "Bearer t0ken", { pair: ["redis1", "redis2"] });
     assert.equal(ok.status, 202);
@@ -627,12 +664,34 @@ describe("the HTTP API", () => {
     const no = await post("/switchover", "Bearer t0ken", { to: "redis1" });
     assert.equal(no.status, 409);
     assert.deepEqual(await no.json(), { error: "redis1 is already the primary on every port" });
+    const m = await post("/maintenance", "Bearer t0ken", { host: "redis1", for: "30m", reason: "kernel update" });
+    assert.deepEqual(await m.json(), { host: "redis1", maintenance: { since: 1, until: 1_800_001, by: "http 127.0.0.1", reason: "kernel update" } });
+    assert.equal((await post("/maintenance", "Bearer t0ken", { host: "app1", for: 60000, reason: "x" })).status, 409);
+    assert.deepEqual(await (await post("/maintenance", "Bearer t0ken", { host: "redis1", end: true })).json(), { host: "redis1", ended: null });
+    const plan = await post("/failover", "Bearer t0ken", { host: "redis1", reason: "bad disk" });
+    assert.equal(plan.status, 200);
+    assert.equal(((await plan.json()) as { started: boolean }).started, false);
+    const go = await post("/failover", "Bearer t0ken", { host: "redis1", confirm: true, operator: "bob" });
+    assert.equal(go.status, 202);
+    assert.deepEqual(await go.json(), { started: true, recoveryId: "r2", playbook: "failed_redis", host: "redis1", group: "pair:redis1+redis2", warnings: ["redis1 answers"] });
+    assert.equal((await post("/failover", "Bearer t0ken", { host: "app1" })).status, 409);
+    assert.equal((await fetch(`${base}/history?since=2h`)).status, 200);
     assert.deepEqual(calls, [
-      "setPaused true http",
-      "setPaused false http",
+      "pause http 127.0.0.1 3600000 -",
+      "pause alice via http 127.0.0.1 7200000 db upgrade",
+      "pause http 127.0.0.1 null -",
+      "resume http false",
+      "resume http true",
       "acknowledge",
       'switchover {"pair":["redis1","redis2"]}',
       'switchover {"to":"redis1"}',
+      "maintenance redis1 1800000 kernel update",
+      "maintenance app1 60000 x",
+      "end maintenance redis1",
+      "failover redis1 http bad disk false",
+      "failover redis1 bob - true",
+      "failover app1 http - false",
+      "history since",
     ]);
   });
 
@@ -658,6 +717,16 @@ describe("the HTTP API", () => {
       ["/switchover", { pair: ["a"] }, 400, /pair must be a list of two host names/],
       ["/switchover", { to: "redis2", force: true }, 400, /unknown field force/],
       ["/switchover", [1], 400, /must be a JSON object/],
+      ["/pause", { for: "2" }, 400, /for: '2' is not a duration/],
+      ["/pause", { for: "2h", until: 3 }, 400, /unknown field until \(a pause takes reason, for\)/],
+      ["/pause", { reason: "a\nb" }, 400, /reason must be one line of text/],
+      ["/pause", { operator: "alice smith" }, 400, /operator must be a name/],
+      ["/resume", { confirm: "yes" }, 400, /confirm must be true or false/],
+      ["/maintenance", { for: "2h", reason: "x" }, 400, /host is required/],
+      ["/maintenance", { host: "redis1", reason: "x" }, 400, /for is required/],
+      ["/maintenance", { host: "redis1", for: "2h" }, 400, /reason is required/],
+      ["/maintenance", { host: "redis1", end: true, for: "2h" }, 400, /end takes no for or reason/],
+      ["/failover", {}, 400, /host is required/],
     ];
     for (const [path, body, status, error] of cases) {
       const r = await post(path, "Bearer t0ken", body);

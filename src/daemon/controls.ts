@@ -1,0 +1,151 @@
+/**
+ * The operator's holds on the daemon: a pause (automatic recovery off) and per-host maintenance (no recovery of that
+ * host's group), each with who, why and an expiry. Every change is persisted (DaemonState), journaled (a `control`
+ * record, so the history says who paused and why) and told on the bus. A hold whose time has come ends by itself:
+ * one timer, armed for the next expiry, ends it even when nobody remembers it.
+ */
+import { randomBytes } from "node:crypto";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { ControlAction, Journal } from "../recovery/journal.ts";
+import type { EventBus } from "./events.ts";
+import type { DaemonState, Hold, Maintenance } from "./state.ts";
+
+/** setTimeout's longest delay; a later expiry is reached in hops. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface ControlsDeps {
+  readonly state: DaemonState;
+  readonly journal: Journal;
+  readonly events: EventBus;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Called after anything ended or changed: the daemon evaluates again (a pending failure may be acted on now). */
+  readonly changed: () => void;
+}
+
+export interface HoldRequest {
+  readonly reason?: string | undefined;
+  /** How long it holds; null: until ended. */
+  readonly forMs: number | null;
+}
+
+export class Controls {
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly d: ControlsDeps) {}
+
+  async pause(by: string, r: HoldRequest): Promise<Hold> {
+    const at = this.d.now();
+    const hold: Hold = { since: at, by, ...(r.reason ? { reason: r.reason } : {}), ...(r.forMs !== null ? { until: at + r.forMs } : {}) };
+    this.d.state.setPause(hold);
+    await this.record("pause", by, hold);
+    this.d.log.warn({ by, reason: r.reason, until: iso(hold.until) }, `paused by ${by}${until(hold.until)}${because(r.reason)}: failoverd diagnoses and alerts but does not recover`);
+    this.d.events.emit("paused", { paused: true, at, by, ...(hold.reason ? { reason: hold.reason } : {}), ...(hold.until !== undefined ? { until: hold.until } : {}) });
+    this.arm();
+    return hold;
+  }
+
+  async resume(by: string): Promise<void> {
+    const at = this.d.now();
+    this.d.state.setPause(null);
+    await this.record("resume", by, {});
+    this.d.log.warn({ by }, `resumed by ${by}: failoverd recovers again`);
+    this.d.events.emit("paused", { paused: false, at, by });
+    this.arm();
+    this.d.changed();
+  }
+
+  async startMaintenance(host: string, by: string, r: HoldRequest & { readonly forMs: number }): Promise<Maintenance> {
+    const at = this.d.now();
+    const m: Maintenance = { since: at, by, until: at + r.forMs, ...(r.reason ? { reason: r.reason } : {}) };
+    this.d.state.setMaintenance(host, m);
+    await this.record("maintenance", by, m, host);
+    this.d.log.warn({ by, host, reason: r.reason, until: iso(m.until) }, `${host} in maintenance by ${by}${until(m.until)}${because(r.reason)}: no recovery of it`);
+    this.d.events.emit("maintenance", { host, active: true, at, by, until: m.until, ...(m.reason ? { reason: m.reason } : {}) });
+    this.arm();
+    return m;
+  }
+
+  /** Ends a host's maintenance; returns the one that ended, or null when there was none. */
+  async endMaintenance(host: string, by: string): Promise<Maintenance | null> {
+    const m = this.d.state.maintenance.get(host) ?? null;
+    if (!m) return null;
+    this.d.state.setMaintenance(host, null);
+    await this.record("maintenance-end", by, {}, host);
+    this.d.log.warn({ by, host }, `${host}'s maintenance ended by ${by}`);
+    this.d.events.emit("maintenance", { host, active: false, at: this.d.now(), by });
+    this.arm();
+    this.d.changed();
+    return m;
+  }
+
+  /** Ends what has expired (also what expired while the daemon was down), then arms the timer for the next. */
+  async expire(): Promise<void> {
+    const at = this.d.now();
+    const ended = this.d.state.expire(at);
+    if (ended.pause) {
+      await this.record("pause-expired", "failoverd", { ...(ended.pause.reason ? { reason: ended.pause.reason } : {}) });
+      this.d.log.warn({ pausedBy: ended.pause.by }, `the pause set by ${ended.pause.by}${because(ended.pause.reason)} has expired: failoverd recovers again`);
+      this.d.events.emit("paused", { paused: false, at, by: "failoverd" });
+    }
+    for (const [host, m] of ended.maintenance) {
+      await this.record("maintenance-expired", "failoverd", {}, host);
+      this.d.log.warn({ host, by: m.by }, `${host}'s maintenance (set by ${m.by}${because(m.reason)}) has expired`);
+      this.d.events.emit("maintenance", { host, active: false, at, by: "failoverd" });
+    }
+    this.arm();
+    if (ended.pause || ended.maintenance.length > 0) this.d.changed();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** One timer, for the next expiry. */
+  arm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const next = this.d.state.nextExpiry();
+    if (next === null || this.closed) return;
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, next - this.d.now()));
+    this.timer = setTimeout(() => {
+      this.expire().catch((e: unknown) => {
+        this.d.log.error({ err: errorMessage(e) }, "ending an expired pause or maintenance failed; retried in a second");
+        if (this.closed) return;
+        this.timer = setTimeout(() => this.arm(), 1000);
+        this.timer.unref();
+      });
+    }, wait);
+    this.timer.unref();
+  }
+
+  private async record(action: ControlAction, by: string, hold: { reason?: string; until?: number }, host?: string): Promise<void> {
+    const at = this.d.now();
+    await this.d.journal.append({
+      type: "control",
+      id: `control-${at}-${randomBytes(3).toString("hex")}`,
+      at,
+      action,
+      by,
+      ...(host !== undefined ? { host } : {}),
+      ...(hold.reason ? { reason: hold.reason } : {}),
+      ...(hold.until !== undefined ? { until: hold.until } : {}),
+    });
+  }
+}
+
+function iso(t: number | undefined): string | undefined {
+  return t === undefined ? undefined : new Date(t).toISOString();
+}
+
+function until(t: number | undefined): string {
+  return t === undefined ? " until resumed" : ` until ${iso(t)}`;
+}
+
+function because(reason: string | undefined): string {
+  return reason ? ` (${reason})` : "";
+}

@@ -18,7 +18,7 @@ import { signal } from "../../src/providers/local/processes.ts";
 import type { Sandbox } from "../../src/providers/local/sandbox.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
 import type { History } from "../../src/recovery/history.ts";
-import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemon-process.ts";
+import { startDaemon, stopDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
 
 const execFileP = promisify(execFile);
@@ -35,7 +35,19 @@ async function waitUntil<T>(what: string, fn: () => T | undefined | false | Prom
   throw new Error(`timed out waiting until ${what}`);
 }
 
-describe("operator controls and history on a running daemon", { timeout: 600_000 }, () => {
+/** Until the daemon's log says `marker` (a generous deadline: the machine may be busy), or the daemon exited. */
+async function waitForLog(log: string, child: ChildProcess, marker: string, ms = 90_000): Promise<void> {
+  await waitUntil(`the daemon's log says '${marker}'`, () => {
+    if (child.exitCode !== null) throw new Error(`the daemon exited (code ${child.exitCode}); see ${log}`);
+    try {
+      return readFileSync(log, "utf8").includes(marker);
+    } catch {
+      return false;
+    }
+  }, ms);
+}
+
+describe("operator controls and history on a running daemon", { timeout: 1_200_000 }, () => {
   let dir: string;
   let tt: TestTopology;
   let sandbox: Sandbox;
@@ -55,7 +67,7 @@ describe("operator controls and history on a running daemon", { timeout: 600_000
   const start = async () => {
     const log = join(tt.dir, `daemon-${++logNo}.log`);
     daemon = startDaemon(tt.topology, log);
-    await waitForDaemon(log, daemon, "HTTP API on");
+    await waitForLog(log, daemon, "HTTP API on");
     return log;
   };
   const roleOf = async (address: string, port: number) => {
@@ -154,7 +166,7 @@ describe("operator controls and history on a running daemon", { timeout: 600_000
     const go = await cli("resume", "--yes");
     assert.equal(go.code, 0, go.stderr);
     assert.match(go.stdout, /^resumed: failoverd recovers again, starting:\n {2}failed_redis for redis2 \(DeadReplica\)$/m);
-    await waitForDaemon(log, daemon, "recovery succeeded");
+    await waitForLog(log, daemon, "recovery succeeded");
     await waitUntil("redis2 is up again on its new machine", async () =>
       (await status()).hosts.find((h) => h.name === "redis2")?.targets.every((t) => t.status === "up"),
     );

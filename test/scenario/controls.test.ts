@@ -96,7 +96,7 @@ describe("operator controls and history on a running daemon", { timeout: 1_200_0
   });
 
   test("a pause with a reason and an expiry: shown everywhere, and it ends by itself", async () => {
-    const r = await cli("pause", "--reason", "db upgrade", "--for", "30s");
+    const r = await cli("pause", "--reason", "db upgrade", "--for", "10m");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^paused until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(db upgrade\): failoverd diagnoses and alerts, and recovers nothing$/m);
     const s = await status();
@@ -109,6 +109,13 @@ describe("operator controls and history on a running daemon", { timeout: 1_200_0
     assert.equal(Number(/^failoverd_pause_expiry_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]) * 1000, s.pause?.until);
     const st = await cli("status");
     assert.match(st.stdout, /^PAUSED until \S+ by .* \(db upgrade\): no automatic recovery$/m);
+    // A pause replaces the one in force; a short one (through the API: the CLI may take seconds to start here) expires.
+    const short = await fetch(`${API}/pause`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${readFileSync(join(dir, "token"), "utf8").trim()}` },
+      body: JSON.stringify({ for: "2s", reason: "short", operator: "tester" }),
+    });
+    assert.equal(short.status, 200);
     await waitUntil("the pause has ended by itself", async () => !(await status()).paused, 60_000);
     assert.equal((await status()).pause, null);
     assert.match(await (await fetch(`${API}/metrics`)).text(), /^failoverd_paused 0$/m);
@@ -210,7 +217,8 @@ describe("operator controls and history on a running daemon", { timeout: 1_200_0
       assert.match(out, new RegExp(`^ {4}ok {3}${step} +[\\d.]+ m?s`, "m"), step);
     }
     assert.match(out, /^\S+ \S+Z {2}paused until \S+ \S+Z by .* \(db upgrade\)$/m);
-    assert.match(out, /^\S+ \S+Z {2}pause expired by failoverd \(db upgrade\)$/m);
+    assert.match(out, /^\S+ \S+Z {2}paused until \S+ \S+Z by tester via http \S+ \(short\)$/m);
+    assert.match(out, /^\S+ \S+Z {2}pause expired by failoverd \(short\)$/m);
     assert.match(out, /^\S+ \S+Z {2}redis2 in maintenance until \S+ \S+Z by .* \(disk swap\)$/m);
     assert.match(out, /^\S+ \S+Z {2}redis2's maintenance ended by /m);
     assert.match(out, /^\S+ \S+Z {2}paused until resumed by .* \(hold on\)$/m);
@@ -231,7 +239,7 @@ describe("operator controls and history on a running daemon", { timeout: 1_200_0
     assert.ok(json.recoveries[0]?.steps.every((s) => typeof s.durationMs === "number" && s.ok === true));
     assert.deepEqual(
       json.controls.map((c) => c.action).reverse(),
-      ["pause", "pause-expired", "maintenance", "pause", "maintenance-end", "resume"],
+      ["pause", "pause", "pause-expired", "maintenance", "pause", "maintenance-end", "resume"],
     );
     const none = JSON.parse((await cli("history", "--json", "--since", "2099-01-01")).stdout) as History;
     assert.deepEqual(none, { recoveries: [], controls: [] });

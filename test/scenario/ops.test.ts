@@ -226,7 +226,7 @@ notifications:
       const card = await page.textContent('[data-host="redis2"]');
       assert.match(card ?? "", /down/);
       assert.match((await page.textContent('[data-host="redis1"]')) ?? "", /primary/);
-      assert.match((await page.textContent('[data-finding="DeadReplica:redis2"]')) ?? "", /paused; not acting/);
+      assert.match((await page.textContent('[data-alert]:has([data-finding="DeadReplica:redis2"])')) ?? "", /paused; not acting/);
       assert.match((await page.textContent("header")) ?? "", /paused/);
       await page.screenshot({ path: join(tmpdir(), "failoverd-status-page-down.png"), fullPage: true });
 

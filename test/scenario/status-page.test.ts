@@ -69,7 +69,8 @@ describe("the status page under stress, in Chromium", { timeout: 600_000 }, () =
     await browser?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     if (daemon) {
-      if (daemon.pid) process.kill(daemon.pid, "SIGCONT");
+      // A daemon left stopped by a failed test must be able to hear SIGTERM.
+      if (daemon.pid && daemon.exitCode === null && daemon.signalCode === null) process.kill(daemon.pid, "SIGCONT");
       await stopDaemon(daemon);
     }
     if (tt) await sandboxDown(tt.topology);

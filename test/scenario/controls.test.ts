@@ -20,32 +20,11 @@ import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
 import type { History } from "../../src/recovery/history.ts";
 import { startDaemon, stopDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { waitForLog, waitUntil } from "../helpers/wait.ts";
 
 const execFileP = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/failoverd.js");
 const API = "http://127.170.9.1:9464";
-
-async function waitUntil<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
-
-/** Until the daemon's log says `marker` (a generous deadline: the machine may be busy), or the daemon exited. */
-async function waitForLog(log: string, child: ChildProcess, marker: string, ms = 90_000): Promise<void> {
-  await waitUntil(`the daemon's log says '${marker}'`, () => {
-    if (child.exitCode !== null) throw new Error(`the daemon exited (code ${child.exitCode}); see ${log}`);
-    try {
-      return readFileSync(log, "utf8").includes(marker);
-    } catch {
-      return false;
-    }
-  }, ms);
-}
 
 describe("operator controls and history on a running daemon", { timeout: 1_200_000 }, () => {
   let dir: string;

@@ -16,8 +16,9 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { signal } from "../../src/providers/local/processes.ts";
 import type { Sandbox } from "../../src/providers/local/sandbox.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
-import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemon-process.ts";
+import { startDaemon, stopDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { waitForLog } from "../helpers/wait.ts";
 
 const TOKEN = "status-page-token-171";
 const API = "http://127.171.9.1:9464";
@@ -56,13 +57,13 @@ describe("the status page under stress, in Chromium", { timeout: 600_000 }, () =
     await assertAddressesFree(tt.topology);
     sandbox = await sandboxUp(tt.topology);
     daemon = startDaemon(tt.topology, log());
-    await waitForDaemon(log(), daemon, "HTTP API on");
+    await waitForLog(log(), daemon, "HTTP API on");
     profile = mkdtempSync(join(tmpdir(), "failoverd-chromium-"));
     browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS, timezoneId: "UTC" });
     page = browser.pages()[0] ?? (await browser.newPage());
     await page.setViewportSize({ width: 1200, height: 900 });
     await page.goto(`${API}/`);
-    await page.waitForSelector('body[data-loaded="true"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 60_000 });
   });
 
   after(async () => {

@@ -14,6 +14,7 @@ import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { RedisAdminClient } from "../../src/admin/redis.ts";
 import type { StatusView } from "../../src/daemon/status.ts";
+import { BIN_PATH } from "../../src/package-root.ts";
 import { signal } from "../../src/providers/local/processes.ts";
 import type { Sandbox } from "../../src/providers/local/sandbox.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
@@ -23,7 +24,7 @@ import { assertAddressesFree, type TestTopology, testTopology } from "../helpers
 import { waitForLog, waitUntil } from "../helpers/wait.ts";
 
 const execFileP = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/failoverd.js");
+const BIN = BIN_PATH;
 const API = "http://127.170.9.1:9464";
 
 describe("operator controls and history on a running daemon", { timeout: 1_200_000 }, () => {

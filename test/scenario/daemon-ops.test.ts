@@ -136,7 +136,7 @@ describe("the daemon under operation", { timeout: 180_000 }, () => {
       assert.equal(plan.playbook, "failed_haproxy");
       assert.deepEqual(
         plan.steps.map((s) => s.name),
-        ["unmonitor", "terminate", "launch", "configure", "point-dns", "monitor"],
+        ["unmonitor", "terminate", "launch", "configure", "point-dns", "converge", "monitor"],
       );
       assert.ok(plan.steps.find((s) => s.name === "point-dns")?.actions.some((a) => a.includes("haproxy1.t32.internal")));
       assert.equal(JSON.stringify(sandbox.read()), before);

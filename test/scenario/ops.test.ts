@@ -268,7 +268,7 @@ notifications:
       await page.waitForSelector('[data-recovery] [data-step="launch"]', { timeout: 10_000 });
       await page.waitForSelector('[data-target="redis2:9001"][data-status="up"]', { timeout: 20_000 });
       const steps = await page.$$eval("[data-recovery] [data-step]", (els) => els.map((e) => e.getAttribute("data-step")));
-      assert.deepEqual(steps, ["unmonitor", "fence", "promote", "terminate", "launch", "replicate", "register", "monitor"]);
+      assert.deepEqual(steps, ["unmonitor", "fence", "hold", "promote", "terminate", "launch", "replicate", "register", "converge", "monitor"]);
       await page.screenshot({ path: join(tmpdir(), "failoverd-status-page-recovered.png"), fullPage: true });
     } finally {
       await browser.close();

@@ -7,8 +7,8 @@ import { after, before, describe, test } from "node:test";
 import { simulate, type SimulateReport } from "../../src/simulate/scenario.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
 
-const REDIS_STEPS = ["unmonitor", "fence", "promote", "terminate", "launch", "replicate", "register", "monitor"];
-const HAPROXY_STEPS = ["unmonitor", "terminate", "launch", "configure", "point-dns", "monitor"];
+const REDIS_STEPS = ["unmonitor", "fence", "hold", "promote", "terminate", "launch", "replicate", "register", "converge", "monitor"];
+const HAPROXY_STEPS = ["unmonitor", "terminate", "launch", "configure", "point-dns", "converge", "monitor"];
 
 describe("simulate on the real sandbox", { timeout: 240_000 }, () => {
   let tt: TestTopology;

@@ -50,7 +50,7 @@ describe("the daemon under operation", { timeout: 180_000 }, () => {
       const open = summarize(await journal.read());
       assert.equal(open.length, 1);
       assert.equal(open[0]?.outcome, undefined);
-      assert.deepEqual([...(open[0]?.completed.keys() ?? [])], ["unmonitor", "fence", "promote", "terminate"]);
+      assert.deepEqual([...(open[0]?.completed.keys() ?? [])], ["unmonitor", "fence", "hold", "promote", "terminate"]);
 
       const log2 = join(tt.dir, "term-2.log");
       const d2 = startDaemon(t, log2);

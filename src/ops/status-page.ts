@@ -186,6 +186,7 @@ function recovery(r, now) {
 
 const CONTROL = { pause: "paused", resume: "resumed", "pause-expired": "pause expired", maintenance: "maintenance of", "maintenance-end": "maintenance ended of", "maintenance-expired": "maintenance expired of" };
 function lossText(v) {
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => x && typeof x.text === "string")) return v.map((x) => x.text).join("; ");
   if (typeof v === "number") return v + " bytes";
   if (typeof v !== "object" || v === null) return String(v);
   return Object.entries(v).map(([k, x]) => typeof x === "object" && x !== null ? k + ": " + lossText(x) : k + " " + x).join(", ");

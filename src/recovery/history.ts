@@ -105,10 +105,14 @@ export function triggeredBy(r: Pick<RecoveryHistory, "origin" | "by" | "diagnosi
 }
 
 /**
- * A data-loss estimate as words. The promote step journals it; its shape is its own: a number is bytes, an object's
- * numeric fields are shown by name (`bytes 0, seconds 0.2`), per port when keyed by port.
+ * A data-loss estimate as words. The promote step journals a list of estimates, one per promoted port, each with its
+ * sentence (`text`); any other shape is shown field by field (a number is bytes).
  */
 export function describeDataLoss(v: unknown): string {
+  // The promote step's estimates (issue 10): one per promoted port, each with its own sentence.
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof (x as { text?: unknown })?.text === "string")) {
+    return v.map((x) => (x as { text: string }).text).join("; ");
+  }
   if (typeof v === "number") return `${v} bytes`;
   if (typeof v === "string") return v;
   if (Array.isArray(v)) return v.map(describeDataLoss).join("; ");

@@ -262,6 +262,11 @@ describe("history from the journal", () => {
     );
     assert.deepEqual(r1.dataLoss, { bytes: 0, seconds: 0 });
     assert.equal(describeDataLoss(r1.dataLoss), "bytes 0, seconds 0");
+    const promoted = [
+      { port: 9001, candidate: "redis2:9001", estimate: { bytes: 0 }, text: "redis2:9001: nothing lost (in sync)" },
+      { port: 9002, candidate: "redis2:9002", estimate: null, text: "redis2:9002: loss not estimated (no reading)" },
+    ];
+    assert.equal(describeDataLoss(promoted), "redis2:9001: nothing lost (in sync); redis2:9002: loss not estimated (no reading)");
     assert.equal(h.recoveries[0]?.dataLoss, undefined, "no estimate journaled, none shown");
     assert.deepEqual(h.controls, [{ at: NOW - 10_000, action: "pause", by: "alice", reason: "upgrade", until: NOW + HOUR }]);
   });

@@ -36,6 +36,7 @@ export function registerRun(program: Command): void {
       });
       coordination?.attach(daemon.events);
       const ops = Ops.attach(daemon, { log, http: opts.http });
+      coordination?.registerMetrics(ops.metrics.registry);
       await daemon.start();
       try {
         await ops.start();

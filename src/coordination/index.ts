@@ -7,8 +7,10 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Diagnosis, TargetStatus } from "../checks/detector.ts";
-import type { Peers } from "../daemon/peers.ts";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { InstancesView, Peers } from "../daemon/peers.ts";
 import type { EventBus } from "../daemon/events.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -83,6 +85,56 @@ export class Coordination {
     events.on("status", (e) => {
       const kind = e.failure?.split(":")[0];
       this.session.publish(e.target, { status: e.to, ...(e.to === "down" && kind ? { kind } : {}), since: e.at });
+    });
+  }
+
+  /** failoverd_leader, failoverd_observers, failoverd_quorum, failoverd_leader_changes_total, failoverd_etcd_writes_total. */
+  registerMetrics(registry: Registry): void {
+    const s = this.session;
+    const instances = this.instances;
+    new Gauge({
+      name: "failoverd_leader",
+      help: "1 while this instance is the acting one (leads, before its own lease deadline), else 0",
+      registers: [registry],
+      collect() {
+        this.set(s.isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "failoverd_observers",
+      help: "failoverd instances publishing their verdicts now (this one included), as this instance sees etcd",
+      registers: [registry],
+      collect() {
+        this.set(s.members().length);
+      },
+    });
+    new Gauge({
+      name: "failoverd_quorum",
+      help: "1 when etcd answers and a majority of the configured instances publish (a failure can be confirmed), else 0",
+      registers: [registry],
+      collect() {
+        this.set(s.connected() && s.members().length >= majority(instances) ? 1 : 0);
+      },
+    });
+    let changes = 0;
+    new Counter({
+      name: "failoverd_leader_changes_total",
+      help: "Leader changes this instance has seen",
+      registers: [registry],
+      collect() {
+        this.inc(s.leaderChanges - changes);
+        changes = s.leaderChanges;
+      },
+    });
+    let writes = 0;
+    new Counter({
+      name: "failoverd_etcd_writes_total",
+      help: "Writes this instance made to etcd (verdicts, journal records, inventory, registrations)",
+      registers: [registry],
+      collect() {
+        this.inc(s.writes - writes);
+        writes = s.writes;
+      },
     });
   }
 
@@ -205,6 +257,31 @@ class EtcdPeers implements Peers {
       if (this.session.isLeader() || !Array.isArray(value)) return;
       cb(value as Placement[]);
     });
+  }
+
+  view(): InstancesView {
+    const s = this.session;
+    const verdicts: Record<string, Record<string, { status: string; kind?: string | undefined; since: number }>> = {};
+    for (const [inst, vs] of s.verdicts()) {
+      for (const [target, v] of vs) {
+        if (v.status === "up") continue;
+        verdicts[inst] ??= {};
+        verdicts[inst][target] = { status: v.status, ...(v.kind ? { kind: v.kind } : {}), since: v.since };
+      }
+    }
+    return {
+      instance: s.instance,
+      configured: this.instances,
+      quorum: majority(this.instances),
+      leader: s.leader(),
+      acting: s.isLeader(),
+      notActing: s.whyNotActing(),
+      connected: s.connected(),
+      observers: s.members(),
+      leaderChanges: s.leaderChanges,
+      lease: { ttlSeconds: s.ttlMs / 1000, msLeft: s.isLeader() ? Math.round(s.deadline() - performance.now()) : null },
+      verdicts,
+    };
   }
 
   async placements(): Promise<readonly Placement[] | null> {

@@ -798,6 +798,8 @@ export class Daemon {
     if (this.stopping.signal.aborted) return { refused: "failoverd is stopping" };
     const fault = this.journal.fault;
     if (fault) return { refused: `${fault.error}: no recovery starts until the journal can be written` };
+    // Several instances: only the acting one switches over (send it to the leader /status names).
+    if (!this.mayAct()) return { refused: this.lease.holder?.().notActing ?? "this instance does not act now" };
     const plan = planSwitchover({
       topology: this.topology,
       request,
@@ -891,6 +893,11 @@ export class Daemon {
 
   /** Everything the daemon knows now, for GET /status and the status page. */
   async status(): Promise<StatusView> {
+    const view = await this.baseStatus();
+    return this.opts.peers ? { ...view, instances: this.opts.peers.view() } : view;
+  }
+
+  private async baseStatus(): Promise<StatusView> {
     return buildStatus({
       topology: this.topology,
       now: this.now(),

@@ -4,6 +4,7 @@
  * recoveries with their steps (from the journal).
  */
 import type { PortReplication } from "../checks/replication.ts";
+import type { InstancesView } from "./peers.ts";
 import type { TargetHealth, TargetStatus } from "../checks/detector.ts";
 import type { RecoverySummary } from "../recovery/journal.ts";
 import type { Topology } from "../topology/topology.ts";
@@ -92,6 +93,8 @@ export interface StatusView {
   readonly journal: JournalFault | null;
   /** Each HAProxy's routing, per backend. */
   readonly routing: readonly RouteView[];
+  /** Several instances coordinated through etcd: who leads, who publishes, their verdicts. Absent: a single instance. */
+  readonly instances?: InstancesView;
 }
 
 export interface ConfigView {

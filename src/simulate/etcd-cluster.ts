@@ -4,12 +4,12 @@
  * clients on 2379 and peers on 2380. Processes are stopped by PID only.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Etcd3 } from "etcd3";
 import { FailoverdError } from "../errors.ts";
-import { isGone, whyNotFree } from "../providers/local/processes.ts";
+import { isGone, isRunning, type StartedProcess, stop as stopProcess, whyNotFree } from "../providers/local/processes.ts";
 
 export interface EtcdMember {
   readonly name: string;
@@ -27,12 +27,44 @@ export class EtcdCluster {
     size = 3,
     /** The third octet of the members' addresses. */
     readonly octet = 9,
+    /** Data in /dev/shm (tests); false: under `dir` (the sandbox: it outlives this process). */
+    inMemory = true,
   ) {
+    this.dataRoot = inMemory && existsSync("/dev/shm") ? mkdtempSync("/dev/shm/failoverd-etcd-") : dir;
     this.members = Array.from({ length: size }, (_, i) => {
       const address = `127.${net}.${octet}.${i + 1}`;
       return { name: `e${i + 1}`, address, clientUrl: `http://${address}:2379`, pid: null };
     });
   }
+
+  /** A cluster whose members listen on these addresses (client port 2379, peer port 2380). */
+  static onAddresses(addresses: readonly string[], dir: string, inMemory = true): EtcdCluster {
+    const c = new EtcdCluster(0, dir, 0, 9, inMemory);
+    c.members.push(...addresses.map((address, i) => ({ name: `e${i + 1}`, address, clientUrl: `http://${address}:2379`, pid: null })));
+    return c;
+  }
+
+  /** Writes the members' PIDs (with what identifies them) so that another process can stop them (`sandbox down`). */
+  save(file: string): void {
+    writeFileSync(file, `${JSON.stringify(this.members.filter((m) => m.pid !== null).map((m) => ({ pid: m.pid, marker: `--data-dir ${join(this.dataRoot, m.name)}` })))}\n`);
+  }
+
+  /** Stops the members `save` recorded (by PID, each checked to still be that etcd); returns how many. */
+  static async stopSaved(file: string): Promise<number> {
+    if (!existsSync(file)) return 0;
+    const saved = JSON.parse(readFileSync(file, "utf8")) as StartedProcess[];
+    let n = 0;
+    for (const p of saved) {
+      if (!isRunning(p)) continue;
+      await stopProcess(p, "SIGTERM", 5000);
+      n++;
+    }
+    rmSync(file, { force: true });
+    return n;
+  }
+
+  /** Where the members keep their data: /dev/shm when it exists (removed by `stop`), else under `dir`. */
+  private readonly dataRoot: string;
 
   get endpoints(): string[] {
     return this.members.map((m) => m.clientUrl);
@@ -49,8 +81,10 @@ export class EtcdCluster {
   startMember(name: string): void {
     const m = this.member(name);
     if (m.pid !== null) return;
-    const data = join(this.dir, m.name);
+    // Data in memory when possible (tmpfs): on a loaded test machine fsync latency alone expires leases.
+    const data = join(this.dataRoot, m.name);
     mkdirSync(data, { recursive: true });
+    mkdirSync(this.dir, { recursive: true });
     const log = openSync(join(this.dir, `${m.name}.log`), "a");
     const cluster = this.members.map((x) => `${x.name}=http://${x.address}:2380`).join(",");
     const child = spawn(
@@ -66,6 +100,9 @@ export class EtcdCluster {
         "--initial-cluster", cluster,
         "--initial-cluster-token", `failoverd-${this.net}`,
         "--initial-cluster-state", "new",
+        // Tolerant of a loaded machine: etcd's own leader elections are not what is under test.
+        "--heartbeat-interval", "250",
+        "--election-timeout", "2500",
       ],
       { stdio: ["ignore", log, log], detached: true },
     );
@@ -90,6 +127,7 @@ export class EtcdCluster {
 
   async stop(): Promise<void> {
     for (const m of this.members) await this.killMember(m.name);
+    if (this.dataRoot !== this.dir) rmSync(this.dataRoot, { recursive: true, force: true });
   }
 
   /** Waits until a write through the cluster succeeds (a quorum is up), within `timeoutMs`. */

@@ -39,7 +39,7 @@ export const TTL_SECONDS = 5;
 /** A topology on 127.<net>.x.y with a coordination section for 3 instances; etcd on 127.<net>.9.1-3. */
 export function monitorsTopology(net: number): TestTopology {
   const endpoints = [1, 2, 3].map((i) => `http://127.${net}.9.${i}:2379`).join(", ");
-  return testTopology({ net, extra: `coordination: { endpoints: [${endpoints}], leaseTtlSeconds: ${TTL_SECONDS}, instances: 3 }` });
+  return testTopology({ net, cooldownMs: 1000, extra: `coordination: { endpoints: [${endpoints}], leaseTtlSeconds: ${TTL_SECONDS}, instances: 3 }` });
 }
 
 export async function startMonitors(tt: TestTopology): Promise<Monitors> {
@@ -76,7 +76,7 @@ export async function startMonitors(tt: TestTopology): Promise<Monitors> {
       const d = daemons.get(name);
       return d && existsSync(d.log) ? readFileSync(d.log, "utf8") : "";
     },
-    async waitLog(name, marker, ms = 60_000) {
+    async waitLog(name, marker, ms = 120_000) {
       const end = Date.now() + ms;
       while (Date.now() < end) {
         const text = m.logOf(name);

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
+import { Registry } from "prom-client";
 import { Coordination } from "../../src/coordination/index.ts";
 import { createLogger } from "../../src/log.ts";
 import { LeaseLostError } from "../../src/recovery/lease.ts";
@@ -75,6 +76,22 @@ describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () =
     m2.session.publish("redis1:9001", { status: "down", kind: "refused", since: 11 });
     await until("m1 sees m2's verdict", () => m1.session.verdicts().get("m2")?.get("redis1:9001")?.status === "down");
     assert.equal(m2.session.writes - writes, 1, "one write for one change");
+    await until("every instance is an observer", () => m1.status().observers.join() === "m1,m2,m3");
+    // What operators see: /status's instances view and the metrics.
+    const view = m1.peers.view();
+    assert.equal(view.leader, "m1");
+    assert.equal(view.acting, true);
+    assert.equal(view.quorum, 2);
+    assert.deepEqual(view.verdicts, { m2: { "redis1:9001": { status: "down", kind: "refused", since: 10 } } });
+    const registry = new Registry();
+    m1.registerMetrics(registry);
+    const text = await registry.metrics();
+    assert.match(text, /^failoverd_leader 1$/m);
+    assert.match(text, /^failoverd_observers 3$/m);
+    assert.match(text, /^failoverd_quorum 1$/m);
+    const r2 = new Registry();
+    m2.registerMetrics(r2);
+    assert.match(await r2.metrics(), /^failoverd_leader 0$/m);
     await until("every instance is an observer", () => m1.status().observers.join() === "m1,m2,m3");
 
     // A deposed leader: its lease revoked behind its back (as etcd does when it expires). Its own deadline may not

@@ -7,15 +7,14 @@ import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { BIN_PATH } from "../../src/package-root.ts";
 import { whyNotFree } from "../../src/providers/local/processes.ts";
 import { testTopology, type TestTopology } from "../helpers/sandbox.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
 
 function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, [BIN_PATH, ...args], { env: { ...process.env, NO_COLOR: "1" } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {

@@ -6,19 +6,18 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
 import { sandboxDown } from "../../src/providers/local/up.ts";
+import { BIN_PATH } from "../../src/package-root.ts";
 import { whyNotFree } from "../../src/providers/local/processes.ts";
 import { EtcdCluster } from "../../src/simulate/etcd-cluster.ts";
 import { assertAddressesFree, testTopology, type TestTopology } from "../helpers/sandbox.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/failoverd.js", import.meta.url));
 const ADDRESSES = [1, 2, 3].map((i) => `127.183.9.${i}`);
 
 function cli(args: string[]): Promise<{ status: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, [BIN_PATH, ...args], { env: { ...process.env, NO_COLOR: "1" } });
     let out = "";
     child.stdout.on("data", (d) => {
       out += d;

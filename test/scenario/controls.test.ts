@@ -62,7 +62,7 @@ describe("operator controls and history on a running daemon", { timeout: 1_200_0
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "failoverd-controls-"));
     writeFileSync(join(dir, "token"), "controls-test-token\n", { mode: 0o600 });
-    tt = testTopology({ net: 170, timeoutMs: 400, extra: `http: { listen: "127.170.9.1:9464", token: { file: ${join(dir, "token")} } }\n` });
+    tt = testTopology({ net: 170, intervalMs: 400, timeoutMs: 400, extra: `http: { listen: "127.170.9.1:9464", token: { file: ${join(dir, "token")} } }\n` });
     await assertAddressesFree(tt.topology);
     sandbox = await sandboxUp(tt.topology);
     await start();

@@ -105,7 +105,9 @@ describe("failoverd under operation: systemd, HTTP API, webhooks, status page", 
     writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
     tt = testTopology({
       net: 50,
-      // Chromium starting on two cores must not make healthy servers miss their deadline.
+      // Chromium starting on two cores must not make healthy servers miss their deadline (and a check's deadline is at
+      // most its interval).
+      intervalMs: 400,
       timeoutMs: 400,
       extra: `http: { listen: "127.50.9.1:9464", token: { file: ${join(dir, "token")} } }
 notifications:

@@ -53,7 +53,7 @@ describe("the status page under stress, in Chromium", { timeout: 600_000 }, () =
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "failoverd-status-page-"));
     writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
-    tt = testTopology({ net: 171, timeoutMs: 400, extra: `http: { listen: "127.171.9.1:9464", token: { file: ${join(dir, "token")} } }\n` });
+    tt = testTopology({ net: 171, intervalMs: 400, timeoutMs: 400, extra: `http: { listen: "127.171.9.1:9464", token: { file: ${join(dir, "token")} } }\n` });
     await assertAddressesFree(tt.topology);
     sandbox = await sandboxUp(tt.topology);
     daemon = startDaemon(tt.topology, log());

@@ -163,7 +163,7 @@ function relayConfig(name: string, hosts: readonly Host[], to: { address: string
 
 async function run(endpoints: number, intervalMs: number, warmupMs: number, measureMs: number): Promise<ScaleRun> {
   const dir = mkdtempSync(join(tmpdir(), "failoverd-bench-scale-"));
-  const sandbox = new Sandbox(`bench-scale-${endpoints}`, { kind: "local", runDir: join(dir, "relays"), redisServer: "redis-server", haproxy: "haproxy" });
+  const sandbox = new Sandbox(`bench-scale-${endpoints}`, { kind: "local", runDir: join(dir, "relays"), redisServer: "redis-server", haproxy: "haproxy", spares: {} });
   let daemon: ChildProcess | null = null;
   try {
     const { yaml, primaries, replicas } = scaleTopology(endpoints, dir, intervalMs);

@@ -61,7 +61,7 @@ export class SentinelWorld {
       app: `127.${n}.3.1`,
       sentinels: [1, 2, 3].map((i) => `127.${n}.4.${i}`),
     };
-    this.sandbox = new Sandbox(`sentinel-${n}`, { kind: "local", runDir: join(o.dir, "run"), redisServer: "redis-server", haproxy: "haproxy" });
+    this.sandbox = new Sandbox(`sentinel-${n}`, { kind: "local", runDir: join(o.dir, "run"), redisServer: "redis-server", haproxy: "haproxy", spares: {} });
   }
 
   get sentinelEndpoints(): Endpoint[] {

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { FailoverdError } from "../errors.ts";
 import { registerHistory } from "./history.ts";
+import { registerCleanup } from "./cleanup.ts";
 import { registerOps, registerPromote } from "./ops.ts";
 import { registerPlan } from "./plan.ts";
 import { registerPreflight } from "./preflight.ts";
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerPromote(program);
   registerSchema(program);
   registerHistory(program);
+  registerCleanup(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

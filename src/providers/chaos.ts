@@ -23,6 +23,11 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
       kind: real.compute.kind,
       find: (host, signal) => real.compute.find(host, signal),
       ready: (m, req, signal) => real.compute.ready(m, req, signal),
+      kept: (signal) => real.compute.kept(signal),
+      spares: (role, signal) => real.compute.spares(role, signal),
+      addSpare: (role, state, ports, signal) => real.compute.addSpare(role, state, ports, signal),
+      ...(real.compute.describeKeep ? { describeKeep: (m, how) => real.compute.describeKeep!(m, how) } : {}),
+      ...(real.compute.describeClaim ? { describeClaim: (sp, req) => real.compute.describeClaim!(sp, req) } : {}),
       ...(real.compute.describeLaunch ? { describeLaunch: (req) => real.compute.describeLaunch!(req) } : {}),
       ...(real.compute.describeTerminate ? { describeTerminate: (m) => real.compute.describeTerminate!(m) } : {}),
       launch: async (req, signal) => {
@@ -32,6 +37,14 @@ export function withChaos(real: Providers, failing: ReadonlySet<string>): Provid
       terminate: async (m, signal) => {
         fail("compute.terminate");
         return real.compute.terminate(m, signal);
+      },
+      keep: async (m, how, signal) => {
+        fail("compute.keep");
+        return real.compute.keep(m, how, signal);
+      },
+      claim: async (req, signal) => {
+        fail("compute.claim");
+        return real.compute.claim(req, signal);
       },
     },
     dns: {

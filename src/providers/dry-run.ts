@@ -4,7 +4,7 @@
  */
 import { commandText, type ServerCommand } from "../admin/haproxy.ts";
 import { type Endpoint, endpointId } from "../admin/redis.ts";
-import type { LaunchRequest, Machine, Providers } from "./types.ts";
+import type { KeepMode, LaunchRequest, Machine, MachineRole, Providers, Spare, SpareState } from "./types.ts";
 
 export interface DescribedAction {
   readonly provider: "compute" | "dns" | "proxies" | "redis" | "haproxy";
@@ -46,6 +46,34 @@ export function dryRun(real: Providers, recorder: DryRunRecorder): Providers {
       async ready(m: Machine): Promise<Machine> {
         r.record("compute", `would finish ${m.id} (${m.host}), launched by an earlier attempt: wait until it runs and serves (${real.compute.kind})`);
         return m;
+      },
+      async keep(m: Machine, how: { mode: KeepMode; recoveryId: string }): Promise<void> {
+        const what = how.mode === "stop" ? "stop" : "quarantine (no ingress, tagged with the recovery id) and stop";
+        r.record("compute", `would ${what} ${m.id} (${m.host} at ${m.address}) and keep it for the post-mortem`);
+        for (const line of real.compute.describeKeep?.(m, how) ?? []) r.record("compute", `  ${line}`);
+      },
+      kept: (signal) => real.compute.kept(signal),
+      spares: (role, signal) => real.compute.spares(role, signal),
+      async addSpare(role: MachineRole, state: SpareState): Promise<Spare> {
+        r.record("compute", `would launch a ${role} spare from the image and keep it ${state}`);
+        return { id: `<new ${role} spare>`, role, address: `<new ${role} spare address>`, state };
+      },
+      async claim(req: LaunchRequest, signal: AbortSignal): Promise<Machine | null> {
+        let pool: Spare[];
+        try {
+          pool = (await real.compute.spares(req.role, signal)).filter((x) => x.state !== "pending");
+        } catch {
+          r.record("compute", `would take a warm ${req.role} spare for ${req.host} if the pool has one (looked up at run time), else:`);
+          return null;
+        }
+        const spare = pool.find((x) => x.state === "running") ?? pool[0];
+        if (!spare) {
+          r.record("compute", `no warm ${req.role} spare is left: would launch from the image`);
+          return null;
+        }
+        r.record("compute", `would take the ${spare.state} spare ${spare.id} (${spare.address}) for ${req.host}${spare.state === "stopped" ? " and start it" : ""}`);
+        for (const line of real.compute.describeClaim?.(spare, req) ?? []) r.record("compute", `  ${line}`);
+        return { id: spare.id, host: req.host, role: req.role, address: spare.address };
       },
       find: (host, signal) => real.compute.find(host, signal),
     },

@@ -21,6 +21,13 @@ export function offlineReads(real: Providers, placeOf: (host: string) => { addre
       launch: (req, signal) => c.launch(req, signal),
       ready: (m, req, signal) => c.ready(m, req, signal),
       terminate: (m, signal) => c.terminate(m, signal),
+      keep: (m, how, signal) => c.keep(m, how, signal),
+      kept: () => notContacted("the kept machines"),
+      spares: (role) => notContacted(`the ${role} spares`),
+      addSpare: (role, state, ports, signal) => c.addSpare(role, state, ports, signal),
+      claim: (req, signal) => c.claim(req, signal),
+      ...(c.describeKeep ? { describeKeep: (m, how) => c.describeKeep!(m, how) } : {}),
+      ...(c.describeClaim ? { describeClaim: (sp, req) => c.describeClaim!(sp, req) } : {}),
       async find(host: string): Promise<Machine | null> {
         const { address, role } = placeOf(host);
         // App machines are not failoverd's: the provider would not find one.

@@ -22,6 +22,29 @@ export interface LaunchRequest {
   readonly ports?: readonly number[];
 }
 
+/** What becomes of a failed machine that is kept for the post-mortem (recovery.failedMachine). */
+export type KeepMode = "stop" | "quarantine";
+
+/** A failed machine kept (stopped, or quarantined) by a recovery; released by `failoverd cleanup`. */
+export interface KeptMachine extends Machine {
+  readonly mode: KeepMode;
+  readonly recoveryId: string;
+  /** When it was kept (ms since the epoch). */
+  readonly keptAt: number;
+}
+
+/** The state a warm spare is kept in. */
+export type SpareState = "stopped" | "running";
+
+/** A warm spare: a machine of `role` launched from the image and prepared, serving no host yet. */
+export interface Spare {
+  readonly id: string;
+  readonly role: MachineRole;
+  readonly address: string;
+  /** Where it is now: `pending` covers a spare being launched, started or stopped. */
+  readonly state: SpareState | "pending";
+}
+
 export interface ComputeProvider {
   readonly kind: string;
   /**
@@ -45,10 +68,38 @@ export interface ComputeProvider {
   terminate(machine: Machine, signal: AbortSignal): Promise<void>;
   /** The machine currently serving `host`, if the provider knows one. */
   find(host: string, signal: AbortSignal): Promise<Machine | null>;
+  /**
+   * Keeps a failed machine for the post-mortem instead of terminating it: `stop` stops it (its volumes stay);
+   * `quarantine` also cuts it off (no ingress) and tags it with `recoveryId`. Either way it no longer holds the
+   * host's address (an Elastic IP moves to the replacement), `find` no longer returns it, and failoverd never starts
+   * it again. Guarded like `terminate` (refuses a machine that is not this topology's host). Idempotent.
+   */
+  keep(machine: Machine, how: { readonly mode: KeepMode; readonly recoveryId: string }, signal: AbortSignal): Promise<void>;
+  /** The machines kept by recoveries and not released yet, oldest first. */
+  kept(signal: AbortSignal): Promise<KeptMachine[]>;
+  /** The warm spares of `role` (not claimed by a host). */
+  spares(role: MachineRole, signal: AbortSignal): Promise<Spare[]>;
+  /**
+   * Launches one warm spare of `role` from the image, prepares it like `launch` does (a Redis spare serves `ports`),
+   * and leaves it in `state`. It belongs to the pool from its first moment: an interrupted call leaves a spare that
+   * `claim` finishes. Throws ProviderError.
+   */
+  addSpare(role: MachineRole, state: SpareState, ports: readonly number[], signal: AbortSignal): Promise<Spare>;
+  /**
+   * Takes a warm spare for `req.host`: the spare becomes the host's machine (tagged for it), started when stopped,
+   * with the host's Elastic IP, prepared and serving like `launch` promises. A spare claimed for this host by an
+   * interrupted earlier attempt is taken first. Null when the pool is empty (the caller launches from the image).
+   * Throws ProviderError (a spare that cannot be started is left claimed, stopped, and kept out of the pool).
+   */
+  claim(req: LaunchRequest, signal: AbortSignal): Promise<Machine | null>;
   /** For dry-run: every request `launch` would make, with its parameters. Pure (no I/O). */
   describeLaunch?(req: LaunchRequest): readonly string[];
   /** For dry-run: every request `terminate` would make. Pure. */
   describeTerminate?(machine: Machine): readonly string[];
+  /** For dry-run: every request `keep` would make. Pure. */
+  describeKeep?(machine: Machine, how: { readonly mode: KeepMode; readonly recoveryId: string }): readonly string[];
+  /** For dry-run: every request `claim` of `spare` would make. Pure. */
+  describeClaim?(spare: Spare, req: LaunchRequest): readonly string[];
 }
 
 export interface DnsProvider {

@@ -250,8 +250,16 @@ function crossCheck(config: Config): string[] {
 /** The AWS provider's references to hosts: an Elastic IP moves with an HAProxy host; DNS names need a zone. */
 function awsCrossCheck(config: Config): string[] {
   const p = config.provider;
-  if (p.kind !== "aws") return [];
+  if (p.kind !== "aws") {
+    const wanted = (["redis", "haproxy"] as const).filter((r) => (p.spares[r]?.count ?? 0) > 0);
+    return wanted.length > 0 && p.addressPool === undefined
+      ? [`provider.spares.${wanted[0]}: spares need addresses; set provider.addressPool`]
+      : [];
+  }
   const problems: string[] = [];
+  if (config.recovery.failedMachine === "quarantine" && p.quarantineSecurityGroupId === undefined) {
+    problems.push("provider.quarantineSecurityGroupId: required, because recovery.failedMachine is quarantine (a security group with no ingress rule)");
+  }
   for (const name of Object.keys(p.elasticIps)) {
     const host = own(config.hosts, name);
     if (!host) problems.push(`provider.elasticIps.${name}: unknown host '${name}'`);

@@ -109,6 +109,12 @@ const recovery = z.strictObject({
   /** The launch step's deadline (a cloud machine takes minutes to boot); stepTimeoutMs when absent. */
   launchTimeoutMs: millis(100, 3_600_000).optional(),
   /**
+   * What becomes of the failed machine: terminated, or kept for the post-mortem (stopped, its volumes kept; or
+   * quarantined: stopped, no ingress, tagged with the recovery id). Kept machines are released by `failoverd cleanup`.
+   * Absent: `stop` (both providers).
+   */
+  failedMachine: z.enum(["terminate", "stop", "quarantine"], { error: "failedMachine must be one of terminate, stop, quarantine" }).default("stop"),
+  /**
    * The promotion guard: an automatic failover is refused (alert only) when the replica to promote misses more than
    * this many bytes of what the failed primary had acknowledged at the last check that reached it...
    */
@@ -127,6 +133,32 @@ const replication = z.strictObject({
   lagAlertMs: millis(0, 86_400_000).default(5000),
 });
 
+/** Warm spares of one role: that many machines launched from the image and prepared, kept `stopped` or `running`. */
+const spareSpec = z.strictObject({
+  count: count(0, 20),
+  state: z.enum(["stopped", "running"], { error: "a spare's state must be stopped or running" }).default("stopped"),
+});
+
+const spares = z.strictObject({ redis: spareSpec.optional(), haproxy: spareSpec.optional() });
+
+/**
+ * The sandbox's model of a cloud's latencies (ms): each compute or DNS call of the local provider waits this long
+ * before it acts. `ec2` is the model of README "The time model"; absent: no added latency.
+ */
+export const EC2_LATENCY = { launchMs: 28_000, startMs: 5000, stopMs: 1500, terminateMs: 1500, dnsMs: 60_000 } as const;
+
+const latencyFigures = z.strictObject({
+  launchMs: millis(0, 600_000).default(0),
+  startMs: millis(0, 600_000).default(0),
+  stopMs: millis(0, 600_000).default(0),
+  terminateMs: millis(0, 600_000).default(0),
+  dnsMs: millis(0, 600_000).default(0),
+});
+
+const latency = z
+  .union([z.literal("ec2"), latencyFigures], { error: "latency must be ec2 or a mapping of launchMs, startMs, stopMs, terminateMs, dnsMs" })
+  .transform((l) => (l === "ec2" ? { ...EC2_LATENCY } : l));
+
 const localProvider = z.strictObject({
   kind: z.literal("local"),
   /** Every process, config, log and pid file of the sandbox lives under this directory. */
@@ -135,6 +167,10 @@ const localProvider = z.strictObject({
   haproxy: z.string().min(1).default("haproxy"),
   /** Replacement machines get addresses from this pool (one per launch, never reused within a run). */
   addressPool: z.strictObject({ redis: z.array(ipv4).min(1), haproxy: z.array(ipv4).min(1) }).optional(),
+  /** Warm spares per role (taken by `launch`, refilled after a recovery). */
+  spares: spares.prefault({}),
+  /** The cloud's latencies, modelled (see EC2_LATENCY). */
+  latency: latency.optional(),
 });
 
 /** SSH to managed machines: key authentication only, and a host key that must match a known_hosts entry or a pin. */
@@ -219,6 +255,10 @@ const awsProvider = z.strictObject({
   hostHaproxy: hostHaproxy.prefault({}),
   /** Run in order over SSH on a new Redis machine before its ports must answer ({host}, {address}, {ports}). */
   redisPrepareCommands: z.array(z.string().min(1)).default([]),
+  /** Warm spares per role (taken by `launch`, refilled after a recovery). */
+  spares: spares.prefault({}),
+  /** The security group (no ingress rule) a quarantined machine is moved to; required by recovery.failedMachine: quarantine. */
+  quarantineSecurityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, { error: "security group ids look like sg-0abc..." }).optional(),
 }).refine((p) => (p.imageId === undefined) !== (p.launchTemplate === undefined), {
   error: "give exactly one of imageId or launchTemplate: what a replacement machine is launched from",
 });
@@ -378,7 +418,7 @@ export const configSchema = z.strictObject({
   recovery: recovery.prefault({}),
   replication: replication.prefault({}),
   redis: redisAuth.prefault({}),
-  provider: providerSchema.default({ kind: "local", runDir: ".failoverd/sandbox", redisServer: "redis-server", haproxy: "haproxy" }),
+  provider: providerSchema.prefault({ kind: "local" }),
   /** Where the daemon keeps its journal and runtime state. */
   stateDir: z.string().min(1).default(".failoverd/state"),
   /** The HTTP API and status page; off unless present (or `run --http`). */
@@ -407,6 +447,10 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
 export type DrillConfig = z.infer<typeof drill>;
 export type CoordinationConfig = z.infer<typeof coordination>;
+export type SparesConfig = z.infer<typeof spares>;
+export type SpareSpec = z.infer<typeof spareSpec>;
+export type LatencyModel = z.infer<typeof latencyFigures>;
+export type FailedMachineMode = Config["recovery"]["failedMachine"];
 
 function show(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);

@@ -12,7 +12,7 @@ import { providerContract } from "./providers.contract.ts";
 const FAST = { minDelaySec: 0.001, maxDelaySec: 0.002, maxWaitSec: 5 };
 
 providerContract("aws (EC2 + Route 53, mocked SDK)", async () => {
-  const t = parseTopology(awsTopologyYaml({ net: 42, name: "contract42" }), "aws-contract.yaml");
+  const t = parseTopology(awsTopologyYaml({ net: 42, name: "contract42", provider: "  imageId: ami-0123456789abcdef0\n  quarantineSecurityGroupId: sg-0aaaaaaaaaaaaaaa9" }), "aws-contract.yaml");
   const fake = new FakeAws();
   const aws = createAwsProviders(t, {}, {
     clients: fake.clients,
@@ -30,6 +30,8 @@ providerContract("aws (EC2 + Route 53, mocked SDK)", async () => {
     dnsName: "haproxy1.contract42.internal",
     addresses: ["10.99.200.1", "10.99.200.2"],
     changesTheWorld: true,
+    seedSpare: (state) => aws.compute.addSpare("redis", state, [9001, 9002], AbortSignal.timeout(5000)),
+    quarantined: async (m: Machine) => JSON.stringify(fake.instances.get(m.id)?.SecurityGroups) === JSON.stringify([{ GroupId: "sg-0aaaaaaaaaaaaaaa9" }]),
     seedMachine: () => aws.compute.launch({ host: "redis2", role: "redis", ports: [9001, 9002] }, AbortSignal.timeout(5000)),
     stranger: async () => {
       const id = fake.addInstance({ "failoverd:topology": "someone-else", "failoverd:host": "redis1", "failoverd:role": "redis" });

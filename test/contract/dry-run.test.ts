@@ -19,7 +19,7 @@ providerContract("dry-run(local sandbox)", async () => {
   const p = tt.topology.config.provider;
   if (p.kind !== "local") throw new Error("expected a local provider");
   const sandbox = new Sandbox(tt.topology.name, p);
-  const strangers = new Sandbox("someone-else", { ...p, runDir: join(tt.dir, "stranger"), addressPool: { redis: ["127.41.9.1"], haproxy: ["127.41.9.2"] } });
+  const strangers = new Sandbox("someone-else", { ...p, runDir: join(tt.dir, "stranger"), addressPool: { redis: ["127.41.9.1", "127.41.9.3"], haproxy: ["127.41.9.2"] } });
   const real = new LocalCompute(sandbox);
   const redis = new NetRedisAdmin(1000);
   const recorder = new DryRunRecorder();
@@ -37,6 +37,7 @@ providerContract("dry-run(local sandbox)", async () => {
     addresses: ["127.41.2.11", "127.41.2.12"],
     changesTheWorld: false,
     described: () => recorder.actions.map((a) => a.description),
+    seedSpare: (state) => real.addSpare("redis", state, [9001], AbortSignal.timeout(20_000)),
     seedMachine: () => real.launch({ host: "redis2", role: "redis", ports: [9001] }, AbortSignal.timeout(20_000)),
     stranger: () => new LocalCompute(strangers).launch({ host: "redis1", role: "redis", ports: [9001] }, AbortSignal.timeout(20_000)),
     isRunning: (m: Machine) => canConnect(m.address, 9001, 1000),

@@ -16,7 +16,7 @@ providerContract("local sandbox", async () => {
   const p = tt.topology.config.provider;
   if (p.kind !== "local") throw new Error("expected a local provider");
   const sandbox = new Sandbox(tt.topology.name, p);
-  const strangers = new Sandbox("someone-else", { ...p, runDir: join(tt.dir, "stranger"), addressPool: { redis: ["127.40.9.1"], haproxy: ["127.40.9.2"] } });
+  const strangers = new Sandbox("someone-else", { ...p, runDir: join(tt.dir, "stranger"), addressPool: { redis: ["127.40.9.1", "127.40.9.3"], haproxy: ["127.40.9.2"] } });
   const compute = new LocalCompute(sandbox);
   return {
     compute,
@@ -25,6 +25,7 @@ providerContract("local sandbox", async () => {
     dnsName: "haproxy1.contract40.internal",
     addresses: ["127.40.2.11", "127.40.2.12"],
     changesTheWorld: true,
+    seedSpare: (state) => compute.addSpare("redis", state, [9001], AbortSignal.timeout(20_000)),
     seedMachine: () => compute.launch({ host: "redis2", role: "redis", ports: [9001] }, AbortSignal.timeout(20_000)),
     stranger: () => new LocalCompute(strangers).launch({ host: "redis1", role: "redis", ports: [9001] }, AbortSignal.timeout(20_000)),
     isRunning: (m: Machine) => canConnect(m.address, 9001, 1000),

@@ -10,14 +10,18 @@
  */
 import {
   AssociateAddressCommand,
+  CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   EC2Client,
   EC2ServiceException,
   type Instance,
+  ModifyInstanceAttributeCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
+  StartInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import {
@@ -55,6 +59,7 @@ interface FakeInstance {
   LaunchTime: Date;
   InstanceType?: string;
   SubnetId?: string;
+  SecurityGroups?: { GroupId: string }[];
 }
 
 export class FakeAws {
@@ -69,6 +74,8 @@ export class FakeAws {
   readonly zones = new Set<string>(["Z0000000000TEST"]);
   pendingPolls = 1;
   stayPending = false;
+  /** A stopping instance stays stopping (a slow OS shutdown). */
+  stayStopping = false;
   private readonly changes = new Map<string, number>();
   private seq = 0;
   private readonly tokens = new Map<string, string>();
@@ -84,6 +91,26 @@ export class FakeAws {
     this.ec2.on(DescribeAddressesCommand).callsFake(async (input: { AllocationIds?: string[] }) => ({
       Addresses: (input.AllocationIds ?? []).map((a) => ({ AllocationId: a, ...(this.addresses.get(a) ? { InstanceId: this.addresses.get(a) } : {}) })),
     }));
+    this.ec2.on(StopInstancesCommand).callsFake(async (input: { InstanceIds?: string[] }) => this.transition(input.InstanceIds ?? [], "stop"));
+    this.ec2.on(StartInstancesCommand).callsFake(async (input: { InstanceIds?: string[] }) => this.transition(input.InstanceIds ?? [], "start"));
+    this.ec2.on(CreateTagsCommand).callsFake(async (input: { Resources?: string[]; Tags?: { Key?: string; Value?: string }[] }) => {
+      for (const id of input.Resources ?? []) {
+        const i = this.instances.get(id);
+        if (!i) throw ec2Error("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
+        for (const t of input.Tags ?? []) {
+          const at = i.Tags.findIndex((x) => x.Key === t.Key);
+          if (at >= 0) i.Tags.splice(at, 1);
+          i.Tags.push({ Key: t.Key ?? "", Value: t.Value ?? "" });
+        }
+      }
+      return {};
+    });
+    this.ec2.on(ModifyInstanceAttributeCommand).callsFake(async (input: { InstanceId?: string; Groups?: string[] }) => {
+      const i = this.instances.get(input.InstanceId ?? "");
+      if (!i) throw ec2Error("InvalidInstanceID.NotFound", `The instance ID '${input.InstanceId}' does not exist`);
+      i.SecurityGroups = (input.Groups ?? []).map((GroupId) => ({ GroupId }));
+      return {};
+    });
     this.route53.on(ChangeResourceRecordSetsCommand).callsFake(async (input: ChangeResourceRecordSetsCommandInput) => this.change(input));
     this.route53.on(GetChangeCommand).callsFake(async (input: { Id?: string }) => this.getChange(input.Id ?? ""));
     this.route53.on(ListResourceRecordSetsCommand).callsFake(async (input: ListResourceRecordSetsCommandInput) => this.list(input));
@@ -138,6 +165,7 @@ export class FakeAws {
     for (const f of input.Filters ?? []) {
       const values = f.Values ?? [];
       if (f.Name === "instance-state-name") list = list.filter((i) => values.includes(this.advance(i).State.Name));
+      else if (f.Name === "tag-key") list = list.filter((i) => i.Tags.some((t) => values.includes(t.Key)));
       else if (f.Name?.startsWith("tag:")) {
         const key = f.Name.slice(4);
         list = list.filter((i) => i.Tags.some((t) => t.Key === key && values.includes(t.Value)));
@@ -149,7 +177,30 @@ export class FakeAws {
 
   private advance(i: FakeInstance): FakeInstance {
     if (i.State.Name === "pending" && !this.stayPending) i.State.Name = "running";
+    if (i.State.Name === "stopping" && !this.stayStopping) i.State.Name = "stopped";
     return i;
+  }
+
+  /**
+   * StopInstances / StartInstances as EC2 answers them: stop goes running -> stopping (-> stopped at the next
+   * describe), start goes stopped -> pending (-> running); a stop of a pending instance, or a start of a stopping
+   * one, is IncorrectInstanceState; a terminated one too.
+   */
+  private transition(ids: string[], action: "stop" | "start") {
+    const missing = ids.find((id) => !this.instances.has(id));
+    if (missing) throw ec2Error("InvalidInstanceID.NotFound", `The instance ID '${missing}' does not exist`);
+    const changes = ids.map((id) => {
+      const i = this.instances.get(id)!;
+      const previous = i.State.Name;
+      const ok = action === "stop" ? ["running", "stopping", "stopped"] : ["stopped", "pending", "running"];
+      if (!ok.includes(previous)) {
+        throw ec2Error("IncorrectInstanceState", `The instance '${id}' is not in a state from which it can be ${action === "stop" ? "stopped" : "started"}.`);
+      }
+      if (action === "stop" && previous === "running") i.State.Name = "stopping";
+      if (action === "start" && previous === "stopped") i.State.Name = "pending";
+      return { InstanceId: id, PreviousState: { Name: previous }, CurrentState: { Name: i.State.Name } };
+    });
+    return action === "stop" ? { StoppingInstances: changes } : { StartingInstances: changes };
   }
 
   private terminateInstances(ids: string[]) {

@@ -16,7 +16,7 @@ import type { Endpoint, RoleReply } from "../../src/admin/redis.ts";
 import type { CheckRules, TargetStatus } from "../../src/checks/detector.ts";
 import type { Observation, RedisObservation } from "../../src/checks/observation.ts";
 import { HaproxyCommandError, ProbeError, ProviderError } from "../../src/errors.ts";
-import type { LaunchRequest, Machine, MachineRole, Providers } from "../../src/providers/types.ts";
+import type { KeepMode, KeptMachine, LaunchRequest, Machine, MachineRole, Providers, Spare, SpareState } from "../../src/providers/types.ts";
 import type { MonitorControl } from "../../src/recovery/types.ts";
 import { Inventory } from "../../src/topology/inventory.ts";
 import { parseTopology } from "../../src/topology/load.ts";
@@ -35,6 +35,10 @@ export interface TestRecoveryOptions {
   readonly maxFailingFraction?: number;
   readonly maxDataLossBytes?: number;
   readonly maxDataLossMs?: number;
+  /** recovery.failedMachine; `terminate` here (the tables below were written for it), the config's default is stop. */
+  readonly failedMachine?: "terminate" | "stop" | "quarantine";
+  /** provider.spares.redis.count (stopped spares). */
+  readonly redisSpares?: number;
 }
 
 /** The sandbox topology (config/sandbox.yaml's shape) with short recovery deadlines, so a failing wait fails fast. */
@@ -48,6 +52,7 @@ export function sandboxYaml(r: TestRecoveryOptions = {}): string {
     maxFailingFraction: r.maxFailingFraction ?? 0.5,
     ...(r.maxDataLossBytes !== undefined ? { maxDataLossBytes: r.maxDataLossBytes } : {}),
     ...(r.maxDataLossMs !== undefined ? { maxDataLossMs: r.maxDataLossMs } : {}),
+    failedMachine: r.failedMachine ?? "terminate",
   };
   return `topology: unit
 hosts:
@@ -60,7 +65,7 @@ pairs:
   - [redis1, redis2]
 checks: { intervalMs: 200, timeoutMs: 150, fall: 3, rise: 2 }
 recovery: ${JSON.stringify(recovery)}
-provider: { kind: local, runDir: .failoverd/unit }
+provider: { kind: local, runDir: .failoverd/unit${r.redisSpares ? `, addressPool: { redis: [127.0.1.11], haproxy: [127.0.2.11] }, spares: { redis: { count: ${r.redisSpares} } }` : ""} }
 stateDir: .failoverd/unit-state
 `;
 }
@@ -77,6 +82,9 @@ const WRITES = new Set([
   "compute.launch",
   "compute.ready",
   "compute.terminate",
+  "compute.keep",
+  "compute.claim",
+  "compute.addSpare",
   "dns.upsert",
   "proxies.applyConfig",
   "redis.promote",
@@ -117,12 +125,14 @@ interface Hook extends FaultHook {
 
 interface FakeMachine {
   readonly id: string;
-  readonly host: string;
   readonly role: MachineRole;
   readonly address: string;
+  host: string;
   readonly seq: number;
   running: boolean;
   dead: boolean;
+  spare?: SpareState | undefined;
+  kept?: { mode: KeepMode; recoveryId: string } | undefined;
 }
 
 interface FakeRedis {
@@ -341,7 +351,44 @@ export class RecordingProviders implements Providers {
       this.record(`compute.find ${host}`);
       return this.machineOf(host);
     },
+    keep: async (machine: Machine, how: { mode: KeepMode; recoveryId: string }): Promise<void> => {
+      if (this.record(`compute.keep ${machine.id} ${machine.host} ${machine.address} ${how.mode}`)) return;
+      const m = this.machines.get(machine.id);
+      if (!m || m.host !== machine.host) throw new ProviderError(`refusing to ${how.mode} ${machine.id} (${machine.host}): not a machine of this topology`, false);
+      m.running = false;
+      m.kept = { ...how };
+    },
+    kept: async (): Promise<KeptMachine[]> =>
+      [...this.machines.values()]
+        .filter((m) => m.kept)
+        .map((m) => ({ id: m.id, host: m.host, role: m.role, address: m.address, mode: m.kept!.mode, recoveryId: m.kept!.recoveryId, keptAt: m.seq })),
+    spares: async (role: MachineRole): Promise<Spare[]> => {
+      this.record(`compute.spares ${role}`);
+      return [...this.machines.values()].filter((m) => m.spare && m.role === role).map((m) => ({ id: m.id, role, address: m.address, state: m.spare! }));
+    },
+    addSpare: async (role: MachineRole, state: SpareState): Promise<Spare> => {
+      if (this.record(`compute.addSpare ${role} ${state}`)) return { id: "i-ignored", role, address: "0.0.0.0", state };
+      return this.addSpare(role, state);
+    },
+    claim: async (req: LaunchRequest): Promise<Machine | null> => {
+      const spare = [...this.machines.values()].find((m) => m.spare && m.role === req.role);
+      if (this.record(`compute.claim ${req.host}${spare ? ` ${spare.id}` : " (none)"}`) || !spare) return null;
+      spare.spare = undefined;
+      spare.host = req.host;
+      spare.running = true;
+      for (const port of req.ports ?? []) this.servers.set(epId({ address: spare.address, port }), { machineId: spare.id, role: "primary", primary: null, offset: 0 });
+      return { id: spare.id, host: spare.host, role: spare.role, address: spare.address };
+    },
   };
+
+  /** A warm spare in the pool (`running` false for a stopped one). */
+  addSpare(role: MachineRole, state: SpareState): Spare {
+    this.launched++;
+    const m = this.addMachine("(spare)", role, `127.0.8.${this.launched}`, `i-spare-${this.launched}`);
+    m.spare = state;
+    m.running = state === "running";
+    return { id: m.id, role, address: m.address, state };
+  }
 
   readonly dns = {
     upsert: async (name: string, address: string): Promise<void> => {

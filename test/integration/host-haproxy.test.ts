@@ -29,7 +29,7 @@ import { isRunning, type StartedProcess, startDetached, stop, waitForPort, whyNo
 import { NetHaproxyAdmin, NetRedisAdmin } from "../../src/providers/net-admin.ts";
 import { preflight } from "../../src/providers/preflight.ts";
 import { SshProxies } from "../../src/providers/ssh.ts";
-import type { ComputeProvider, LaunchRequest, Machine, Providers } from "../../src/providers/types.ts";
+import type { ComputeProvider, KeptMachine, LaunchRequest, Machine, Providers, Spare } from "../../src/providers/types.ts";
 import { MemoryJournal } from "../../src/recovery/journal.ts";
 import { failedHaproxy } from "../../src/recovery/playbooks/failed-haproxy.ts";
 import { failedRedis } from "../../src/recovery/playbooks/failed-redis.ts";
@@ -153,6 +153,28 @@ class TestCompute implements ComputeProvider {
 
   async terminate(machine: Machine): Promise<void> {
     await this.crash(machine.host);
+  }
+
+  /** Kept for the post-mortem (recovery.failedMachine's default, stop): its processes stop, as in the sandbox. */
+  async keep(machine: Machine): Promise<void> {
+    await this.crash(machine.host);
+  }
+
+  async kept(): Promise<KeptMachine[]> {
+    return [];
+  }
+
+  /** No warm spares in this test. */
+  async spares(): Promise<Spare[]> {
+    return [];
+  }
+
+  async addSpare(): Promise<Spare> {
+    throw new ProviderError("this test keeps no spares", false);
+  }
+
+  async claim(): Promise<Machine | null> {
+    return null;
   }
 
   /** Kills every process of the host's machine (a crash, or terminate). */

@@ -45,8 +45,10 @@ describe("plan --offline", () => {
       assert.deepEqual(touched, []);
       assert.equal(fake.ec2.calls().length + fake.route53.calls().length, 0, "no AWS request");
       const all = plan.steps.flatMap((s) => s.actions).join("\n");
-      assert.match(all, new RegExp(`would terminate <machine of ${host}> \\(${host} at 127\\.48\\.`));
-      assert.match(all, /EC2 TerminateInstances/);
+      // recovery.failedMachine defaults to stop: the failed machine is kept for the post-mortem.
+      assert.match(all, new RegExp(`would stop <machine of ${host}> \\(${host} at 127\\.48\\.[^)]*\\) and keep it for the post-mortem`));
+      assert.match(all, /EC2 StopInstances \{"InstanceIds":\["<machine of /);
+      assert.doesNotMatch(all, /TerminateInstances/);
       assert.match(all, /EC2 RunInstances \{.*"ImageId":"ami-0123456789abcdef0"/);
       if (host === "haproxy1") assert.match(all, /Route 53 ChangeResourceRecordSets \{"HostedZoneId":"Z0000000000TEST"/);
       else assert.match(all, /would send REPLICAOF 127\.48\.1\.2 9001 to <new redis1 address>:9001/);

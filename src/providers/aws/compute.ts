@@ -13,14 +13,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   AssociateAddressCommand,
   type AssociateAddressCommandInput,
+  CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   type DescribeInstancesCommandOutput,
   type EC2Client,
   type Instance,
+  ModifyInstanceAttributeCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
+  StartInstancesCommand,
+  StopInstancesCommand,
   type Tag,
   TerminateInstancesCommand,
   waitUntilInstanceRunning,
@@ -28,13 +32,19 @@ import {
 import { errorMessage, ProviderError } from "../../errors.ts";
 import { type Logger, silentLogger } from "../../log.ts";
 import type { AwsProviderConfig } from "../../topology/schema.ts";
-import type { ComputeProvider, LaunchRequest, Machine, MachineRole } from "../types.ts";
+import type { ComputeProvider, KeepMode, KeptMachine, LaunchRequest, Machine, MachineRole, Spare, SpareState } from "../types.ts";
 import { awsCode, isCapacityCode, isThrottlingOrTransient } from "./errors.ts";
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from "./retry.ts";
 
 export const TAG_TOPOLOGY = "failoverd:topology";
 export const TAG_HOST = "failoverd:host";
 export const TAG_ROLE = "failoverd:role";
+/** A warm spare: `spare` while in the pool, `claimed` once a launch took it for a host. */
+export const TAG_POOL = "failoverd:pool";
+/** A failed machine kept for the post-mortem: the mode (`stop`, `quarantine`); with the recovery id and the time. */
+export const TAG_KEPT = "failoverd:kept";
+export const TAG_RECOVERY = "failoverd:recovery-id";
+export const TAG_KEPT_AT = "failoverd:kept-at";
 
 /** Whether a port of a new machine answers: `true`, or why not yet. Redis ports answer PING; SSH accepts. */
 export type PortProbe = (target: { address: string; port: number; kind: "redis" | "ssh" }, signal: AbortSignal) => Promise<true | string>;
@@ -68,12 +78,16 @@ export interface Ec2ComputeOptions {
 }
 
 const LIVE_STATES = ["pending", "running"];
+/** The states of an instance that still exists (kept machines and spares may be stopped). */
+const EXISTING_STATES = ["pending", "running", "stopping", "stopped"];
 
 export class Ec2Compute implements ComputeProvider {
   readonly kind = "aws";
   private readonly retry: RetryPolicy;
   private readonly waiter: WaiterTiming;
   private readonly log: Logger;
+  /** Claims run one at a time: two recoveries never take the same spare (EC2 tags have no compare-and-set). */
+  private claiming: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: Ec2ComputeOptions) {
     this.retry = o.retry ?? DEFAULT_RETRY;
@@ -123,28 +137,9 @@ export class Ec2Compute implements ComputeProvider {
   }
 
   async terminate(machine: Machine, signal: AbortSignal): Promise<void> {
-    const op = `EC2 DescribeInstances of ${machine.id} (${machine.host})`;
-    if (!/^i-[0-9a-f]{8,17}$/.test(machine.id)) {
-      throw new ProviderError(`refusing to terminate '${machine.id}' (${machine.host}): not an EC2 instance id`, false, "InvalidInstanceID.Malformed");
-    }
-    let instance: Instance | undefined;
-    try {
-      const out = await this.call(op, () => this.o.ec2.send(new DescribeInstancesCommand({ InstanceIds: [machine.id] }), { abortSignal: signal }), signal);
-      instance = instancesOf(out)[0];
-    } catch (e) {
-      if (e instanceof ProviderError && e.code === "InvalidInstanceID.NotFound") return; // gone long ago: idempotent
-      throw e;
-    }
+    // Gone long ago: idempotent.
+    const instance = await this.guarded(machine, "terminate", signal);
     if (!instance) return;
-    const why = this.whyNotOurs(instance, machine.host);
-    if (why) {
-      throw new ProviderError(
-        `refusing to terminate ${machine.id} (${machine.host}): ${why}. A machine is terminated only when its tags say it is ` +
-          `this topology's (${TAG_TOPOLOGY}=${this.o.topology}, ${TAG_HOST}=${machine.host}); tag it so if it is, or fix the config`,
-        false,
-        "NotManaged",
-      );
-    }
     const state = instance.State?.Name;
     if (state === "terminated" || state === "shutting-down") return;
     try {
@@ -162,21 +157,252 @@ export class Ec2Compute implements ComputeProvider {
 
   /** The newest pending or running instance tagged for `host`: after a launch that is the replacement. */
   async find(host: string, signal: AbortSignal): Promise<Machine | null> {
-    const input = this.findInput(host);
-    const found: Instance[] = [];
-    let token: string | undefined;
-    do {
-      const page: DescribeInstancesCommandInput = token ? { ...input, NextToken: token } : input;
-      const out = await this.call(`EC2 DescribeInstances for ${host}`, () => this.o.ec2.send(new DescribeInstancesCommand(page), { abortSignal: signal }), signal);
-      found.push(...instancesOf(out));
-      token = out.NextToken;
-    } while (token);
+    const found = await this.describeAll(`EC2 DescribeInstances for ${host}`, this.findInput(host), signal);
     const live = found
       .filter((i) => i.InstanceId && LIVE_STATES.includes(i.State?.Name ?? "") && this.whyNotOurs(i, host) === null)
       .sort((a, b) => (b.LaunchTime?.getTime() ?? 0) - (a.LaunchTime?.getTime() ?? 0));
     const i = live[0];
     if (!i) return null;
     return { id: i.InstanceId!, host, role: taggedRole(i) ?? this.o.roleOf(host), address: i.PrivateIpAddress ?? "" };
+  }
+
+  /**
+   * stop: tagged as kept (before anything else, so an interrupted call leaves it recognisable), then StopInstances
+   * (no Force: the file systems are flushed for the post-mortem). quarantine: its security groups are replaced by
+   * provider.quarantineSecurityGroupId (no ingress) before it stops. Its Elastic IP, if any, moves to the
+   * replacement at launch. Guarded like terminate.
+   */
+  async keep(machine: Machine, how: { mode: KeepMode; recoveryId: string }, signal: AbortSignal): Promise<void> {
+    const instance = await this.guarded(machine, how.mode === "stop" ? "stop" : "quarantine", signal);
+    if (!instance) return;
+    const state = instance.State?.Name;
+    if (state === "terminated" || state === "shutting-down") return;
+    const tags = new Map((instance.Tags ?? []).map((t) => [t.Key, t.Value]));
+    if (tags.get(TAG_KEPT) !== how.mode) {
+      await this.call(`EC2 CreateTags on ${machine.id} (${machine.host}, kept)`, () => this.o.ec2.send(new CreateTagsCommand(this.keepTagsInput(machine.id, how)), { abortSignal: signal }), signal, notFoundToo);
+    }
+    if (how.mode === "quarantine") {
+      const group = this.o.config.quarantineSecurityGroupId;
+      if (!group) throw new ProviderError("recovery.failedMachine is quarantine but provider.quarantineSecurityGroupId is not set", false, "NoQuarantineGroup");
+      await this.call(
+        `EC2 ModifyInstanceAttribute of ${machine.id} (${machine.host}, quarantine)`,
+        () => this.o.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: machine.id, Groups: [group] }), { abortSignal: signal }),
+        signal,
+        notFoundToo,
+      );
+    }
+    if (state !== "stopped" && state !== "stopping") await this.stopInstance(machine.id, machine.host, signal);
+    this.log.info({ host: machine.host, instanceId: machine.id, mode: how.mode, recoveryId: how.recoveryId }, `kept ${machine.id} (${machine.host}) for the post-mortem: ${how.mode}`);
+  }
+
+  async kept(signal: AbortSignal): Promise<KeptMachine[]> {
+    const found = await this.describeAll("EC2 DescribeInstances of the kept machines", this.keptInput(), signal);
+    return found
+      .filter((i) => i.InstanceId && EXISTING_STATES.includes(i.State?.Name ?? ""))
+      .map((i) => {
+        const tags = new Map((i.Tags ?? []).map((t) => [t.Key, t.Value]));
+        const mode = tags.get(TAG_KEPT) === "quarantine" ? "quarantine" : "stop";
+        const at = Date.parse(tags.get(TAG_KEPT_AT) ?? "");
+        const host = tags.get(TAG_HOST) ?? "";
+        return {
+          id: i.InstanceId!,
+          host,
+          role: taggedRole(i) ?? this.o.roleOf(host),
+          address: i.PrivateIpAddress ?? "",
+          mode,
+          recoveryId: tags.get(TAG_RECOVERY) ?? "",
+          // Untagged time: as old as its launch (cleanup then releases it rather than never).
+          keptAt: Number.isFinite(at) ? at : (i.LaunchTime?.getTime() ?? 0),
+        } satisfies KeptMachine;
+      })
+      .sort((a, b) => a.keptAt - b.keptAt);
+  }
+
+  async spares(role: MachineRole, signal: AbortSignal): Promise<Spare[]> {
+    const found = await this.describeAll(`EC2 DescribeInstances of the ${role} spares`, this.sparesInput(role), signal);
+    return found
+      .filter((i) => i.InstanceId && EXISTING_STATES.includes(i.State?.Name ?? ""))
+      .map((i) => {
+        const state = i.State?.Name;
+        return { id: i.InstanceId!, role, address: i.PrivateIpAddress ?? "", state: state === "running" ? "running" : state === "stopped" ? "stopped" : "pending" };
+      });
+  }
+
+  async addSpare(role: MachineRole, state: SpareState, ports: readonly number[], signal: AbortSignal): Promise<Spare> {
+    if (role === "app") throw new ProviderError("failoverd does not launch app machines", false);
+    const host = `spare-${role}`;
+    const id = await this.runInstance({ host, role, ports }, signal, this.spareTags(role));
+    const instance = await this.waitRunning(id, host, signal);
+    const machine: Machine = { id, host, role, address: instance.PrivateIpAddress ?? "" };
+    if (role === "redis" && this.o.prepareRedis) {
+      await this.waitForPorts(machine, "ssh", [this.o.sshPort], signal);
+      await this.o.prepareRedis(machine, signal);
+    }
+    if (role === "redis") await this.waitForPorts(machine, "redis", ports, signal);
+    else await this.waitForPorts(machine, "ssh", [this.o.sshPort], signal);
+    if (state === "stopped") await this.stopInstance(id, host, signal);
+    this.log.info({ role, instanceId: id, state }, `added ${id} to the ${role} spares (${state})`);
+    return { id, role, address: machine.address, state };
+  }
+
+  /**
+   * A spare claimed for this host by an interrupted attempt first, else a running spare, else a stopped one: tagged
+   * for the host (CreateTags, before it starts: a claim is never lost), started if stopped, then finished like a
+   * launch (waiter, Elastic IP, preparation unless its Redis ports answer already, ports).
+   */
+  async claim(req: LaunchRequest, signal: AbortSignal): Promise<Machine | null> {
+    const take = async (): Promise<{ id: string; state: string } | null> => {
+      const earlier = (await this.describeAll(`EC2 DescribeInstances of a spare claimed for ${req.host}`, this.claimedInput(req.host), signal)).find(
+        (i) => i.InstanceId && !(i.Tags ?? []).some((t) => t.Key === TAG_KEPT),
+      );
+      if (earlier) return { id: earlier.InstanceId!, state: earlier.State?.Name ?? "" };
+      const pool = (await this.spares(req.role, signal)).filter((s) => s.state !== "pending");
+      const spare = pool.find((s) => s.state === "running") ?? pool[0];
+      if (!spare) return null;
+      await this.call(`EC2 CreateTags on ${spare.id} (claimed for ${req.host})`, () => this.o.ec2.send(new CreateTagsCommand(this.claimTagsInput(spare.id, req)), { abortSignal: signal }), signal, notFoundToo);
+      return { id: spare.id, state: spare.state };
+    };
+    const turn = this.claiming.then(take, take);
+    this.claiming = turn.catch(() => {});
+    const taken = await turn;
+    if (!taken) return null;
+    if (taken.state !== "running" && taken.state !== "pending") {
+      await this.call(
+        `EC2 StartInstances of ${taken.id} (spare for ${req.host})`,
+        () => this.o.ec2.send(new StartInstancesCommand({ InstanceIds: [taken.id] }), { abortSignal: signal }),
+        signal,
+        incorrectStateToo,
+      );
+    }
+    const m = await this.finish(taken.id, req, signal, true);
+    this.log.info({ host: req.host, instanceId: m.id, address: m.address }, `took spare ${m.id} for ${req.host} at ${m.address}`);
+    return m;
+  }
+
+  describeKeep(machine: Machine, how: { mode: KeepMode; recoveryId: string }): readonly string[] {
+    const group = this.o.config.quarantineSecurityGroupId ?? "<provider.quarantineSecurityGroupId>";
+    return [
+      `EC2 DescribeInstances {"InstanceIds":["${machine.id}"]}: refuse unless tagged ${TAG_TOPOLOGY}=${this.o.topology} and ${TAG_HOST}=${machine.host}`,
+      `EC2 CreateTags ${JSON.stringify(this.keepTagsInput(machine.id, how)).replace(/"failoverd:kept-at","Value":"[^"]*"/, '"failoverd:kept-at","Value":"<now>"')}`,
+      ...(how.mode === "quarantine" ? [`EC2 ModifyInstanceAttribute ${JSON.stringify({ InstanceId: machine.id, Groups: [group] })}`] : []),
+      `EC2 StopInstances {"InstanceIds":["${machine.id}"]}`,
+    ];
+  }
+
+  describeClaim(spare: Spare, req: LaunchRequest): readonly string[] {
+    return [
+      `EC2 CreateTags ${JSON.stringify(this.claimTagsInput(spare.id, req))}`,
+      ...(spare.state === "stopped" ? [`EC2 StartInstances {"InstanceIds":["${spare.id}"]}`] : []),
+      `EC2 DescribeInstances {"InstanceIds":["${spare.id}"]} until its state is running (waitUntilInstanceRunning)`,
+      ...(this.o.config.elasticIps[req.host] ? [`EC2 AssociateAddress ${show(this.associateInput(this.o.config.elasticIps[req.host]!, spare.id))}`] : []),
+      req.role === "redis" ? `wait until ports ${(req.ports ?? []).join(", ")} of ${spare.id} answer PING` : `wait until ${spare.id} accepts SSH on port ${this.o.sshPort}`,
+    ];
+  }
+
+  keepTagsInput(id: string, how: { mode: KeepMode; recoveryId: string }, at = new Date()) {
+    return {
+      Resources: [id],
+      Tags: [
+        { Key: TAG_KEPT, Value: how.mode },
+        { Key: TAG_RECOVERY, Value: how.recoveryId },
+        { Key: TAG_KEPT_AT, Value: at.toISOString() },
+      ],
+    };
+  }
+
+  claimTagsInput(id: string, req: LaunchRequest) {
+    return {
+      Resources: [id],
+      Tags: [
+        { Key: "Name", Value: `${this.o.topology}-${req.host}` },
+        { Key: TAG_HOST, Value: req.host },
+        { Key: TAG_POOL, Value: "claimed" },
+      ],
+    };
+  }
+
+  keptInput(): DescribeInstancesCommandInput {
+    return {
+      Filters: [
+        { Name: `tag:${TAG_TOPOLOGY}`, Values: [this.o.topology] },
+        { Name: "tag-key", Values: [TAG_KEPT] },
+        { Name: "instance-state-name", Values: [...EXISTING_STATES] },
+      ],
+    };
+  }
+
+  sparesInput(role: MachineRole): DescribeInstancesCommandInput {
+    return {
+      Filters: [
+        { Name: `tag:${TAG_TOPOLOGY}`, Values: [this.o.topology] },
+        { Name: `tag:${TAG_POOL}`, Values: ["spare"] },
+        { Name: `tag:${TAG_ROLE}`, Values: [role] },
+        { Name: "instance-state-name", Values: [...EXISTING_STATES] },
+      ],
+    };
+  }
+
+  claimedInput(host: string): DescribeInstancesCommandInput {
+    return {
+      Filters: [
+        { Name: `tag:${TAG_TOPOLOGY}`, Values: [this.o.topology] },
+        { Name: `tag:${TAG_HOST}`, Values: [host] },
+        { Name: `tag:${TAG_POOL}`, Values: ["claimed"] },
+        { Name: "instance-state-name", Values: ["stopping", "stopped"] },
+      ],
+    };
+  }
+
+  /** DescribeInstances of one machine, refused unless it is this topology's machine of its host; null when gone. */
+  private async guarded(machine: Machine, verb: string, signal: AbortSignal): Promise<Instance | null> {
+    if (!/^i-[0-9a-f]{8,17}$/.test(machine.id)) {
+      throw new ProviderError(`refusing to ${verb} '${machine.id}' (${machine.host}): not an EC2 instance id`, false, "InvalidInstanceID.Malformed");
+    }
+    let instance: Instance | undefined;
+    try {
+      const out = await this.call(`EC2 DescribeInstances of ${machine.id} (${machine.host})`, () => this.o.ec2.send(new DescribeInstancesCommand({ InstanceIds: [machine.id] }), { abortSignal: signal }), signal);
+      instance = instancesOf(out)[0];
+    } catch (e) {
+      if (e instanceof ProviderError && e.code === "InvalidInstanceID.NotFound") return null;
+      throw e;
+    }
+    if (!instance) return null;
+    const why = this.whyNotOurs(instance, machine.host);
+    if (why) {
+      throw new ProviderError(
+        `refusing to ${verb} ${machine.id} (${machine.host}): ${why}. Only a machine tagged ${TAG_TOPOLOGY}=${this.o.topology}, ${TAG_HOST}=${machine.host} is touched; tag it so if it is, or fix the config`,
+        false,
+        "NotManaged",
+      );
+    }
+    return instance;
+  }
+
+  /** StopInstances; IncorrectInstanceState (still pending) is waited out until the deadline. */
+  private async stopInstance(id: string, host: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.call(`EC2 StopInstances of ${id} (${host})`, () => this.o.ec2.send(new StopInstancesCommand({ InstanceIds: [id] }), { abortSignal: signal }), signal, incorrectStateToo);
+    } catch (e) {
+      if (e instanceof ProviderError && e.code === "InvalidInstanceID.NotFound") return; // gone: nothing left to stop
+      throw e;
+    }
+  }
+
+  private async describeAll(operation: string, input: DescribeInstancesCommandInput, signal: AbortSignal): Promise<Instance[]> {
+    const found: Instance[] = [];
+    let token: string | undefined;
+    do {
+      const page: DescribeInstancesCommandInput = token ? { ...input, NextToken: token } : input;
+      const out = await this.call(operation, () => this.o.ec2.send(new DescribeInstancesCommand(page), { abortSignal: signal }), signal);
+      found.push(...instancesOf(out));
+      token = out.NextToken;
+    } while (token);
+    return found;
+  }
+
+  private spareTags(role: MachineRole): Tag[] {
+    const own: Record<string, string> = { Name: `${this.o.topology}-spare-${role}`, ...this.o.config.tags, [TAG_TOPOLOGY]: this.o.topology, [TAG_ROLE]: role, [TAG_POOL]: "spare" };
+    return Object.entries(own).map(([Key, Value]) => ({ Key, Value }));
   }
 
   describeLaunch(req: LaunchRequest): readonly string[] {
@@ -204,9 +430,9 @@ export class Ec2Compute implements ComputeProvider {
   }
 
   /** The exact RunInstances request for one (instance type, subnet). */
-  runInput(req: LaunchRequest, instanceType: string, subnetId: string, clientToken: string): RunInstancesCommandInput {
+  runInput(req: LaunchRequest, instanceType: string, subnetId: string, clientToken: string, spareTags?: Tag[]): RunInstancesCommandInput {
     const c = this.o.config;
-    const tags = this.tagsOf(req.host, req.role);
+    const tags = spareTags ?? this.tagsOf(req.host, req.role);
     const lt = c.launchTemplate;
     return {
       MinCount: 1,
@@ -261,13 +487,13 @@ export class Ec2Compute implements ComputeProvider {
     return this.o.config.instanceTypes.flatMap((type) => this.o.config.subnetIds.map((subnet) => ({ type, subnet })));
   }
 
-  private async runInstance(req: LaunchRequest, signal: AbortSignal): Promise<string> {
+  private async runInstance(req: LaunchRequest, signal: AbortSignal, tags?: Tag[]): Promise<string> {
     const token = randomUUID();
     const refused: string[] = [];
     let i = 0;
     for (const c of this.candidates()) {
       // A new token per (type, subnet): the same token with other parameters is IdempotentParameterMismatch.
-      const input = this.runInput(req, c.type, c.subnet, `failoverd-${token}-${i++}`);
+      const input = this.runInput(req, c.type, c.subnet, `failoverd-${token}-${i++}`, tags);
       try {
         const out = await this.call(
           `EC2 RunInstances for ${req.host} (${c.type} in ${c.subnet})`,
@@ -433,6 +659,8 @@ export class Ec2Compute implements ComputeProvider {
 }
 
 const notFoundToo = (e: unknown) => isThrottlingOrTransient(e) || awsCode(e) === "InvalidInstanceID.NotFound";
+/** Stop or start of an instance still pending or stopping: the same request succeeds once it got there. */
+const incorrectStateToo = (e: unknown) => isThrottlingOrTransient(e) || awsCode(e) === "IncorrectInstanceState";
 
 function instancesOf(out: DescribeInstancesCommandOutput | undefined): Instance[] {
   return (out?.Reservations ?? []).flatMap((r) => r.Instances ?? []);

@@ -108,6 +108,7 @@ function advice(code: string, operation: string): string {
   if (code === "InvalidInput") return "Route 53 rejected a parameter (AWS's message above says which)";
   if (code === "InvalidInstanceID.NotFound") return "the instance is not (or not yet) known to EC2; failoverd retried while EC2 caught up";
   if (code === "InvalidInstanceID.Malformed") return "this is not an EC2 instance id";
+  if (code === "IncorrectInstanceState") return "the instance is in a state that does not allow this yet (pending, stopping); failoverd retried until the step's deadline";
   if (code === "IdempotentParameterMismatch") return "a retried launch changed its parameters; this is a bug in failoverd, please report it";
   return "see AWS's message above";
 }

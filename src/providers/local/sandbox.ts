@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { ProviderError } from "../../errors.ts";
 import { writeFileAtomic } from "../../topology/inventory.ts";
 import type { LocalProviderConfig } from "../../topology/schema.ts";
-import type { Machine, MachineRole } from "../types.ts";
+import type { KeepMode, Machine, MachineRole, SpareState } from "../types.ts";
 import { chaosPoint } from "./chaos.ts";
 import { isRunning, processesIn, type StartedProcess, startDetached, stop, waitForPort } from "./processes.ts";
 
@@ -36,11 +36,23 @@ export interface ProcessRecord extends StartedProcess {
 
 export interface MachineRecord extends Machine {
   readonly topology: string;
+  /** The host it serves; a warm spare's is SPARE_HOST until it is claimed. */
+  host: string;
   readonly dir: string;
   readonly processes: ProcessRecord[];
-  status: "running" | "terminated";
+  /** stopped: its processes are gone, its directory (data, configs, logs) is kept. */
+  status: "running" | "stopped" | "terminated";
   readonly launchedAt: string;
+  /** A warm spare in the pool, and the state it is kept in. */
+  spare?: { readonly state: SpareState } | undefined;
+  /** The host a spare was claimed for (kept after the claim: an interrupted claim is resumed). */
+  claimedFor?: string | undefined;
+  /** Kept for the post-mortem by a recovery: never started again by failoverd. */
+  kept?: { readonly mode: KeepMode; readonly recoveryId: string; readonly at: number } | undefined;
 }
+
+/** The host of a warm spare in the sandbox's machine table: no declared host has this name. */
+export const SPARE_HOST = "(spare)";
 
 export interface SandboxState {
   topology: string;
@@ -125,10 +137,10 @@ export class Sandbox {
   }
 
   /** Registers a new machine directory at `address`; processes are added by the start* methods. */
-  async createMachine(host: string, role: MachineRole, address: string): Promise<MachineRecord> {
+  async createMachine(host: string, role: MachineRole, address: string, spare?: { state: SpareState }): Promise<MachineRecord> {
     return this.update((s) => {
       s.launches += 1;
-      const id = `${this.topologyName}-${host}-${s.launches}`;
+      const id = `${this.topologyName}-${spare ? `spare-${role}` : host}-${s.launches}`;
       const dir = join(this.runDir, "machines", id);
       mkdirSync(dir, { recursive: true });
       const m: MachineRecord = {
@@ -141,6 +153,7 @@ export class Sandbox {
         processes: [],
         status: "running",
         launchedAt: new Date().toISOString(),
+        ...(spare ? { spare } : {}),
       };
       s.machines.push(m);
       return m;
@@ -200,6 +213,9 @@ export class Sandbox {
     await waitForPort(m.address, port, 10_000).catch((e: unknown) => {
       throw new ProviderError(`redis-server on ${m.address}:${port} did not start: ${tail(logFile)} (${(e as Error).message})`, true);
     });
+    // Redis listens a moment before it sets its process title (which holds the marker): until then the process
+    // would not be recognised as ours, and a stop right after the start would leave it running.
+    for (const start = Date.now(); !isRunning(rec) && Date.now() - start < 5000; ) await sleep(5);
     return rec;
   }
 
@@ -248,6 +264,24 @@ export class Sandbox {
     await this.update((s) => {
       const rec = s.machines.find((x) => x.id === id);
       if (rec) rec.status = "terminated";
+    });
+  }
+
+  /**
+   * Stops a machine and keeps its directory: its processes are killed (SIGKILL, like a machine that loses power:
+   * a kept failed machine must never take another write) and it is marked stopped; `change` says why (a kept machine,
+   * a stopped spare).
+   */
+  async stopMachine(id: string, change: (m: MachineRecord) => void): Promise<void> {
+    const m = this.read().machines.find((x) => x.id === id);
+    if (!m) throw new ProviderError(`machine ${id} is not one of this sandbox's; refusing to stop it`, false);
+    await Promise.all(m.processes.map((p) => stop(p, "SIGKILL")));
+    await this.update((s) => {
+      const rec = s.machines.find((x) => x.id === id);
+      if (rec && rec.status !== "terminated") {
+        rec.status = "stopped";
+        change(rec);
+      }
     });
   }
 

@@ -1,18 +1,25 @@
-/** Terminating the failed machine and launching its replacement from the image. */
-import { ProviderError } from "../../errors.ts";
-import { getHost } from "../../topology/topology.ts";
+/**
+ * The failed machine (terminated, or kept for the post-mortem) and its replacement (a warm spare when the pool has
+ * one, else launched from the AMI).
+ */
+import { errorMessage, ProviderError } from "../../errors.ts";
+import type { Machine } from "../../providers/types.ts";
+import { getHost, type Topology } from "../../topology/topology.ts";
 import type { Step } from "../types.ts";
 
 export interface TerminateResult {
   readonly machineId: string | null;
   readonly address: string;
+  /** What became of it: terminated, or kept (stopped, quarantined) for the post-mortem. */
+  readonly fate?: "terminated" | "stopped" | "quarantined";
 }
 
 export const terminateFailedMachine: Step = {
   name: "terminate",
-  title: "Terminate the failed machine",
+  title: "Terminate the failed machine (or stop / quarantine it for the post-mortem: recovery.failedMachine)",
   async run(ctx): Promise<TerminateResult> {
     const address = ctx.inventory.addressOf(ctx.host);
+    const mode = ctx.topology.config.recovery.failedMachine;
     const found = await ctx.read(() => ctx.providers.compute.find(ctx.host, ctx.signal));
     // Planning without credentials: the machine is looked up at run time.
     const machine = found === undefined && ctx.dryRun ? { id: `<machine of ${ctx.host}>`, host: ctx.host, role: getHost(ctx.topology, ctx.host).role, address } : found;
@@ -26,12 +33,15 @@ export const terminateFailedMachine: Step = {
       ctx.log.info(`the machine for ${ctx.host} is ${machine.id} at ${machine.address}, not the failed one at ${address}: nothing to terminate`);
       return { machineId: null, address };
     }
-    await ctx.providers.compute.terminate(machine, ctx.signal);
-    await ctx.verify(`${machine.id} is gone`, async () => {
+    if (mode === "terminate") await ctx.providers.compute.terminate(machine, ctx.signal);
+    else await ctx.providers.compute.keep(machine, { mode, recoveryId: ctx.recovery.id }, ctx.signal);
+    // Kept or terminated, it no longer serves the host: find() returns only a running machine.
+    await ctx.verify(`${machine.id} no longer runs`, async () => {
       const after = await ctx.providers.compute.find(ctx.host, ctx.signal);
       return after === null || after.id !== machine.id;
     });
-    return { machineId: machine.id, address };
+    if (mode !== "terminate") ctx.log.info({ machineId: machine.id, mode }, `kept ${machine.id} (${ctx.host}) for the post-mortem (${mode}); failoverd cleanup releases it`);
+    return { machineId: machine.id, address, fate: mode === "terminate" ? "terminated" : mode === "stop" ? "stopped" : "quarantined" };
   },
 };
 
@@ -39,11 +49,19 @@ export interface LaunchResult {
   readonly machineId: string;
   readonly address: string;
   readonly reused: boolean;
+  /** The replacement is a warm spare taken from the pool. */
+  readonly spare?: boolean;
+}
+
+/** How many warm spares the config keeps for a role (0: none). */
+export function sparesWanted(t: Topology, role: string): number {
+  const spares = t.config.provider.spares;
+  return role === "redis" || role === "haproxy" ? (spares[role]?.count ?? 0) : 0;
 }
 
 export const launchReplacement: Step = {
   name: "launch",
-  title: "Launch a new machine from the AMI",
+  title: "Launch a new machine from the AMI (or take a warm spare)",
   timeoutMs: (t) => t.config.recovery.launchTimeoutMs ?? t.config.recovery.stepTimeoutMs,
   async run(ctx): Promise<LaunchResult> {
     const host = getHost(ctx.topology, ctx.host);
@@ -58,9 +76,20 @@ export const launchReplacement: Step = {
       return { machineId: m.id, address: m.address, reused: true };
     }
     if (existing && !ctx.dryRun) throw new ProviderError(`the failed machine ${existing.id} of ${ctx.host} is still running`, true);
-    const m = await ctx.providers.compute.launch(req, ctx.signal);
+    let spare: Machine | null = null;
+    if (sparesWanted(ctx.topology, host.role) > 0) {
+      try {
+        spare = await ctx.providers.compute.claim(req, ctx.signal);
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        // A spare that cannot start (no capacity for it now, ...) is left claimed and out of the pool: launch instead.
+        ctx.log.warn({ err: errorMessage(e) }, `could not take a warm spare for ${ctx.host}; launching from the AMI`);
+      }
+      if (!spare) ctx.log.warn(`no warm ${host.role} spare left for ${ctx.host}: launching from the AMI`);
+    }
+    const m = spare ?? (await ctx.providers.compute.launch(req, ctx.signal));
     ctx.place(ctx.host, m.address, m.id);
-    return { machineId: m.id, address: m.address, reused: false };
+    return { machineId: m.id, address: m.address, reused: false, ...(spare ? { spare: true } : {}) };
   },
   async restore(ctx, result) {
     const r = result as Partial<LaunchResult> | undefined;

@@ -3,7 +3,10 @@
  * One line per check; exit 1 when any fails.
  */
 import type { Command } from "commander";
-import { redisAuthOf } from "../providers/index.ts";
+import { countSpares, SPARE_ROLES } from "../daemon/spares.ts";
+import { errorMessage } from "../errors.ts";
+import { createProviders, redisAuthOf } from "../providers/index.ts";
+import type { ComputeProvider } from "../providers/types.ts";
 import { NetHaproxyAdmin } from "../providers/net-admin.ts";
 import type { CheckResult } from "../providers/preflight.ts";
 import { Inventory } from "../topology/inventory.ts";
@@ -35,8 +38,36 @@ async function runPreflight(t: Topology, timeoutMs: number): Promise<CheckResult
   const { preflight } = await import("../providers/preflight.ts");
   const aws = t.config.provider.kind === "aws" ? (await import("../providers/aws/index.ts")).createAwsProviders(t, redisAuthOf(t)) : undefined;
   try {
-    return await preflight(t, { inventory, haproxy, timeoutMs, ...(aws ? { aws } : {}) });
+    const results = await preflight(t, { inventory, haproxy, timeoutMs, ...(aws ? { aws } : {}) });
+    return [...results, ...(await checkSpares(t, timeoutMs, aws?.compute))];
   } finally {
     aws?.close();
+  }
+}
+
+/** Each role's warm spares: as many as the config keeps, in the state it keeps them (none pending). */
+async function checkSpares(t: Topology, timeoutMs: number, awsCompute?: ComputeProvider): Promise<CheckResult[]> {
+  const roles = SPARE_ROLES.filter((r) => (t.config.provider.spares[r]?.count ?? 0) > 0);
+  if (roles.length === 0) return [];
+  const providers = awsCompute ? null : await createProviders(t);
+  const compute = awsCompute ?? providers!.compute;
+  try {
+    return await Promise.all(
+      roles.map(async (role): Promise<CheckResult> => {
+        const name = `spares ${role}`;
+        try {
+          const c = countSpares(role, t, await compute.spares(role, AbortSignal.timeout(timeoutMs)));
+          const ready = c.state === "stopped" ? c.stopped : c.running;
+          const detail = `${ready} of ${c.wanted} ${c.state} (stopped ${c.stopped}, running ${c.running}, pending ${c.pending})`;
+          return ready >= c.wanted
+            ? { name, ok: true, detail }
+            : { name, ok: false, detail: `${detail}: the pool is short; the daemon refills it after its start and after each recovery` };
+        } catch (e) {
+          return { name, ok: false, detail: `cannot list them: ${errorMessage(e)}` };
+        }
+      }),
+    );
+  } finally {
+    await providers?.close();
   }
 }

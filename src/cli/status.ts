@@ -4,7 +4,9 @@ import { type CheckRules, diagnose, DIAGNOSES, observe, type TargetHealth } from
 import type { HaproxyObservation, Observation, RedisObservation } from "../checks/observation.ts";
 import { Checker, checkTargets } from "../checks/round.ts";
 import { DaemonState } from "../daemon/state.ts";
-import { redisAuthOf } from "../providers/index.ts";
+import { countSpares, SPARE_ROLES, type SpareCounts } from "../daemon/spares.ts";
+import { createProviders, redisAuthOf } from "../providers/index.ts";
+import type { Topology } from "../topology/topology.ts";
 import { Inventory } from "../topology/inventory.ts";
 import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, table, withConfig } from "./common.ts";
 
@@ -27,6 +29,7 @@ export function registerStatus(program: Command): void {
       const lastRoles = new Map<string, "primary" | "replica">();
       for (const o of observations) if (o.type === "redis" && o.role) lastRoles.set(o.target, o.role);
       const diagnoses = diagnose({ topology: t, addressOf: (h) => inv.addressOf(h), health, lastRoles });
+      const spares = await listSpares(t);
       const healthy = observations.every((o) => o.ok) && diagnoses.length === 0;
       // The daemon's holds, from its state file: they matter most when the daemon is not answering.
       const state = DaemonState.load(join(t.config.stateDir, "daemon.json"), true);
@@ -34,12 +37,14 @@ export function registerStatus(program: Command): void {
       const pause = state.isPaused(now) ? state.pause : null;
       const maintenance = [...state.maintenanceAt(now)].map(([host, m]) => ({ host, ...m }));
       if (opts.json) {
-        out(JSON.stringify({ topology: t.name, healthy, paused: pause !== null, pause, maintenance, observations, diagnoses }));
+        out(JSON.stringify({ topology: t.name, healthy, paused: pause !== null, pause, maintenance, observations, diagnoses, spares }));
       } else {
         const when = (at: number | undefined) => (at === undefined ? "until resumed" : `until ${new Date(at).toISOString().replace(/\.\d+Z$/, "Z")}`);
         if (pause) out(`PAUSED ${when(pause.until)} by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}: no automatic recovery`);
         for (const m of maintenance) out(`MAINTENANCE ${m.host} ${when(m.until)} by ${m.by}${m.reason ? ` (${m.reason})` : ""}: no recovery of it`);
         if (pause || maintenance.length > 0) out();
+        for (const c of spares) out(`spares: ${c.role} ${c.stopped + c.running} of ${c.wanted} (kept ${c.state}; stopped ${c.stopped}, running ${c.running}, pending ${c.pending})`);
+        if (spares.length > 0) out();
         printStatus(observations);
         out();
         if (diagnoses.length === 0) out("diagnosis: NoProblem (every target is healthy)");
@@ -50,6 +55,19 @@ export function registerStatus(program: Command): void {
       }
       if (!healthy) setExitCode(EXIT_FAILED);
     });
+}
+
+/** The warm spares of each role the config keeps (the provider is asked only when it keeps some). */
+async function listSpares(t: Topology): Promise<SpareCounts[]> {
+  const roles = SPARE_ROLES.filter((r) => (t.config.provider.spares[r]?.count ?? 0) > 0);
+  if (roles.length === 0) return [];
+  const providers = await createProviders(t);
+  try {
+    const signal = AbortSignal.timeout(Math.max(t.config.checks.timeoutMs * 4, 10_000));
+    return await Promise.all(roles.map(async (r) => countSpares(r, t, await providers.compute.spares(r, signal))));
+  } finally {
+    await providers.close();
+  }
 }
 
 function printStatus(observations: readonly Observation[]): void {

@@ -37,6 +37,7 @@ import { checkFailover, type FailoverCheck, planSwitchover, type SwitchoverReque
 import type { Peers } from "./peers.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
 import { Sleeper } from "./sleeper.ts";
+import { SparePool } from "./spares.ts";
 import { DaemonState, type Hold, type Maintenance } from "./state.ts";
 import { buildStatus, lastCompleteCycle, type StatusView } from "./status.ts";
 
@@ -123,6 +124,8 @@ export class Daemon {
   /** Recovery ids running now. */
   private readonly runningIds = new Set<string>();
   private startedAt = 0;
+  /** Warm spares (provider.spares): refilled in the background, never during a recovery. */
+  private readonly spares: SparePool;
   /** A config reload waiting for the running recoveries to end (SIGHUP during a recovery). */
   private pendingReload: { readonly topology: Topology; readonly since: number } | null = null;
   private reloadedAt: number | null = null;
@@ -144,6 +147,15 @@ export class Daemon {
     this.providers = opts.dryRun ? dryRun(opts.providers, recorder) : opts.providers;
     this.events = new EventBus((event, err) => this.log.error({ event, err: errorMessage(err) }, "an event listener failed (a bug); the daemon goes on"));
     this.findings = new Findings(this.events);
+    this.spares = new SparePool({
+      topology: () => this.topology,
+      compute: this.providers.compute,
+      log: this.log.child({ component: "spares" }),
+      events: this.events,
+      busy: () => this.recoveries.size > 0 || !this.mayAct(),
+      stopping: this.stopping.signal,
+      now: this.now,
+    });
     opts.peers?.onChange(() => this.evaluation.request());
     opts.peers?.onPlacements((p) => this.applyPlacements(p));
     this.controls = new Controls({
@@ -205,6 +217,14 @@ export class Daemon {
     // Replication health, two primaries, lag: weighed every round, whatever else is up or down.
     this.roundTimer = setInterval(() => this.evaluation.request(), this.rules.intervalMs);
     this.roundTimer.unref();
+    this.afterRecoveries();
+  }
+
+  /** No recovery runs: the spare pool is refilled (a dry run only looks at it: it would describe launches forever). */
+  private afterRecoveries(): void {
+    if (this.recoveries.size > 0 || !this.spares.enabled) return;
+    if (this.opts.dryRun) void this.spares.observe();
+    else this.spares.refill();
   }
 
   /** Whether this instance may act now: it holds the lease and has read the journal since taking it. */
@@ -260,7 +280,7 @@ export class Daemon {
     this.stopping.abort();
     if (this.roundTimer) clearInterval(this.roundTimer);
     this.controls.close();
-    await Promise.allSettled([...this.loops, ...this.recoveries.values()]);
+    await Promise.allSettled([...this.loops, ...this.recoveries.values(), this.spares.stop()]);
     this.checker.close();
     this.journal.close();
     await this.opts.providers.close();
@@ -598,6 +618,8 @@ export class Daemon {
     origin: RecoveryOrigin = "diagnosis",
   ): Runner {
     const group = groupOf(this.topology, host);
+    // Never a spare launch during a recovery: one under way is cut short (the pool is refilled after it).
+    this.spares.interrupt();
     const runner = new Runner({
       topology: this.topology,
       inventory: this.inventory,
@@ -659,6 +681,7 @@ export class Daemon {
         const id = tracker.id();
         if (id) this.runningIds.delete(id);
         this.applyPendingReload();
+        this.afterRecoveries();
       });
     this.recoveries.set(group, run);
     return runner;
@@ -918,6 +941,7 @@ export class Daemon {
       config: { source: this.topology.source, reloadedAt: this.reloadedAt, reloadPendingSince: this.pendingReload?.since ?? null },
       journal: this.journalFault(),
       replication: this.replication,
+      spares: this.spares.snapshot(),
     });
   }
 

@@ -8,6 +8,7 @@ import type { Observation } from "../checks/observation.ts";
 import type { PortReplication } from "../checks/replication.ts";
 import type { RecoveryOutcome } from "../recovery/journal.ts";
 import type { RunOutcome } from "../recovery/runner.ts";
+import type { SpareCounts } from "./spares.ts";
 
 /** Who asked for a recovery: the decider (a diagnosis), an operator (switchover), a drill, or a restart (resume). */
 export type RecoveryOrigin = "diagnosis" | "operator" | "drill" | "resume";
@@ -89,6 +90,8 @@ export interface DaemonEvents {
   /** The current findings were acknowledged: not sent again until they change. */
   ack: { readonly keys: readonly string[]; readonly at: number; readonly by: string };
   drill: DrillResult;
+  /** The warm spares of a role, as last listed (after the daemon starts, a refill step, a recovery). */
+  spares: SpareCounts & { readonly at: number };
 }
 
 export type DaemonEventName = keyof DaemonEvents;

@@ -5,6 +5,7 @@
  */
 import type { PortReplication } from "../checks/replication.ts";
 import type { InstancesView } from "./peers.ts";
+import type { SpareCounts } from "./spares.ts";
 import type { TargetHealth, TargetStatus } from "../checks/detector.ts";
 import type { RecoverySummary } from "../recovery/journal.ts";
 import type { Topology } from "../topology/topology.ts";
@@ -95,6 +96,8 @@ export interface StatusView {
   readonly routing: readonly RouteView[];
   /** Several instances coordinated through etcd: who leads, who publishes, their verdicts. Absent: a single instance. */
   readonly instances?: InstancesView;
+  /** The warm spares per role kept (provider.spares), as last listed. */
+  readonly spares: readonly SpareCounts[];
 }
 
 export interface ConfigView {
@@ -124,6 +127,7 @@ export interface StatusInput {
   readonly recentLimit?: number;
   readonly config: ConfigView;
   readonly journal: JournalFault | null;
+  readonly spares?: readonly SpareCounts[];
 }
 
 export function buildStatus(i: StatusInput): StatusView {
@@ -211,6 +215,7 @@ export function buildStatus(i: StatusInput): StatusView {
     config: i.config,
     journal: i.journal,
     routing,
+    spares: i.spares ?? [],
   };
 }
 

@@ -141,6 +141,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly spares = new Gauge({
+    name: "failoverd_spares",
+    help: "Warm spares per role and state (stopped, running, pending; wanted: the count the config keeps)",
+    labelNames: ["role", "state"],
+    registers: [this.registry],
+  });
+
   /** Targets whose status series exist (set to `unknown` once, then by the daemon's status events). */
   private readonly statusKnown = new Set<string>();
 
@@ -252,6 +259,9 @@ export class Metrics {
       primaryLabels.clear();
       for (const t of primaries) primaryLabels.add(t);
     });
+    on("spares", (c) => {
+      for (const state of ["stopped", "running", "pending", "wanted"] as const) this.spares.set({ role: c.role, state }, c[state]);
+    });
     on("drill", (d) => {
       const pair = d.pair.join("+");
       this.drills.inc({ pair, outcome: d.outcome });
@@ -273,6 +283,12 @@ export class Metrics {
    * drill its outcomes. A series already there keeps its value.
    */
   configure(t: Topology): void {
+    for (const role of ["redis", "haproxy"] as const) {
+      const count = t.config.provider.spares[role]?.count ?? 0;
+      if (count === 0) continue;
+      this.spares.set({ role, state: "wanted" }, count);
+      for (const state of ["stopped", "running", "pending"] as const) this.spares.inc({ role, state }, 0);
+    }
     const targets = [
       ...t.redisHosts.flatMap((h) => h.ports.map((p) => ({ target: `${h.name}:${p}`, type: "redis" as const }))),
       ...t.haproxyHosts.map((h) => ({ target: h.name, type: "haproxy" as const })),

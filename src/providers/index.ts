@@ -47,8 +47,8 @@ export async function createProviders(t: Topology): Promise<Providers> {
   if (p.kind === "local") {
     const sandbox = new Sandbox(t.name, p);
     return withChaos({
-      compute: new LocalCompute(sandbox, { password: auth.password, username: auth.username }),
-      dns: new LocalDns(sandbox),
+      compute: new LocalCompute(sandbox, { password: auth.password, username: auth.username }, p.latency),
+      dns: new LocalDns(sandbox, p.latency),
       proxies: new LocalProxies(sandbox),
       redis,
       haproxy,

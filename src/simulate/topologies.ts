@@ -23,6 +23,8 @@ export interface LoopbackTopologyOptions {
   readonly cooldownMs?: number;
   /** The topology's name; `t<net>` by default. */
   readonly name?: string;
+  /** Extra YAML lines under provider: (two-space indented), e.g. spares or latency. */
+  readonly provider?: string;
 }
 
 export interface LoopbackTopology {
@@ -57,6 +59,7 @@ provider:
   kind: local
   runDir: ${join(dir, "sandbox")}
   addressPool: { redis: ${pool(1)}, haproxy: ${pool(2)} }
+${o.provider ?? ""}
 stateDir: ${join(dir, "state")}
 ${o.extra ?? ""}
 `;

@@ -68,3 +68,8 @@ export function twinOf(t: Topology, host: string): string | undefined {
 export function backendName(redisPort: number): string {
   return `be_redis_${redisPort}`;
 }
+
+/** The ports a warm Redis spare serves: every port of the declared Redis hosts (it may replace any of them). */
+export function sparePorts(t: Topology): number[] {
+  return [...new Set(t.redisHosts.flatMap((h) => h.ports))].sort((a, b) => a - b);
+}

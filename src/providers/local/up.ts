@@ -10,7 +10,8 @@ import type { RedisAuth } from "../../admin/redis.ts";
 import { whyNotConverged } from "../../checks/converged.ts";
 import { ProviderError } from "../../errors.ts";
 import { Inventory } from "../../topology/inventory.ts";
-import type { Topology } from "../../topology/topology.ts";
+import { sparePorts, type Topology } from "../../topology/topology.ts";
+import { LocalCompute } from "./index.ts";
 import { isRunning, isStopped, whyNotFree } from "./processes.ts";
 import { type MachineRecord, Sandbox } from "./sandbox.ts";
 
@@ -41,6 +42,7 @@ export interface UpOptions {
 
 export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sandbox> {
   const sandbox = sandboxOf(t);
+  const p = sandbox.config;
   const say = opts.onProgress ?? (() => {});
   const live = sandbox.running().filter((m) => m.processes.some(isRunning));
   if (live.length > 0) {
@@ -87,6 +89,15 @@ export async function sandboxUp(t: Topology, opts: UpOptions = {}): Promise<Sand
     say(`app     ${h.name} ${h.address} ${Object.entries(h.frontends).map(([l, r]) => `${l}->${r}`).join(", ")} via ${h.upstreams.join(", ")}`);
   }
   await waitUntilServing(t, inventory, opts.auth ?? {}, opts.timeoutMs ?? 20_000);
+  // The warm spares exist before the story starts: launched at once (provider.latency models a recovery, not this).
+  const compute = new LocalCompute(sandbox, creds);
+  for (const role of ["redis", "haproxy"] as const) {
+    const spec = p.spares[role];
+    for (let i = 0; i < (spec?.count ?? 0); i++) {
+      const spare = await compute.addSpare(role, spec!.state, role === "redis" ? sparePorts(t) : [], AbortSignal.timeout(opts.timeoutMs ?? 20_000));
+      say(`spare   ${role} ${spare.address} (${spare.state})`);
+    }
+  }
   return sandbox;
 }
 

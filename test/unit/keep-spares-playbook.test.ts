@@ -41,7 +41,7 @@ describe("failed_redis keeps the failed machine", () => {
   }
 
   it("the config's default is stop", () => {
-    const yaml = "topology: t\nhosts:\n  r1: { role: redis, address: 10.0.0.1, ports: [1] }\n  r2: { role: redis, address: 10.0.0.2, ports: [1] }\npairs: [[r1, r2]]\n";
+    const yaml = "topology: t\nhosts:\n  r1: { role: redis, address: 127.150.9.1, ports: [1] }\n  r2: { role: redis, address: 127.150.9.2, ports: [1] }\npairs: [[r1, r2]]\n";
     return import("../../src/topology/load.ts").then(({ parseTopology }) => assert.equal(parseTopology(yaml, "t.yaml").config.recovery.failedMachine, "stop"));
   });
 });

@@ -419,7 +419,7 @@ describe("failoverd: misuse through main(), refused before anything starts", () 
   });
 
   test("simulate --fault bogus exits 2 naming the option and the choices", async () => {
-    assertRefused(await cli("simulate", "--target", "redis1", "--fault", "bogus", "--config", missing()), /--fault.*'bogus'.*crash or hang/);
+    assertRefused(await cli("simulate", "--target", "redis1", "--fault", "bogus", "--config", missing()), /--fault.*'bogus'.*crash, hang or vanish/);
   });
 
   test("simulate --hang-ms -5 exits 2 naming the option", async () => {

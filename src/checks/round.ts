@@ -52,12 +52,13 @@ export class Checker {
     this.pool = new RedisProbePool(auth, onConnectionLost);
   }
 
-  check(target: CheckTarget): Promise<Observation> {
+  /** One check of `target`, under the check timeout (or `timeoutMs`, for a quick re-check). */
+  check(target: CheckTarget, timeoutMs = this.timeoutMs): Promise<Observation> {
     if (target.type === "redis") {
-      return checkRedis(target, this.pool.get(target), this.timeoutMs, this.now);
+      return checkRedis(target, this.pool.get(target), timeoutMs, this.now);
     }
-    const admin = new HaproxyAdminClient({ address: target.address, port: target.adminPort }, this.timeoutMs);
-    return checkHaproxy(target, admin, this.timeoutMs, this.now);
+    const admin = new HaproxyAdminClient({ address: target.address, port: target.adminPort }, timeoutMs);
+    return checkHaproxy(target, admin, timeoutMs, this.now);
   }
 
   /**

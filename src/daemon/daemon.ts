@@ -729,11 +729,11 @@ export class Daemon {
         return this.health.get(target)?.status ?? "unknown";
       },
       rules: this.rules,
-      recheck: async (target) => {
+      recheck: async (target, deadlineMs) => {
         const t = this.targetOf(target);
         if (!t) throw new Error(`no target ${target} to check`);
         const address = this.inventory.addressOf(t.host);
-        return this.checker.check(address === t.address ? t : { ...t, address });
+        return this.checker.check(address === t.address ? t : { ...t, address }, deadlineMs);
       },
       failuresOf: (target) => this.health.get(target)?.failures ?? 0,
       lastGood: (target) => this.restarts.get(target)?.before ?? this.lastGood.get(target),

@@ -51,8 +51,11 @@ export interface MonitorControl {
   statusOf(target: string): TargetStatus;
   /** The check rules in force (fall, intervals). */
   readonly rules: CheckRules;
-  /** Checks a target once more, now, with the check deadline (the daemon's own check: same probe, same verdict). */
-  recheck(target: string): Promise<Observation>;
+  /**
+   * Checks a target once more, now (the daemon's own check: same probe, same verdict), with the check's deadline or a
+   * shorter one.
+   */
+  recheck(target: string, deadlineMs?: number): Promise<Observation>;
   /** Consecutive failed checks of a target so far (its current run). */
   failuresOf(target: string): number;
   /** A Redis server's last healthy observation before its failure: what it had acknowledged, and its identity. */

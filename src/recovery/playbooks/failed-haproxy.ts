@@ -14,9 +14,8 @@ const terminate: Step = {
   ...terminateFailedMachine,
   pointOfNoReturn: true,
   async run(ctx) {
-    const confirmed = await confirmStillFailed(ctx, failedTargets(ctx, [ctx.host]), "termination");
-    const confirmedAt = Date.now();
-    return { ...((await terminateFailedMachine.run(ctx)) as object), confirmed, confirmedAt };
+    const confirmation = await confirmStillFailed(ctx, failedTargets(ctx, [ctx.host]), "termination");
+    return { ...((await terminateFailedMachine.run(ctx)) as object), confirmed: confirmation.evidence };
   },
 };
 

@@ -19,19 +19,31 @@ export function failedTargets(ctx: StepContext, all: readonly string[]): string[
   return named.length > 0 ? named : [...all];
 }
 
+export interface Confirmation {
+  /** One line of evidence per target. */
+  readonly evidence: string[];
+  /** The failure was not yet confirmed when the step began (an early start): it was watched until it was. */
+  readonly waited: boolean;
+}
+
 /**
- * Resolves with one line of evidence per target once every target's failure is confirmed (`fall` failed checks in a
- * row, counting those seen before the recovery began) or its dataset is known lost (a primary that restarted
- * empty). Throws PreconditionError("recovered before <what>") when a target answers as it was.
+ * Resolves once every target's failure is confirmed (`fall` failed checks in a row, counting those seen before the
+ * recovery began) or its dataset is known lost (a primary that restarted empty). Throws PreconditionError("recovered
+ * before <what>") when a target answers as it was. A failure confirmed already is re-checked once with a short
+ * deadline (a server that answers again answers at once; a hung one need not be waited for a whole check timeout).
  */
-export async function confirmStillFailed(ctx: StepContext, targets: readonly string[], what: string): Promise<string[]> {
-  if (ctx.dryRun) return targets.map((t) => `${t}: re-checked at run time`);
+export async function confirmStillFailed(ctx: StepContext, targets: readonly string[], what: string): Promise<Confirmation> {
+  if (ctx.dryRun) return { evidence: targets.map((t) => `${t}: re-checked at run time`), waited: false };
   const rules = ctx.monitor.rules;
-  return Promise.all(
+  const timeoutMs = ctx.topology.config.checks.timeoutMs;
+  const short = Math.max(10, Math.min(timeoutMs, Math.floor(Math.min(rules.fastIntervalMs ?? rules.intervalMs, rules.intervalMs) / 2)));
+  let waited = false;
+  const evidence = await Promise.all(
     targets.map(async (t) => {
       let failures = ctx.monitor.failuresOf(t);
+      if (failures < rules.fall) waited = true;
       for (;;) {
-        const o = await ctx.monitor.recheck(t);
+        const o = await ctx.monitor.recheck(t, failures >= rules.fall ? short : undefined);
         if (o.ok) {
           const why = answered(ctx, t, o);
           if (why.lost) return why.text;
@@ -44,6 +56,7 @@ export async function confirmStillFailed(ctx: StepContext, targets: readonly str
       }
     }),
   );
+  return { evidence, waited };
 }
 
 /** A target that answered: is its failure over, or did it come back without its data? */

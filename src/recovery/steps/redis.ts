@@ -199,8 +199,10 @@ export const promoteSurvivor: Step = {
     const alreadyPrimary: number[] = [];
     // Decide on the present: the failed servers are checked once more. One that answers as it was ends the recovery
     // here (rolled back, nothing promoted); one seen failing fewer than `fall` times is watched until confirmed.
-    const confirmed = await confirmStillFailed(ctx, failedTargets(ctx, portsOf(ctx).map((p) => `${ctx.host}:${p}`)), "promotion");
-    const confirmedAt = Date.now();
+    const confirmation = await confirmStillFailed(ctx, failedTargets(ctx, portsOf(ctx).map((p) => `${ctx.host}:${p}`)), "promotion");
+    const confirmed = confirmation.evidence;
+    // When the failure was confirmed: now, for a recovery that started early and waited for it (else at its start).
+    const confirmedAt = confirmation.waited ? Date.now() : undefined;
     // Every candidate is checked before any is promoted: a refusal here changes nothing and may still roll back.
     const candidates = await Promise.all(
       portsOf(ctx).map(async (port) => {
@@ -267,7 +269,7 @@ export const promoteSurvivor: Step = {
       alreadyPrimary: alreadyPrimary.sort(),
       ...(losses.length > 0 ? { dataLoss: losses.filter((l) => promoted.includes(l.port)) } : {}),
       confirmed,
-      confirmedAt,
+      ...(confirmedAt !== undefined ? { confirmedAt } : {}),
     };
   },
 };

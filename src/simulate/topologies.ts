@@ -23,6 +23,8 @@ export interface LoopbackTopologyOptions {
   readonly cooldownMs?: number;
   /** The topology's name; `t<net>` by default. */
   readonly name?: string;
+  /** recovery.launchTimeoutMs (a modelled cloud launch takes longer than stepTimeoutMs). */
+  readonly launchTimeoutMs?: number;
   /** Extra YAML lines under provider: (two-space indented), e.g. spares or latency. */
   readonly provider?: string;
 }
@@ -54,7 +56,7 @@ hosts:
 pairs:
   - [redis1, redis2]
 checks: { intervalMs: ${o.intervalMs ?? 200}, timeoutMs: ${o.timeoutMs ?? 150}, fall: ${o.fall ?? 3}, rise: ${o.rise ?? 2} }
-recovery: { cooldownMs: ${o.cooldownMs ?? 60000}, stepTimeoutMs: 20000, syncTimeoutMs: 30000 }
+recovery: { cooldownMs: ${o.cooldownMs ?? 60000}, stepTimeoutMs: 20000, syncTimeoutMs: 30000${o.launchTimeoutMs ? `, launchTimeoutMs: ${o.launchTimeoutMs}` : ""} }
 provider:
   kind: local
   runDir: ${join(dir, "sandbox")}

@@ -893,7 +893,7 @@ export class Daemon {
     }
     if (!confirm) return { started: false, check, plan: await planRecovery(this.topology, host, this.opts.providers) };
     this.log.warn({ by, host, reason }, `forced failover of ${host} requested by ${by}${reason ? ` (${reason})` : ""}: running ${check.playbook}`);
-    const meta: RecoveryMeta = { diagnosis: `forced failover requested by ${by}`, origin: "operator", by, ...(reason ? { reason } : {}) };
+    const meta: RecoveryMeta = { diagnosis: `forced failover requested by ${by}`, origin: "operator", by, forced: true, ...(reason ? { reason } : {}) };
     const runner = this.startRecovery(check.playbook, host, meta, undefined, "operator");
     const recoveryId = await this.started(runner, check.group);
     if (!recoveryId) return { refused: "the failover could not start (see the log)" };

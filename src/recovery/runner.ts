@@ -55,6 +55,8 @@ export interface RecoveryMeta {
   readonly targets?: readonly string[] | undefined;
   /** An operator accepted that the promotion may lose data. */
   readonly acceptDataLoss?: boolean | undefined;
+  /** A forced failover: an operator fails over a host that answers; the point of no return does not re-check it. */
+  readonly forced?: boolean | undefined;
   readonly by?: string | undefined;
   /** Who asked for it, journaled for the history (the decider when absent). */
   readonly origin?: RecoveryTrigger;
@@ -132,6 +134,7 @@ export class Runner extends EventEmitter {
       id,
       targets: meta.targets ?? resume?.targets ?? [],
       acceptDataLoss: (meta.acceptDataLoss ?? resume?.acceptDataLoss) === true,
+      forced: meta.forced === true,
     };
     if (!resume) {
       try {

@@ -73,6 +73,8 @@ export interface RecoveryInfo {
   readonly targets: readonly string[];
   /** An operator accepted that the promotion may lose data (journaled with the recovery's start). */
   readonly acceptDataLoss: boolean;
+  /** A forced failover (`failoverd failover --host`): the host answers by design and is not re-checked before the point of no return. */
+  readonly forced?: boolean;
 }
 
 export interface StepContext {

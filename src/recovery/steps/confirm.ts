@@ -34,6 +34,7 @@ export interface Confirmation {
  */
 export async function confirmStillFailed(ctx: StepContext, targets: readonly string[], what: string): Promise<Confirmation> {
   if (ctx.dryRun) return { evidence: targets.map((t) => `${t}: re-checked at run time`), waited: false };
+  if (ctx.recovery.forced) return { evidence: targets.map((t) => `${t}: failed over by an operator (forced), not re-checked`), waited: false };
   const rules = ctx.monitor.rules;
   const timeoutMs = ctx.topology.config.checks.timeoutMs;
   const short = Math.max(10, Math.min(timeoutMs, Math.floor(Math.min(rules.fastIntervalMs ?? rules.intervalMs, rules.intervalMs) / 2)));

@@ -8,6 +8,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { packagePath } from "../src/package-root.ts";
 import { EC2_LATENCY } from "../src/topology/schema.ts";
 import { declaredListeners } from "../src/providers/local/up.ts";
 import { simulate } from "../src/simulate/scenario.ts";
@@ -71,7 +72,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const i = process.argv.indexOf("--trials");
   const trials = i > 0 ? Number(process.argv[i + 1]) : 3;
   const r = await runRedundancyModel(trials);
-  const dir = fileURLToPath(new URL("./results", import.meta.url)).replace(/\/dist\/bench\/results$/, "/bench/results");
+  const dir = packagePath("bench", "results");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "redundancy-model.json"), `${JSON.stringify({ date: new Date().toISOString(), ...r }, null, 2)}\n`);
   for (const s of ["none", "stopped", "running"] as const) {

@@ -7,14 +7,14 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 import { promisify } from "node:util";
 import { LocalCompute } from "../../src/providers/local/index.ts";
 import { Sandbox } from "../../src/providers/local/sandbox.ts";
 import type { Machine } from "../../src/providers/types.ts";
 import { assertAddressesFree, testTopology } from "../helpers/sandbox.ts";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 const tt = testTopology({ net: 150, name: "cleanup150" });
 const p = tt.topology.config.provider;
 if (p.kind !== "local") throw new Error("expected the local provider");

@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../../src/package-root.ts";
 import { promisify } from "node:util";
 import { whyNotConverged } from "../../src/checks/converged.ts";
 import { Daemon } from "../../src/daemon/daemon.ts";
@@ -29,7 +29,7 @@ const t = tt.topology;
 const sandbox = sandboxOf(t);
 const compute = new LocalCompute(sandbox);
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const REPO = PACKAGE_ROOT;
 
 /** `failoverd <args> --config <topology>`; its exit code does not matter here (status exits 1 when unhealthy). */
 async function cli(args: readonly string[]): Promise<{ stdout: string }> {

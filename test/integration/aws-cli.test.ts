@@ -23,6 +23,8 @@ function failoverd(args: readonly string[]) {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env["PATH"],
     HOME: home,
+    // The secret barton.yaml names (http.token): validate and run refuse an unset one.
+    FAILOVERD_HTTP_TOKEN: "a-test-token",
     AWS_EC2_METADATA_DISABLED: "true",
     AWS_CONFIG_FILE: join(home, "no-config"),
     AWS_SHARED_CREDENTIALS_FILE: join(home, "no-credentials"),
@@ -41,7 +43,12 @@ describe("failoverd plan on AWS, without credentials", () => {
     const o = r.stdout;
     assert.match(o, /^failed_redis for redis1 \(config\/barton\.yaml, provider aws\); nothing is changed:/);
     assert.match(o, /offline: no AWS credentials \(CredentialsProviderError.*nothing was contacted/);
-    assert.match(o, / 4\. Terminate the failed machine\n\s+would terminate <machine of redis1> \(redis1 at 10\.0\.1\.11\)\n\s+EC2 DescribeInstances .*refuse unless tagged failoverd:topology=barton and failoverd:host=redis1\n\s+EC2 TerminateInstances/);
+    // barton keeps the failed machine quarantined (recovery.failedMachine): stopped, cut off, tagged, never terminated.
+    assert.match(
+      o,
+      / 5\. Terminate the failed machine[^\n]*\n\s+would quarantine [^\n]*<machine of redis1> \(redis1 at 10\.0\.1\.11\)[^\n]*\n\s+EC2 DescribeInstances .*refuse unless tagged failoverd:topology=barton and failoverd:host=redis1\n(\s+EC2 (CreateTags|ModifyInstanceAttribute) [^\n]*\n)+\s+EC2 StopInstances/,
+    );
+    assert.doesNotMatch(o, /EC2 TerminateInstances/);
     assert.match(o, /EC2 RunInstances \{"MinCount":1,"MaxCount":1,"ImageId":"ami-0123456789abcdef0","InstanceType":"m6i\.large","SubnetId":"subnet-0123456789abcdef0"/);
     assert.match(o, /\{"Key":"failoverd:topology","Value":"barton"\},\{"Key":"failoverd:host","Value":"redis1"\},\{"Key":"failoverd:role","Value":"redis"\}/);
     assert.match(o, /on InsufficientInstanceCapacity, the same with InstanceType=m5\.large SubnetId=subnet-0fedcba9876543210/);

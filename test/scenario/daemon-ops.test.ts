@@ -102,7 +102,8 @@ describe("the daemon under operation", { timeout: 180_000 }, () => {
       const text = readFileSync(log, "utf8");
       assert.match(text, /would send REPLICAOF NO ONE to 127\.32\.1\.2:9001/);
       assert.match(text, /would send 'set server be_redis_9001\/redis1 state maint' to HAProxy 127\.32\.2\.1:9999/);
-      assert.match(text, /would terminate t32-redis1-1/);
+      // The failed machine is kept for the post-mortem (recovery.failedMachine: stop, the default).
+      assert.match(text, /would stop t32-redis1-1 \(redis1 at 127\.32\.1\.1\) and keep it/);
       assert.match(text, /would launch a redis machine for redis1/);
       // Nothing changed: redis2 is still a replica, no machine launched or terminated, no journal written.
       const c = new RedisAdminClient({ address: "127.32.1.2", port: 9001 }, 1000);
@@ -127,9 +128,9 @@ describe("the daemon under operation", { timeout: 180_000 }, () => {
       const before = JSON.stringify(sandbox.read());
       const redis = await execFileP(process.execPath, [BIN, "plan", "--target", "redis1", "--config", tt.path]);
       assert.match(redis.stdout, /^failed_redis for redis1/);
-      assert.match(redis.stdout, / 3\. Make the remaining Redis the primary {3}\[point of no return\]/);
+      assert.match(redis.stdout, / 4\. Make the remaining Redis the primary {3}\[point of no return\]/);
       assert.match(redis.stdout, /would send REPLICAOF NO ONE to 127\.32\.1\.2:9002/);
-      assert.match(redis.stdout, /would terminate t32-redis1-\d+ \(redis1 at 127\.32\.1\.1\)/);
+      assert.match(redis.stdout, /would stop t32-redis1-\d+ \(redis1 at 127\.32\.1\.1\) and keep it for the post-mortem/);
       assert.match(redis.stdout, /would send REPLICAOF 127\.32\.1\.2 9001 to <new redis1 address>:9001/);
       const hap = await execFileP(process.execPath, [BIN, "plan", "--target", "haproxy1", "--config", tt.path, "--json"]);
       const plan = JSON.parse(hap.stdout) as { playbook: string; steps: { name: string; actions: string[] }[] };

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
+import { isGone } from "../../src/providers/local/processes.ts";
 import { killAll, MONITOR_GID, scenario, withFirewallRule } from "../helpers/matrix.ts";
 import { type TestTopology, testTopology } from "../helpers/sandbox.ts";
 
@@ -70,8 +71,11 @@ describe("fault matrix", { timeout: 600_000 }, () => {
       assert.equal(r?.outcome, "succeeded");
       killAll(old, "SIGCONT");
       await c.waitConverged();
-      // The hung machine was terminated before it could resume: its processes are gone, not serving.
-      assert.ok(c.sandbox.read().machines.find((m) => m.processes.some((p) => p.pid === old[0]?.pid))?.status === "terminated");
+      // The hung machine was stopped (kept for the post-mortem, recovery.failedMachine) before it could resume: its
+      // processes are gone, not serving.
+      const hung = c.sandbox.read().machines.find((m) => m.processes.some((p) => p.pid === old[0]?.pid));
+      assert.ok(hung?.status === "stopped" || hung?.status === "terminated", `the hung machine is ${hung?.status}`);
+      for (const p of old) assert.ok(isGone(p.pid), `pid ${p.pid} of the hung machine still runs`);
       await sleep(500);
     });
   });

@@ -16,7 +16,7 @@ import type { Logger } from "../log.ts";
 import { redisAuthOf } from "../providers/index.ts";
 import { DryRunRecorder, dryRun } from "../providers/dry-run.ts";
 import type { Providers } from "../providers/types.ts";
-import { cooldownKeyOf, decide, type Decision, groupOf } from "../recovery/decider.ts";
+import { cooldownKeyOf, decide, type Decision, failedKeyOf, groupOf } from "../recovery/decider.ts";
 import { FileJournal, type Journal, MemoryJournal, type RecoverySummary, summarize, unfinished } from "../recovery/journal.ts";
 import { type Lease, LocalLease } from "../recovery/lease.ts";
 import { playbookFor } from "../recovery/registry.ts";
@@ -694,6 +694,7 @@ export class Daemon {
    */
   private armCooldown(playbook: PlaybookName, host: string, diagnosis: string, outcome: string, summary: RecoverySummary | undefined): void {
     if (outcome === "rolled-back") return;
+    if (outcome === "failed") this.state.recoveryEnded(failedKeyOf(host), this.now());
     let key: string | null = null;
     if (playbook === "failed_redis") {
       const promote = summary?.completed.get("promote") as PromoteResult | undefined;

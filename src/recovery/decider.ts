@@ -63,6 +63,11 @@ export function cooldownKeyOf(t: Topology, diagnosis: string, host: string): str
   return null;
 }
 
+/** The key a failed recovery of `host` arms: its next recovery waits for the cooldown. */
+export function failedKeyOf(host: string): string {
+  return `failed:${host}`;
+}
+
 export function decide(input: DeciderInput): Decision[] {
   const { topology: t, state, now } = input;
   const cfg = t.config.recovery;
@@ -85,6 +90,9 @@ export function decide(input: DeciderInput): Decision[] {
     const group = groupOf(t, d.host);
     const key = cooldownKeyOf(t, d.name, d.host);
     const armed = key === null ? undefined : state.lastEnded.get(key);
+    // A recovery of this very host that failed (forward, past its point of no return) is not tried again at once:
+    // a provider that cannot launch must not be asked in a loop. Other hosts are not held by it.
+    const failedAt = state.lastEnded.get(failedKeyOf(d.host));
     const refusal = PROMOTES.has(d.name) && !state.acceptDataLoss?.has(group) ? whyNoPromotion(d, t) : null;
     const held = inMaintenance(t, group, state, now);
     if (!cfg.enabled) {
@@ -97,6 +105,8 @@ export function decide(input: DeciderInput): Decision[] {
       alert(`a recovery of ${group} is already under way`);
     } else if (refusal) {
       alert(refusal);
+    } else if (failedAt !== undefined && now - failedAt < cfg.cooldownMs) {
+      alert(`the last recovery of ${d.host} failed at ${iso(failedAt)}: cooling down until ${iso(failedAt + cfg.cooldownMs)} before trying it again (recovery.cooldownMs)`);
     } else if (armed !== undefined && now - armed < cfg.cooldownMs) {
       const what = key?.startsWith("failover:") ? `${group} failed over` : `${d.host} was rebuilt`;
       alert(

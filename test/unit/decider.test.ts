@@ -199,6 +199,14 @@ describe("decide: guard rails", () => {
     assertAlert(d, /cooling down/);
   });
 
+  test("a recovery of a host that failed holds that host's next recovery, not the other host's", () => {
+    const lastEnded = new Map([["failed:redis1", NOW - 1]]);
+    assertAlert(only(decide(input([diagnosis("DeadReplica", "redis1")], { state: { lastEnded } }))), /the last recovery of redis1 failed at .*cooling down until/);
+    assertRecover(only(decide(input([diagnosis("DeadPrimary", "redis2")], { state: { lastEnded } }))), "failed_redis", "redis2", PAIR);
+    const later = only(decide({ ...input([diagnosis("DeadReplica", "redis1")], { state: { lastEnded } }), now: NOW + COOLDOWN }));
+    assertRecover(later, "failed_redis", "redis1", PAIR);
+  });
+
   test("one HAProxy's rebuild does not hold the other HAProxy's", () => {
     const lastEnded = new Map([["haproxy:haproxy1", NOW - 1]]);
     assertRecover(only(decide(input([diagnosis("HaproxyDown", "haproxy2")], { state: { lastEnded } }))), "failed_haproxy", "haproxy2", TIER);

@@ -103,7 +103,7 @@ describe("the daemon under operation", { timeout: 180_000 }, () => {
       assert.match(text, /would send REPLICAOF NO ONE to 127\.32\.1\.2:9001/);
       assert.match(text, /would send 'set server be_redis_9001\/redis1 state maint' to HAProxy 127\.32\.2\.1:9999/);
       // The failed machine is kept for the post-mortem (recovery.failedMachine: stop, the default).
-      assert.match(text, /would stop t32-redis1-1 \(redis1 at 127\.32\.1\.1\) and keep it/);
+      assert.match(text, /would stop t32-redis1-\d+ \(redis1 at 127\.32\.1\.1\) and keep it/);
       assert.match(text, /would launch a redis machine for redis1/);
       // Nothing changed: redis2 is still a replica, no machine launched or terminated, no journal written.
       const c = new RedisAdminClient({ address: "127.32.1.2", port: 9001 }, 1000);

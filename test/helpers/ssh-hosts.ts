@@ -15,7 +15,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, clo
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isRunning, stop, waitForPort } from "../../src/providers/local/processes.ts";
+import { isGone, stop, waitForPort } from "../../src/providers/local/processes.ts";
 
 export const HAPROXY = "/usr/sbin/haproxy";
 
@@ -198,7 +198,8 @@ export class SshHosts {
     try {
       await waitForPort(address, this.o.port, 30_000);
       while (!existsSync(join(run, "haproxy.pid")) || h.workers().length === 0) {
-        if (!isRunning(haproxy)) throw new Error(`haproxy of ${host} exited: ${readFileSync(join(root, "haproxy.log"), "utf8")}`);
+        // Gone, not merely "not yet haproxy": between fork and exec the child's command line is still node's.
+        if (isGone(haproxyPid)) throw new Error(`haproxy of ${host} exited: ${readFileSync(join(root, "haproxy.log"), "utf8")}`);
         if (Date.now() > deadline) throw new Error(`haproxy of ${host} did not start: ${readFileSync(join(root, "haproxy.log"), "utf8")}`);
         await sleep(20);
       }

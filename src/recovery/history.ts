@@ -3,7 +3,7 @@
  * status page): each recovery with its diagnosis, who triggered it, its steps with their durations, its outcome and,
  * when the promote step journaled one, its estimated data loss; each pause, resume and maintenance with who and why.
  */
-import { type ControlAction, type JournalRecord, type RecoveryOutcome, type RecoveryTrigger, summarize } from "./journal.ts";
+import { type JournalRecord, type RecoveryOutcome, type RecoveryTrigger, summarize } from "./journal.ts";
 
 export interface StepHistory {
   readonly step: string;
@@ -38,14 +38,8 @@ export interface RecoveryHistory {
   readonly steps: readonly StepHistory[];
 }
 
-export interface ControlHistory {
-  readonly at: number;
-  readonly action: ControlAction;
-  readonly by: string;
-  readonly host?: string;
-  readonly reason?: string;
-  readonly until?: number;
-}
+/** An operator's control as the journal has it (pause, resume, maintenance, failover), without the record's framing. */
+export type ControlHistory = Omit<Extract<JournalRecord, { type: "control" }>, "type" | "id">;
 
 export interface History {
   readonly recoveries: readonly RecoveryHistory[];

@@ -129,20 +129,23 @@ const isLoopback = (address: string) => address.startsWith("127.");
 
 /**
  * Every address must be able to host a machine. The local provider's machines are processes on this host's loopback
- * addresses, so with it every host and pool address is loopback (127.0.0.0/8).
+ * addresses, so with it every host and pool address is loopback (127.0.0.0/8); an EC2 machine never is, so with the
+ * AWS provider no address is, unless `provider.allowLoopback` says the "machines" are a lab on this host's loopback.
  */
 function addressRules(config: Config): string[] {
-  const local = config.provider.kind === "local";
+  const p = config.provider;
   const judge = (field: string, address: string): string[] => {
     const why = whyNotHostAddress(address);
     if (why) return [`${field}: ${why}`];
-    if (local && !isLoopback(address)) {
+    if (p.kind === "local" && !isLoopback(address)) {
       return [`${field}: ${address} is not a loopback address; the local provider runs its machines on 127.0.0.0/8 (use provider kind aws for real machines)`];
+    }
+    if (p.kind === "aws" && !p.allowLoopback && isLoopback(address)) {
+      return [`${field}: ${address} is a loopback address, which no EC2 machine has (a sandbox address? provider.allowLoopback: true is only for a lab on this host's loopback)`];
     }
     return [];
   };
   const problems = Object.entries(config.hosts).flatMap(([name, h]) => judge(`hosts.${name}.address`, h.address));
-  const p = config.provider;
   if (p.kind === "local" && p.addressPool) {
     for (const role of ["redis", "haproxy"] as const) {
       for (const [i, a] of p.addressPool[role].entries()) problems.push(...judge(`provider.addressPool.${role}[${i}]`, a));

@@ -259,6 +259,12 @@ const awsProvider = z.strictObject({
   spares: spares.prefault({}),
   /** The security group (no ingress rule) a quarantined machine is moved to; required by recovery.failedMachine: quarantine. */
   quarantineSecurityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, { error: "security group ids look like sg-0abc..." }).optional(),
+  /**
+   * An EC2 machine never has a loopback address, so a host on 127.0.0.0/8 is refused (a sandbox address pasted into a
+   * production config). A lab whose "machines" are this host's loopback addresses (failoverd's own tests run sshd,
+   * HAProxy and Redis there) sets this to true.
+   */
+  allowLoopback: z.boolean().default(false),
 }).refine((p) => (p.imageId === undefined) !== (p.launchTemplate === undefined), {
   error: "give exactly one of imageId or launchTemplate: what a replacement machine is launched from",
 });

@@ -264,7 +264,10 @@ export interface AwsTopologyOptions {
   readonly name?: string;
 }
 
-/** The seed topology with provider.kind aws, on loopback addresses (tests never connect to them). */
+/**
+ * The seed topology with provider.kind aws, on loopback addresses (`allowLoopback`: most tests never connect to them;
+ * those that do reach only this host).
+ */
 export function awsTopologyYaml(o: AwsTopologyOptions): string {
   const n = o.net;
   const name = o.name ?? `t${n}`;
@@ -280,6 +283,7 @@ pairs:
 checks: { intervalMs: 200, timeoutMs: 150 }
 provider:
   kind: aws
+  allowLoopback: true
   region: eu-west-1
   instanceTypes: [m6i.large, m5.large]
   subnetIds: [subnet-0aaaaaaaaaaaaaaa1, subnet-0bbbbbbbbbbbbbbb2]

@@ -325,6 +325,7 @@ checks: { intervalMs: 200, timeoutMs: 150, fall: 3, rise: 2 }
 recovery: { stepTimeoutMs: 180000, syncTimeoutMs: 60000 }
 provider:
   kind: aws
+  allowLoopback: true
   region: eu-west-1
   imageId: ami-0123456789abcdef0
   subnetIds: [subnet-0123456789abcdef0]

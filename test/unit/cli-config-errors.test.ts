@@ -13,6 +13,8 @@ import { PACKAGE_ROOT } from "../../src/package-root.ts";
 
 const REPO = PACKAGE_ROOT;
 const SANDBOX = readFileSync(join(REPO, "config/sandbox.yaml"), "utf8");
+/** The AWS example, its one secret (http.token from the environment) given inline so it validates anywhere. */
+const BARTON = readFileSync(join(REPO, "config/barton.yaml"), "utf8").replace("token: { env: FAILOVERD_HTTP_TOKEN }", "token: { file: /dev/null }");
 
 interface Result {
   readonly status: number | null;
@@ -196,6 +198,16 @@ describe("failoverd validate and run: configs that cannot work are refused with 
       mention: /provider\.addressPool\.redis\[2\]: 192\.168\.7\.13 is not a loopback address/,
     },
     {
+      name: "a loopback host address with the AWS provider (a sandbox address in a production config)",
+      content: BARTON.replace("address: 10.0.1.12,", "address: 127.0.1.2,"),
+      mention: /hosts\.redis2\.address: 127\.0\.1\.2 is a loopback address, which no EC2 machine has/,
+    },
+    {
+      name: "provider.allowLoopback with the local provider (its machines are on loopback anyway)",
+      content: base.replace("provider:\n  kind: local\n", "provider:\n  kind: local\n  allowLoopback: true\n"),
+      mention: /provider: unknown key 'allowLoopback'|allowLoopback/,
+    },
+    {
       name: "checks.timeoutMs thousands of times checks.intervalMs",
       content: base.replace("  intervalMs: 200\n  timeoutMs: 150", "  intervalMs: 10\n  timeoutMs: 60000"),
       mention: /checks\.timeoutMs: 60000 ms is longer than checks\.intervalMs \(10 ms\); a check's deadline must be at most its interval/,
@@ -237,6 +249,12 @@ describe("failoverd validate and run: configs that cannot work are refused with 
     writeFileSync(file("workable.yaml"), base);
     const r = failoverd("validate", "--config", file("workable.yaml"));
     assert.equal(r.status, 0, r.stderr);
+    // The AWS lab on loopback passes only when it says so.
+    const lab = BARTON.replace("address: 10.0.1.12,", "address: 127.0.1.2,").replace("  kind: aws\n", "  kind: aws\n  allowLoopback: true\n");
+    assert.notEqual(lab, BARTON);
+    writeFileSync(file("aws-lab.yaml"), lab);
+    const l = failoverd("validate", "--config", file("aws-lab.yaml"));
+    assert.equal(l.status, 0, l.stderr);
     writeFileSync(file("short-interval.yaml"), base.replace("  intervalMs: 200\n  timeoutMs: 150\n", "  intervalMs: 100\n"));
     assert.equal(failoverd("validate", "--config", file("short-interval.yaml")).status, 0);
     writeFileSync(file("secret-set.yaml"), `${base}\nredis: { password: { env: ${UNSET} } }\n`);

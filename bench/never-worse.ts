@@ -28,7 +28,20 @@ const BUDGETS = [
   { budgetMs: 600, intervalMs: 200, timeoutMs: 150, fall: 3 },
   { budgetMs: 1500, intervalMs: 500, timeoutMs: 250, fall: 3 },
 ] as const;
-const FAULTS: readonly Fault[] = ["hang", "vanish", "crash"];
+const ALL_FAULTS: readonly Fault[] = ["hang", "vanish", "crash"];
+/** `--faults hang,vanish` measures only those (a partial run prints its table and leaves the results file alone). */
+const FAULTS: readonly Fault[] = (() => {
+  const i = process.argv.indexOf("--faults");
+  if (i < 0) return ALL_FAULTS;
+  const asked = (process.argv[i + 1] ?? "").split(",").filter((f) => f !== "");
+  const unknown = asked.filter((f) => !(ALL_FAULTS as readonly string[]).includes(f));
+  if (asked.length === 0 || unknown.length > 0) {
+    process.stderr.write(`never-worse: --faults takes a comma list of ${ALL_FAULTS.join(", ")} (not "${process.argv[i + 1] ?? ""}")\n`);
+    process.exit(2);
+  }
+  return asked as Fault[];
+})();
+const PARTIAL = FAULTS.length < ALL_FAULTS.length;
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -127,10 +140,12 @@ const n = arg("--trials", 5);
 const stalls = arg("--storm", 60);
 const rows = await trials(n);
 const storms = [];
-for (const b of BUDGETS) storms.push(await storm(stalls, b));
-const result = { at: new Date().toISOString(), trials: n, rows, storms };
-mkdirSync(packagePath("bench", "results"), { recursive: true });
-writeFileSync(packagePath("bench", "results", "never-worse.json"), `${JSON.stringify(result, null, 2)}\n`);
+if (stalls > 0) for (const b of BUDGETS) storms.push(await storm(stalls, b));
+if (!PARTIAL && stalls > 0) {
+  const result = { at: new Date().toISOString(), trials: n, rows, storms };
+  mkdirSync(packagePath("bench", "results"), { recursive: true });
+  writeFileSync(packagePath("bench", "results", "never-worse.json"), `${JSON.stringify(result, null, 2)}\n`);
+}
 const ms = (s: Summary) => (s.median === null ? "-" : `${s.median}`);
 process.stdout.write("| budget | fault | detect median (target) | write outage median (target) | lost acked | failed trials |\n|---|---|---|---|---|---|\n");
 for (const r of rows) {

@@ -49,6 +49,12 @@ export interface HaproxyRenderInput {
   readonly checkIntervalMs?: number;
   /** failoverd's `checks.fall`: with the interval, how long a failure takes to confirm (3 by default). */
   readonly checkFall?: number;
+  /**
+   * failoverd's `checks.timeoutMs`: how long a health check waits for an answer. HAProxy's `timeout check` is the same
+   * bound (at most the interval), so a hung server, which accepts the connection and never answers, is marked down by
+   * the HAProxies as soon as failoverd itself sees it failing, and their view confirms the hang within the budget.
+   */
+  readonly checkTimeoutMs?: number;
   readonly redis?: readonly RedisBackend[];
   /** App-side relays: listen port -> an upstream HAProxy, the others as backups. */
   readonly relays?: readonly RelayBackend[];
@@ -74,6 +80,7 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
   // through the failover instead of refused. Connects on a LAN take well under a millisecond.
   const connect = Math.max(25, Math.min(250, Math.floor(inter / 4)));
   const retries = Math.max(3, Math.min(20, Math.ceil((inter * ((input.checkFall ?? 3) + 1)) / connect)));
+  const checkTimeout = Math.max(50, Math.min(1000, inter, input.checkTimeoutMs ?? inter));
   const lines = [
     "# failoverd's own HAProxy configuration, loaded after the host's main config (haproxy -f <main> -f <this file>).",
     "# Rendered by failoverd: edits are overwritten at the next change of the topology. The host's config is not.",
@@ -92,7 +99,7 @@ export function renderHaproxyConfig(input: HaproxyRenderInput): string {
     "    timeout tunnel 1h",
     "    timeout client-fin 30s",
     "    timeout server-fin 30s",
-    `    timeout check ${Math.max(100, Math.min(1000, inter))}ms`,
+    `    timeout check ${checkTimeout}ms`,
     "    option clitcpka",
     "    option srvtcpka",
     `    default-server inter ${inter}ms fastinter ${fast}ms downinter ${inter}ms fall 2 rise 2 on-marked-down shutdown-sessions`,
@@ -196,6 +203,7 @@ export function renderForHost(
       adminPort: host.adminPort,
       checkIntervalMs,
       checkFall: t.config.checks.fall,
+      checkTimeoutMs: t.config.checks.timeoutMs,
       redis,
       ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
       ...checkAuth(t, options),
@@ -221,6 +229,7 @@ export function renderForHost(
       adminPort: host.adminPort,
       checkIntervalMs,
       checkFall: t.config.checks.fall,
+      checkTimeoutMs: t.config.checks.timeoutMs,
       relays,
       ...(options.adminSocketPath ? { adminSocketPath: options.adminSocketPath } : {}),
     });

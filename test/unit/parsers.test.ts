@@ -657,10 +657,10 @@ describe("renderForHost: the sandbox's HAProxy tier", () => {
     assert.doesNotMatch(text, / (backup|disabled)$/m, "no option given: no server is backup or disabled");
   });
 
-  test("the check interval follows checks.intervalMs (200 ms in the sandbox)", () => {
+  test("the check interval follows checks.intervalMs (200 ms in the sandbox), the check timeout checks.timeoutMs (150 ms)", () => {
     const text = renderForHost(topology, inventory, "haproxy2");
     assert.ok(linesOf(text).includes("    default-server inter 200ms fastinter 100ms downinter 200ms fall 2 rise 2 on-marked-down shutdown-sessions"));
-    assert.ok(linesOf(text).includes("    timeout check 200ms"));
+    assert.ok(linesOf(text).includes("    timeout check 150ms"));
     assert.ok(linesOf(text).includes("    bind 127.0.2.2:8001"));
   });
 
@@ -829,6 +829,36 @@ describe("renderHaproxyConfig: a client that reached a dead server is held throu
     const retries = Number(/retries (\d+)/.exec(text)?.[1]);
     const inter = Math.min(1000, Math.max(100, topology.config.checks.intervalMs));
     assert.ok(retries * connect >= inter * (topology.config.checks.fall + 1), `${retries} x ${connect} ms`);
+  });
+});
+
+describe("renderHaproxyConfig: HAProxy's health check waits as long as failoverd's own (a hang is seen within the budget)", () => {
+  const timeoutCheck = (text: string) => /^ {4}timeout check (\d+)ms$/m.exec(text)?.[1];
+  const cases: [string, number | undefined, number | undefined, string][] = [
+    ["checks.timeoutMs below the interval", 500, 250, "250"],
+    ["the sandbox's 200 ms interval, 100 ms timeout", 200, 100, "100"],
+    ["no timeout given: the interval", 500, undefined, "500"],
+    ["a timeout above the interval: the interval", 300, 900, "300"],
+    ["a long interval and timeout: at most 1 s", 5000, 3000, "1000"],
+    ["a tiny timeout: at least 50 ms", 100, 10, "50"],
+  ];
+  for (const [name, checkIntervalMs, checkTimeoutMs, expected] of cases) {
+    test(`${name}: timeout check ${expected}ms`, () => {
+      const text = renderHaproxyConfig({
+        bindAddress: "127.0.2.1",
+        adminPort: 9999,
+        ...(checkIntervalMs !== undefined ? { checkIntervalMs } : {}),
+        ...(checkTimeoutMs !== undefined ? { checkTimeoutMs } : {}),
+      });
+      assert.equal(timeoutCheck(text), expected);
+    });
+  }
+  test("renderForHost renders the topology's checks.timeoutMs, on HAProxy and app hosts", () => {
+    for (const h of ["haproxy1", "app"]) {
+      const text = renderForHost(topology, new Inventory(topology), h);
+      const expected = Math.max(50, Math.min(1000, topology.config.checks.intervalMs, topology.config.checks.timeoutMs));
+      assert.equal(timeoutCheck(text), String(expected), h);
+    }
   });
 });
 

@@ -104,6 +104,9 @@ describe("the daemon under operation", { timeout: 180_000 }, () => {
       assert.match(text, /would send 'set server be_redis_9001\/redis1 state maint' to HAProxy 127\.32\.2\.1:9999/);
       // The failed machine is kept for the post-mortem (recovery.failedMachine: stop, the default).
       assert.match(text, /would stop t32-redis1-\d+ \(redis1 at 127\.32\.1\.1\) and keep it/);
+      // ... and the step says it would keep it: nothing was kept.
+      assert.match(text, /would keep t32-redis1-\d+ \(redis1\) for the post-mortem \(stop\): dry-run, nothing done/);
+      assert.doesNotMatch(text, /kept t32-redis1-\d+ \(redis1\) for the post-mortem/);
       assert.match(text, /would launch a redis machine for redis1/);
       // Nothing changed: redis2 is still a replica, no machine launched or terminated, no journal written.
       const c = new RedisAdminClient({ address: "127.32.1.2", port: 9001 }, 1000);

@@ -40,7 +40,11 @@ export const terminateFailedMachine: Step = {
       const after = await ctx.providers.compute.find(ctx.host, ctx.signal);
       return after === null || after.id !== machine.id;
     });
-    if (mode !== "terminate") ctx.log.info({ machineId: machine.id, mode }, `kept ${machine.id} (${ctx.host}) for the post-mortem (${mode}); failoverd cleanup releases it`);
+    if (mode !== "terminate") {
+      // In dry-run the provider only described the step: nothing was kept.
+      const what = ctx.dryRun ? `would keep ${machine.id} (${ctx.host}) for the post-mortem (${mode}): dry-run, nothing done` : `kept ${machine.id} (${ctx.host}) for the post-mortem (${mode}); failoverd cleanup releases it`;
+      ctx.log.info({ machineId: machine.id, mode, ...(ctx.dryRun ? { dryRun: true } : {}) }, what);
+    }
     return { machineId: machine.id, address, fate: mode === "terminate" ? "terminated" : mode === "stop" ? "stopped" : "quarantined" };
   },
 };

@@ -4,7 +4,7 @@ import { DEFAULT_AT_STEP, type Fault, FAULTS, simulate } from "../simulate/scena
 import { type ConfigOpts, EXIT_FAILED, loadFrom, out, parseMs, setExitCode, withConfig } from "./common.ts";
 
 function parseFault(v: string): Fault {
-  if (!(FAULTS as readonly string[]).includes(v)) throw new InvalidArgumentError("must be crash, hang, vanish, monitor-leader or monitor-partition");
+  if (!(FAULTS as readonly string[]).includes(v)) throw new InvalidArgumentError("must be crash, hang or vanish (or, with --monitors, monitor-leader or monitor-partition)");
   return v as Fault;
 }
 

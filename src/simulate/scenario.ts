@@ -114,7 +114,7 @@ export interface MonitorsReport {
   /** When the recovery's next step started after the monitor fault (the next leader resuming), and by whom. */
   readonly resumedMs: number | null;
   readonly resumedBy: string | null;
-  /** What went wrong beyond the recovery itself (a cut-off instance that acted, a recovery no majority confirmed, a fault that never struck). */
+  /** What went wrong beyond the recovery itself (a cut-off instance that acted, a recovery started before the crash, a fault that never struck). */
   readonly problems: readonly string[];
 }
 

@@ -26,14 +26,14 @@ export function startDaemon(
 }
 
 /** Resolves once the daemon has discovered the roles (its first round of checks is done). */
-export async function waitForDaemon(logFile: string, child: ChildProcess, marker = "roles discovered"): Promise<void> {
+export async function waitForDaemon(logFile: string, child: ChildProcess, marker = "roles discovered", timeoutMs = 20_000): Promise<void> {
   const start = Date.now();
-  while (Date.now() - start < 20_000) {
+  while (Date.now() - start < timeoutMs) {
     if (child.exitCode !== null) throw new FailoverdError(`the daemon exited at start (code ${child.exitCode}); see ${logFile}`);
     if (existsSync(logFile) && readFileSync(logFile, "utf8").includes(marker)) return;
     await sleep(50);
   }
-  throw new FailoverdError(`the daemon did not start within 20 s; see ${logFile}`);
+  throw new FailoverdError(`the daemon did not start within ${timeoutMs / 1000} s; see ${logFile}`);
 }
 
 /** SIGTERM, then SIGKILL after 10 s; resolves when the process has exited. */

@@ -20,12 +20,22 @@ export interface StartedProcess {
  * `processesIn` finds it again even when the sandbox never recorded its PID).
  */
 export function startDetached(command: string, args: readonly string[], logFile: string, cwd?: string): number {
-  const child = spawn(command, args, { detached: true, stdio: ["ignore", "ignore", "ignore"], ...(cwd ? { cwd } : {}) });
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", "ignore", "ignore"], ...(cwd ? { cwd } : {}), ...machineGroup() });
   const pid = child.pid;
   child.on("error", () => {});
   child.unref();
   if (pid === undefined) throw new ProviderError(`cannot start ${command} (is it installed?); log: ${logFile}`, false);
   return pid;
+}
+
+/**
+ * FAILOVERD_LOCAL_GID: the group the sandbox's processes run in (`simulate --monitors` runs each instance in a group
+ * of its own, which a firewall rule may cut off; the machines an instance launches must not inherit that group).
+ * Unset: the launching process's group.
+ */
+function machineGroup(): { gid?: number } {
+  const v = process.env["FAILOVERD_LOCAL_GID"];
+  return v !== undefined && /^\d+$/.test(v) ? { gid: Number(v) } : {};
 }
 
 /** True while the process runs (a zombie or a reused PID counts as gone). */

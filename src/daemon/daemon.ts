@@ -37,6 +37,7 @@ import { checkFailover, type FailoverCheck, planSwitchover, type SwitchoverReque
 import type { Peers } from "./peers.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
 import { Sleeper } from "./sleeper.ts";
+import { SyncGuard } from "./sync-guard.ts";
 import { SparePool } from "./spares.ts";
 import { DaemonState, type Hold, type Maintenance } from "./state.ts";
 import { buildStatus, lastCompleteCycle, type StatusView } from "./status.ts";
@@ -89,6 +90,10 @@ export class Daemon {
   private readonly lastGood = new Map<string, RedisObservation>();
   /** Servers that came back with another identity: kept while the lost dataset matters, a while for the others. */
   private readonly restarts = new Map<string, RestartEvidence>();
+  /** Replicas whose resync is held while their primary may have restarted empty (see SyncGuard). */
+  private readonly syncGuard: SyncGuard;
+  /** Replicas looked at for a resync hold an earlier daemon left behind (once each). */
+  private readonly leftoverChecked = new Set<string>();
   /** Each primary's recent offsets: lag in time and the data-loss estimate in time. */
   private readonly offsets = new OffsetHistory();
   /** When each replica's link was first seen down (for servers that do not count it themselves). */
@@ -147,6 +152,7 @@ export class Daemon {
     this.providers = opts.dryRun ? dryRun(opts.providers, recorder) : opts.providers;
     this.events = new EventBus((event, err) => this.log.error({ event, err: errorMessage(err) }, "an event listener failed (a bug); the daemon goes on"));
     this.findings = new Findings(this.events);
+    this.syncGuard = new SyncGuard({ redis: () => this.providers.redis, log: this.log.child({ component: "sync-guard" }), now: this.now });
     this.spares = new SparePool({
       topology: () => this.topology,
       compute: this.providers.compute,
@@ -358,11 +364,50 @@ export class Daemon {
       this.sleeper.wake(id);
     };
     soon(targetId(t));
+    this.guardSync(targetId(t), "its connection closed");
     const twin = twinOf(this.topology, t.host);
     // The twin a moment later: it learns of the lost link by the same kernel event, and a check that reached it first
     // would still say the link is up. Half a fast interval: before the failed server can be confirmed down.
     const fast = this.rules.fastIntervalMs ?? this.rules.intervalMs;
     if (twin) setTimeout(() => soon(`${twin}:${t.port}`), Math.max(1, Math.floor(fast / 2))).unref();
+  }
+
+  /**
+   * The first sign that `primary` may have restarted (its kept connection closed, a check refused or reset): its
+   * replica's resync is held until it answers again as it was (see SyncGuard). Only by the acting instance, never in
+   * dry-run, and never while a recovery of the pair runs (its own `hold` step owns the replica then).
+   */
+  private guardSync(primary: string, why: string): void {
+    if (this.opts.dryRun || !this.mayAct() || this.lastRoles.get(primary) !== "primary") return;
+    const host = hostOf(primary);
+    const port = Number(primary.slice(host.length + 1));
+    const twin = twinOf(this.topology, host);
+    if (!twin || this.state.unmonitored.has(host) || this.state.unmonitored.has(twin)) return;
+    if (this.recoveries.has(groupOf(this.topology, host))) return;
+    const replica = `${twin}:${port}`;
+    const r = this.lastGood.get(replica);
+    if (r?.role !== "replica" || r.primaryAddress !== this.inventory.addressOf(host)) return;
+    void this.syncGuard.hold(primary, replica, { address: this.inventory.addressOf(twin), port }, `${primary}: ${why}`);
+  }
+
+  /** A Redis server answered: a hold it no longer needs is released, one a promotion released is forgotten. */
+  private syncGuardSeen(obs: RedisObservation, lost: boolean): void {
+    if (obs.role === "primary" && this.syncGuard.isHeld(obs.target)) this.syncGuard.promoted(obs.target);
+    const host = hostOf(obs.target);
+    const endpointOf = (replica: string) => {
+      const h = hostOf(replica);
+      return { address: this.inventory.addressOf(h), port: Number(replica.slice(h.length + 1)) };
+    };
+    if (this.syncGuard.heldFor(obs.target).length > 0 && !lost && !this.recoveries.has(groupOf(this.topology, host))) {
+      const r = this.restarts.get(obs.target);
+      const why = obs.role !== "primary" ? `${obs.target} is a replica now` : r ? `${r.text}, with its data` : `${obs.target} answers as the same server`;
+      void this.syncGuard.release(obs.target, endpointOf, why);
+    }
+    if (obs.role === "replica" && obs.linkUp === true && !this.leftoverChecked.has(obs.target) && !this.opts.dryRun && this.mayAct()) {
+      if (this.recoveries.has(groupOf(this.topology, host)) || this.syncGuard.isHeld(obs.target)) return;
+      this.leftoverChecked.add(obs.target);
+      void this.syncGuard.releaseLeftover(obs.target, endpointOf(obs.target));
+    }
   }
 
   /** The current target with this id, by a map rebuilt whenever the target list is replaced. */
@@ -419,6 +464,9 @@ export class Daemon {
       this.events.emit("status", { target: obs.target, from: prev?.status ?? "unknown", to: next.status, at: obs.at, ...(failure ? { failure } : {}) });
     }
     if (!obs.ok) this.log.debug({ target: obs.target, failure: obs.failure, failures: next.failures }, "check failed");
+    if (obs.type === "redis" && obs.failure && (obs.failure.kind === "refused" || obs.failure.kind === "reset")) {
+      this.guardSync(obs.target, `a check was ${obs.failure.kind}`);
+    }
     if (prev && prev.status !== next.status) {
       const line = `${obs.target} is ${next.status}${obs.failure ? ` (${obs.failure.kind}: ${obs.failure.message})` : ""}`;
       if (next.status === "down") this.log.warn({ target: obs.target, failures: next.failures }, line);
@@ -449,6 +497,7 @@ export class Daemon {
       this.log.warn({ target: obs.target, runId: obs.runId, offset: obs.offset, keys: obs.keys }, evidence.text);
     }
     const lost = this.restarts.get(obs.target)?.datasetLost === true && obs.role === "primary";
+    this.syncGuardSeen(obs, lost);
     if (!lost) {
       this.lastGood.set(obs.target, obs);
       if (obs.role === "primary" && obs.offset !== undefined) this.offsets.record(obs.target, obs.at, obs.offset, obs.replid);

@@ -34,7 +34,7 @@ after(() => {
 });
 
 /** A one-port topology on 127.<net>.x.y, with extra YAML, and recovery settings rewritten where asked. */
-function topo(net: number, extra = "", recovery?: Record<string, number>): TestTopology {
+function topo(net: number, extra = "", recovery?: Record<string, number | string>): TestTopology {
   let tt = testTopology({ net, ports: [9001], extra });
   if (recovery) {
     let yaml = tt.yaml;
@@ -167,7 +167,9 @@ describe("never make it worse", { timeout: 900_000 }, () => {
   });
 
   test("a primary SIGKILLed and restarted empty within 100 ms: its replica is promoted with its data, no client reads an empty dataset", async () => {
-    const tt = topo(114);
+    // Refused connections re-checked at the normal interval (not fastIntervalMs): a server back within a check is
+    // never `fall` checks down, so no crash rule can stand in for the identity rule (the server's new run_id).
+    const tt = topo(114, "", { rise: "2, fastIntervalMs: 200" });
     const restarted: number[] = [];
     try {
       await scenario(tt, async (c) => {
@@ -189,21 +191,25 @@ describe("never make it worse", { timeout: 900_000 }, () => {
         // What a supervisor would run again: the same server, no persistence, so an empty dataset.
         const argv = ["redis-server", "--bind", r1!, "--port", "9001", "--bind-source-addr", r1!, "--protected-mode", "no", "--daemonize", "no"];
         argv.push("--dir", tt.dir, "--save", "", "--appendonly", "no", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0");
-        const killedAt = Date.now();
         signal(victim, "SIGKILL");
+        // Restarted the moment the old process is gone (a supervisor's auto-restart): before failoverd can see
+        // `fall` failed checks, so only the restart's identity (a new run_id, no keys) tells what happened.
         await waitFor("the killed server gone", () => isGone(victim.pid), 5000);
-        await sleep(Math.max(0, killedAt + 100 - Date.now()));
         const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: "ignore" });
         child.on("error", () => {});
         child.unref();
         if (child.pid) restarted.push(child.pid);
-        const [r] = await c.waitForRecoveries(1, 60_000);
-        assert.equal(r?.outcome, "succeeded", r?.error);
-        assert.match(r?.diagnosis ?? "", /^(DeadPrimary|PrimaryRestartedEmpty)$/);
-        assert.deepEqual(promoteOf(r!)?.promoted, [9001]);
-        await c.waitConverged(30_000);
-        reading = false;
-        await reader;
+        try {
+          const [r] = await c.waitForRecoveries(1, 60_000);
+          assert.equal(r?.outcome, "succeeded", r?.error);
+          assert.match(r?.diagnosis ?? "", /^(DeadPrimary|PrimaryRestartedEmpty)$/);
+          assert.deepEqual(promoteOf(r!)?.promoted, [9001]);
+          await c.waitConverged(30_000);
+        } finally {
+          // Stopped whatever happened: a reader left running would keep the test process alive.
+          reading = false;
+          await reader;
+        }
         assert.equal(await redisCall(r2!, 9001, "GET", "canary"), "still here", "the promoted replica kept its data");
         const empty = reads.filter((x) => x === null).length;
         assert.equal(empty, 0, `clients read an empty dataset ${empty} times (of ${reads.length} reads)`);
@@ -272,5 +278,40 @@ describe("never make it worse", { timeout: 900_000 }, () => {
       assert.doesNotMatch(c.log(), /cooling down/);
       await c.waitConverged(30_000);
     });
+  });
+
+  test("a primary's connection lost but the server the same: its replica's resync is held at once, then released; nothing else", async () => {
+    const tt = topo(117);
+    await scenario(tt, async (c) => {
+      const [r1, r2] = ["redis1", "redis2"].map((h) => c.t.hosts.get(h)!.address);
+      // Closes every normal client of the primary, failoverd's kept probe connection among them (not the replica's link).
+      await redisCall(r1!, 9001, "CLIENT", "KILL", "TYPE", "normal");
+      await waitFor("the replica's resync held", () => /holding redis2:9001's resync \(redis1:9001: its connection closed\)/.test(c.log()));
+      await waitFor("the hold released", () => /released redis2:9001's resync: redis1:9001 answers as the same server/.test(c.log()));
+      const auth = await redisCall<string[]>(r2!, 9001, "CONFIG", "GET", "masterauth");
+      assert.equal(auth[1], "", "masterauth is back to the topology's (none)");
+      assert.deepEqual(await c.recoveries(), [], "no recovery");
+      assert.equal((await redisCall<unknown[]>(r2!, 9001, "ROLE"))[0], "slave");
+    });
+  });
+
+  test("a resync hold left by an earlier failoverd (it died in between) is released once the replica's link is up", async () => {
+    const tt = topo(118);
+    const t = tt.topology;
+    await assertAddressesFree(t);
+    await sandboxUp(t);
+    const log = join(tt.dir, "daemon.log");
+    let daemon: ChildProcess | undefined;
+    try {
+      const r2 = t.hosts.get("redis2")!.address;
+      await redisCall(r2, 9001, "CONFIG", "SET", "masterauth", "failoverd-hold-left-by-a-dead-daemon");
+      daemon = startDaemon(t, log);
+      await waitForDaemon(log, daemon);
+      await waitFor("the leftover hold released", () => /released a resync hold on redis2:9001 left by an earlier failoverd/.test(readFileSync(log, "utf8")));
+      assert.equal((await redisCall<string[]>(r2, 9001, "CONFIG", "GET", "masterauth"))[1], "");
+    } finally {
+      if (daemon) await stopDaemon(daemon);
+      await sandboxDown(t);
+    }
   });
 });

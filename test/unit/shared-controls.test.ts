@@ -33,7 +33,6 @@ class MemoryStore {
     for (const r of this.readers) queueMicrotask(() => r(key, value));
   }
   reader(): SharedControls {
-    const store = this;
     const listeners: ((c: SharedChange) => void)[] = [];
     const parse = (key: string, value: string | null): SharedChange | null => {
       const v = value === null ? null : (JSON.parse(value) as never);
@@ -42,28 +41,28 @@ class MemoryStore {
       if (key.startsWith("acks/")) return { kind: "ack", key: key.slice(5), ack: v };
       return null;
     };
-    store.readers.push((k, v) => {
+    this.readers.push((k, v) => {
       const c = parse(k, v);
       if (c) for (const l of listeners) l(c);
     });
     return {
-      setPause: async (hold: Hold | null) => store.write("pause", hold ? JSON.stringify(hold) : null),
-      setMaintenance: async (host: string, m: Maintenance | null) => store.write(`maintenance/${host}`, m ? JSON.stringify(m) : null),
+      setPause: async (hold: Hold | null) => this.write("pause", hold ? JSON.stringify(hold) : null),
+      setMaintenance: async (host: string, m: Maintenance | null) => this.write(`maintenance/${host}`, m ? JSON.stringify(m) : null),
       endExpired: async (what: { host?: string | undefined }, hold: Hold) => {
         const key = what.host !== undefined ? `maintenance/${what.host}` : "pause";
-        if (store.values.get(key) !== JSON.stringify(hold)) return false;
-        store.write(key, null);
+        if (this.values.get(key) !== JSON.stringify(hold)) return false;
+        this.write(key, null);
         return true;
       },
       acknowledge: async (keys: readonly string[], by: string, at: number) => {
-        for (const k of keys) store.write(`acks/${k}`, JSON.stringify({ by, at }));
+        for (const k of keys) this.write(`acks/${k}`, JSON.stringify({ by, at }));
       },
-      forgetAck: async (key: string) => store.write(`acks/${key}`, null),
+      forgetAck: async (key: string) => this.write(`acks/${key}`, null),
       read: async (): Promise<SharedHolds> => {
         let pause: Hold | null = null;
         const maintenance = new Map<string, Maintenance>();
         const acks = new Map<string, { by: string; at: number }>();
-        for (const [k, v] of store.values) {
+        for (const [k, v] of this.values) {
           const c = parse(k, v);
           if (c?.kind === "pause") pause = c.hold;
           else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);

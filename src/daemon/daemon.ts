@@ -855,7 +855,7 @@ export class Daemon {
     if (this.stopping.signal.aborted) return { refused: "failoverd is stopping" };
     const fault = this.journal.fault;
     if (fault) return { refused: `${fault.error}: no recovery starts until the journal can be written` };
-    // Several instances: only the acting one switches over (send it to the leader /status names).
+    // Several instances: only the acting one switches over (a follower's API hands the request to it: see actingApi).
     if (!this.mayAct()) return { refused: this.lease.holder?.().notActing ?? "this instance does not act now" };
     const plan = planSwitchover({
       topology: this.topology,

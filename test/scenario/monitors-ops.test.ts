@@ -123,6 +123,8 @@ describe("operating three instances on etcd through their HTTP APIs", { timeout:
   });
 
   test("a switchover sent to a follower is carried out by the leader, and the answer says so", async () => {
+    // A switchover moves every HAProxy in step: the leader must have seen each one up (a loaded machine starts slowly).
+    await until("the leader sees every target up", async () => (await statusOf("m1")).hosts.every((h) => h.targets.every((x) => x.status === "up")));
     const r = await call("m2", "POST", "/switchover", { to: "redis2" });
     assert.equal(r.status, 202, JSON.stringify(r.body));
     assert.equal(r.body["instance"], "m1", "carried out by the leader");

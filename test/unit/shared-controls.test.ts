@@ -1,7 +1,8 @@
 /**
  * Several instances, without servers: the holds shared through a store (two Controls on one in-memory store that
  * behaves as the etcd one does: whole values per key, a compare-and-delete, every write told to every reader), the
- * acknowledgements shared between Findings, and the cooldowns a new leader reads back from the journal.
+ * acknowledgements shared between Findings, the cooldowns a new leader reads back from the journal, and the HTTP API
+ * handing a follower's switchover to the leader's API (real HTTP servers on 127.231.0.1, daemons stubbed).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,6 +17,7 @@ import { Findings } from "../../src/daemon/findings.ts";
 import type { SharedChange, SharedControls, SharedHolds } from "../../src/daemon/peers.ts";
 import { DaemonState, type Hold, type Maintenance } from "../../src/daemon/state.ts";
 import { silentLogger } from "../../src/log.ts";
+import { type ApiDaemon, HttpApi } from "../../src/ops/http.ts";
 import { cooldownKeysOf, type Decision } from "../../src/recovery/decider.ts";
 import { MemoryJournal } from "../../src/recovery/journal.ts";
 import { testTopology } from "../helpers/recording-providers.ts";
@@ -227,5 +229,89 @@ describe("cooldowns from the journal", () => {
     assert.deepEqual(r({ playbook: "switchover", completed: promoted }), []);
     assert.deepEqual(r({ outcome: "rolled-back", completed: promoted }), []);
     assert.deepEqual(r({ outcome: undefined, completed: promoted }), []);
+  });
+});
+
+describe("a follower's HTTP API hands the leader what only the leader does", () => {
+  const calls: string[] = [];
+  /** A daemon as the API sees it: `name`, acting or pointing at the acting instance's API. */
+  const daemon = (name: string, leader: () => { instance: string; url: string } | null) =>
+    ({
+      instance: name,
+      paused: false,
+      actingApi: async () => leader(),
+      setPause: async (by: string) => {
+        calls.push(`${name} pause ${by.split(" ")[0]}`);
+        return { since: 1, by };
+      },
+      requestSwitchover: async (_r: unknown, _o: unknown, by: string) => {
+        calls.push(`${name} switchover ${by.split(" ")[0]}`);
+        return leader() === null ? { recoveryId: "r1", from: "redis1", to: "redis2" } : { refused: `m1 is the acting instance; ${name} observes` };
+      },
+    }) as unknown as ApiDaemon;
+  const apis: HttpApi[] = [];
+  const serve = async (d: ApiDaemon, token: string) => {
+    const api = new HttpApi({ daemon: d, listen: { address: "127.231.0.1", port: 0 }, token, metrics: { text: async () => "", contentType: "text/plain" }, log: silentLogger() });
+    apis.push(api);
+    const a = await api.start();
+    return `http://${a.address}:${a.port}`;
+  };
+  const post = async (url: string, path: string, token: string, body: unknown) => {
+    const r = await fetch(`${url}${path}`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  let leaderUrl = "";
+  let followerUrl = "";
+  let stale = "";
+  after(async () => {
+    for (const a of apis) await a.close();
+  });
+
+  test("a switchover sent to a follower is carried out by the leader; the answer names both", async () => {
+    leaderUrl = await serve(daemon("m1", () => null), "t0ken");
+    followerUrl = await serve(daemon("m2", () => ({ instance: "m1", url: leaderUrl })), "t0ken");
+    calls.length = 0;
+    const r = await post(followerUrl, "/switchover", "t0ken", { to: "redis2", operator: "alice" });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.deepEqual(r.body, { recoveryId: "r1", from: "redis1", to: "redis2", instance: "m1", via: "m2" });
+    assert.deepEqual(calls, ["m1 switchover alice"], "the leader did it, with the operator's name; the follower did not");
+  });
+
+  test("the caller's token is checked by the follower: a wrong one reaches nobody", async () => {
+    calls.length = 0;
+    assert.equal((await post(followerUrl, "/switchover", "nope", { to: "redis2" })).status, 401);
+    assert.deepEqual(calls, []);
+  });
+
+  test("a pause is carried out where it is sent (shared through the store), never handed on", async () => {
+    calls.length = 0;
+    const r = await post(followerUrl, "/pause", "t0ken", { reason: "x", operator: "bob" });
+    assert.equal(r.status, 200);
+    assert.equal(r.body["instance"], "m2");
+    assert.deepEqual(calls, ["m2 pause bob"]);
+  });
+
+  test("a forwarded request is never forwarded again: an instance that no longer leads refuses it", async () => {
+    // m3 believes m2 leads, m2 (no longer leading) believes m1 does... m2 answers what it was handed itself.
+    stale = await serve(daemon("m3", () => ({ instance: "m2", url: followerUrl })), "t0ken");
+    calls.length = 0;
+    const r = await post(stale, "/switchover", "t0ken", { to: "redis2" });
+    assert.equal(r.status, 409);
+    assert.equal(r.body["instance"], "m2");
+    assert.deepEqual(calls, ["m2 switchover http"]);
+  });
+
+  test("a leader with another token, or none answering: 502 with the reason, nothing done", async () => {
+    const other = await serve(daemon("m1", () => null), "other");
+    const follower = await serve(daemon("m2", () => ({ instance: "m1", url: other })), "t0ken");
+    calls.length = 0;
+    const r = await post(follower, "/switchover", "t0ken", { to: "redis2" });
+    assert.equal(r.status, 502);
+    assert.match(String(r.body["error"]), /refused this instance's token .*same http\.token/);
+    const gone = await serve(daemon("m2", () => ({ instance: "m1", url: "http://127.231.0.9:19464" })), "t0ken");
+    const g = await post(gone, "/switchover", "t0ken", { to: "redis2" });
+    assert.equal(g.status, 502);
+    assert.match(String(g.body["error"]), /the acting instance m1 did not answer at http:\/\/127\.231\.0\.9:19464 \(.*\); nothing was done here/);
+    assert.deepEqual(calls, []);
   });
 });

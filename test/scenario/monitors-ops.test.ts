@@ -92,7 +92,7 @@ describe("operating three instances on etcd through their HTTP APIs", { timeout:
   };
 
   before(async () => {
-    for (const a of Object.values(HTTP)) {
+    for (const a of [...Object.values(HTTP), `127.${NET}.8.9:9464`]) {
       const [address, port] = a.split(":");
       const busy = await whyNotFree(address!, Number(port));
       if (busy) throw new Error(`test address ${a} is busy: ${busy}`);
@@ -108,7 +108,7 @@ describe("operating three instances on etcd through their HTTP APIs", { timeout:
     if (!process.env["KEEP"]) tt?.cleanup();
   });
 
-  test("failoverd status, asked of a follower, names the leader and why the follower does not act", async () => {
+  test("failoverd status, asked of a follower, names the leader and why the follower does not act; with no daemon answering, etcd says who leads", async () => {
     await until("m2 knows the leader", async () => (await statusOf("m2")).instances.leader === "m1");
     const r = await cli(["status", "--config", tt.path, "--http", HTTP["m2"]!]);
     assert.match(r.stdout, /^INSTANCES: leader m1; 3 of 3 observing \(m1, m2, m3\); 2 must agree/m, r.stdout + r.stderr);
@@ -118,6 +118,10 @@ describe("operating three instances on etcd through their HTTP APIs", { timeout:
     assert.equal(parsed.instances.leader, "m1");
     assert.equal(parsed.instances.acting, true);
     assert.ok((parsed.instances.lease.msLeft ?? 0) > 0, "the leader's lease time left");
+    // No daemon answers there: the leader and the observers are read from etcd.
+    const direct = await cli(["status", "--config", tt.path, "--http", `127.${NET}.8.9:9464`]);
+    assert.match(direct.stdout, /^INSTANCES: no daemon answers on http:\/\/127\.230\.8\.9:9464 /m, direct.stdout + direct.stderr);
+    assert.match(direct.stdout, /from etcd: leader m1; observers m1, m2, m3/);
     const page = await fetch(`http://${HTTP["m3"]}/`).then((x) => x.text());
     assert.match(page, /id="instances-section"/, "the status page has the instances");
   });

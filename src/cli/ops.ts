@@ -88,6 +88,12 @@ function parseFor(v: string): number {
   return d;
 }
 
+/** Several instances: which instance carried the request out (and through which one), from the answer. */
+function actedBy(r: Record<string, unknown>): string {
+  if (typeof r["instance"] !== "string") return "";
+  return ` [instance ${r["instance"]}${typeof r["via"] === "string" ? `, via ${r["via"]}` : ""}]`;
+}
+
 const at = (t: number | undefined) => (t === undefined ? "" : new Date(t).toISOString().replace(/\.\d+Z$/, "Z"));
 
 /** A changing request: prints the daemon's answer; a refusal is one line on stderr and exit 1. */
@@ -123,7 +129,7 @@ export function registerOps(program: Command): void {
       const r = await change(api(opts), "/pause", { ...(opts.reason ? { reason: opts.reason } : {}), ...(forMs !== undefined ? { for: forMs } : {}) });
       if (!r) return;
       const until = (r["pause"] as { until?: number } | undefined)?.until;
-      out(`paused ${until === undefined ? "until 'failoverd resume'" : `until ${at(until)}`}${opts.reason ? ` (${opts.reason})` : ""}: failoverd diagnoses and alerts, and recovers nothing`);
+      out(`paused ${until === undefined ? "until 'failoverd resume'" : `until ${at(until)}`}${opts.reason ? ` (${opts.reason})` : ""}: failoverd diagnoses and alerts, and recovers nothing${actedBy(r)}`);
     });
   withApi(program.command("resume").description("resume automatic recovery in the running daemon; prints what that starts, and needs --yes when it starts a recovery"))
     .option("--yes", "resume even though that starts a recovery at once")
@@ -146,7 +152,7 @@ export function registerOps(program: Command): void {
         setExitCode(EXIT_FAILED);
         return;
       }
-      out(starts.length === 0 ? "resumed: failoverd recovers again (nothing to recover now)" : "resumed: failoverd recovers again, starting:");
+      out(`${starts.length === 0 ? "resumed: failoverd recovers again (nothing to recover now)" : "resumed: failoverd recovers again, starting:"}${actedBy(r.body)}`);
       list();
     });
   withApi(
@@ -209,7 +215,7 @@ export function registerOps(program: Command): void {
       const r = await change(a, "/failover", { ...body, confirm: true });
       if (!r) return;
       const id = String(r["recoveryId"]);
-      out(`failover ${id} started: ${plan.playbook} for ${opts.host}`);
+      out(`failover ${id} started: ${plan.playbook} for ${opts.host}${actedBy(r)}`);
       if (opts.wait) await printEnd(a, id, "failover", opts.timeout);
     });
   withApi(program.command("ack").description("acknowledge the current findings: they are not notified again until they change")).action(
@@ -217,7 +223,7 @@ export function registerOps(program: Command): void {
       const r = await change(api(opts), "/ack");
       if (!r) return;
       const keys = Array.isArray(r["acknowledged"]) ? (r["acknowledged"] as string[]) : [];
-      out(keys.length === 0 ? "nothing to acknowledge: no current findings" : `acknowledged: ${keys.join(", ")}`);
+      out(`${keys.length === 0 ? "nothing to acknowledge: no current findings" : `acknowledged: ${keys.join(", ")}`}${actedBy(r)}`);
     },
   );
   withApi(
@@ -235,7 +241,7 @@ export function registerOps(program: Command): void {
       const r = await change(a, "/switchover", { ...(opts.to ? { to: opts.to } : {}), ...(opts.pair ? { pair: opts.pair } : {}) });
       if (!r) return;
       const id = String(r["recoveryId"]);
-      out(`switchover ${id} started: ${String(r["from"])} -> ${String(r["to"])}`);
+      out(`switchover ${id} started: ${String(r["from"])} -> ${String(r["to"])}${actedBy(r)}`);
       if (opts.wait) await printEnd(a, id, "switchover", opts.timeout);
     });
 }
@@ -255,7 +261,7 @@ export function registerPromote(program: Command): void {
       }
       const r = await change(api(opts), "/promote", { host: opts.host, acceptDataLoss: true });
       if (!r) return;
-      out(`accepted: the next failover of ${String(r["failed"])} may promote ${String(r["accepted"])} whatever it misses (see 'failoverd status')`);
+      out(`accepted: the next failover of ${String(r["failed"])} may promote ${String(r["accepted"])} whatever it misses (see 'failoverd status')${actedBy(r)}`);
     });
 }
 

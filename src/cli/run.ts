@@ -44,6 +44,10 @@ export function registerRun(program: Command): void {
         await daemon.stop();
         throw e;
       }
+      // Several instances: the others hand this one the requests only the acting instance carries out.
+      if (coordination && ops.listening) {
+        await coordination.advertise(ops.listening).catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not publish this instance's HTTP API in etcd; it is published again at the next registration"));
+      }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log.info(`${sig} received: finishing the current step, then stopping`);

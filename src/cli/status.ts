@@ -3,7 +3,11 @@ import type { Command } from "commander";
 import { type CheckRules, diagnose, DIAGNOSES, observe, type TargetHealth } from "../checks/detector.ts";
 import type { HaproxyObservation, Observation, RedisObservation } from "../checks/observation.ts";
 import { Checker, checkTargets } from "../checks/round.ts";
-import { DaemonState } from "../daemon/state.ts";
+import type { InstancesView } from "../daemon/peers.ts";
+import { DaemonState, type Hold, type Maintenance } from "../daemon/state.ts";
+import { errorMessage } from "../errors.ts";
+import { silentLogger } from "../log.ts";
+import { parseListen } from "../ops/http.ts";
 import { countSpares, SPARE_ROLES, type SpareCounts } from "../daemon/spares.ts";
 import { createProviders, redisAuthOf } from "../providers/index.ts";
 import type { Topology } from "../topology/topology.ts";
@@ -11,9 +15,14 @@ import { Inventory } from "../topology/inventory.ts";
 import { type ConfigOpts, EXIT_FAILED, loadFrom, out, setExitCode, table, withConfig } from "./common.ts";
 
 export function registerStatus(program: Command): void {
-  withConfig(program.command("status").description("one round of checks: every server's role, state, latency and what each HAProxy says (exit 1 unless all is healthy)"))
+  withConfig(
+    program
+      .command("status")
+      .description("one round of checks: every server's role, state, latency and what each HAProxy says (exit 1 unless all is healthy); with several instances, also who leads"),
+  )
     .option("--json", "print one JSON object")
-    .action(async (opts: ConfigOpts & { json?: boolean }) => {
+    .option("--http <addr:port>", "several instances: the daemon asked who leads, and for its holds (default: http.listen of the config, else 127.0.0.1:9464)")
+    .action(async (opts: ConfigOpts & { json?: boolean; http?: string }) => {
       const t = loadFrom(opts);
       const inv = Inventory.load(t, join(t.config.stateDir, "inventory.json"));
       const checker = new Checker(t.config.checks.timeoutMs, redisAuthOf(t));
@@ -34,11 +43,19 @@ export function registerStatus(program: Command): void {
       // The daemon's holds, from its state file: they matter most when the daemon is not answering.
       const state = DaemonState.load(join(t.config.stateDir, "daemon.json"), true);
       const now = Date.now();
-      const pause = state.isPaused(now) ? state.pause : null;
-      const maintenance = [...state.maintenanceAt(now)].map(([host, m]) => ({ host, ...m }));
+      let pause = state.isPaused(now) ? state.pause : null;
+      let maintenance = [...state.maintenanceAt(now)].map(([host, m]) => ({ host, ...m }));
+      // Several instances: the holds are shared through etcd and the daemon holds them; it also says who leads.
+      const coordinated = t.config.coordination ? await instancesOf(t, opts.http) : null;
+      if (coordinated?.daemon) {
+        pause = coordinated.daemon.pause ?? null;
+        maintenance = coordinated.daemon.maintenance ?? [];
+      }
       if (opts.json) {
-        out(JSON.stringify({ topology: t.name, healthy, paused: pause !== null, pause, maintenance, observations, diagnoses, spares }));
+        const instances = coordinated ? (coordinated.daemon?.instances ?? { ...coordinated.etcd, error: coordinated.error }) : undefined;
+        out(JSON.stringify({ topology: t.name, healthy, paused: pause !== null, pause, maintenance, ...(instances ? { instances } : {}), observations, diagnoses, spares }));
       } else {
+        if (coordinated) printInstances(coordinated);
         const when = (at: number | undefined) => (at === undefined ? "until resumed" : `until ${new Date(at).toISOString().replace(/\.\d+Z$/, "Z")}`);
         if (pause) out(`PAUSED ${when(pause.until)} by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}: no automatic recovery`);
         for (const m of maintenance) out(`MAINTENANCE ${m.host} ${when(m.until)} by ${m.by}${m.reason ? ` (${m.reason})` : ""}: no recovery of it`);
@@ -55,6 +72,52 @@ export function registerStatus(program: Command): void {
       }
       if (!healthy) setExitCode(EXIT_FAILED);
     });
+}
+
+interface Coordinated {
+  /** The daemon's answer: its view of the instances and its holds. */
+  readonly daemon?: { readonly instances?: InstancesView; readonly pause?: Hold | null; readonly maintenance?: (Maintenance & { host: string })[] };
+  /** When no daemon answers: what etcd says (leader, observers), or why it could not be read. */
+  readonly etcd?: { readonly leader: string | null; readonly observers: readonly string[] };
+  readonly base: string;
+  readonly error?: string;
+}
+
+/** Asks the daemon's /status (its `instances`); when it does not answer, reads the leader and observers from etcd. */
+async function instancesOf(t: Topology, http: string | undefined): Promise<Coordinated> {
+  const listen = parseListen(http ?? t.config.http?.listen ?? "127.0.0.1:9464", http ? "--http" : "http.listen");
+  const base = `http://${listen.address}:${listen.port}`;
+  let error: string;
+  try {
+    const res = await fetch(`${base}/status`, { signal: AbortSignal.timeout(5000) });
+    if (res.ok) return { daemon: (await res.json()) as Coordinated["daemon"] & object, base };
+    error = `HTTP ${res.status}`;
+  } catch (e) {
+    error = errorMessage((e as { cause?: unknown }).cause ?? e);
+  }
+  try {
+    const { Coordination } = await import("../coordination/index.ts");
+    return { etcd: await Coordination.peek(t, silentLogger()), base, error };
+  } catch (e) {
+    return { base, error: `${error}; etcd: ${errorMessage(e).split("\n")[0]}` };
+  }
+}
+
+function printInstances(c: Coordinated): void {
+  const v = c.daemon?.instances;
+  if (!v) {
+    out(`INSTANCES: no daemon answers on ${c.base} (${c.error ?? "?"})`);
+    if (c.etcd) out(`  from etcd: leader ${c.etcd.leader ?? "none"}; observers ${c.etcd.observers.join(", ") || "none"}`);
+    out();
+    return;
+  }
+  out(`INSTANCES: leader ${v.leader ?? "none"}; ${v.observers.length} of ${v.configured} observing (${v.observers.join(", ") || "none"}); ${v.quorum} must agree to confirm a failure`);
+  out(`  this daemon is ${v.instance}: ${v.acting ? "acting" : `not acting: ${v.notActing ?? "?"}`}`);
+  out(`  etcd ${v.connected ? "answers" : "does not answer"}; lease TTL ${v.lease.ttlSeconds} s${v.lease.msLeft !== null ? `, ${(Math.max(0, v.lease.msLeft) / 1000).toFixed(1)} s left` : ""}; leader changes seen: ${v.leaderChanges}`);
+  for (const [inst, targets] of Object.entries(v.verdicts)) {
+    for (const [target, x] of Object.entries(targets)) out(`  ${inst} sees ${target} ${x.status}${x.kind ? ` (${x.kind})` : ""} since ${new Date(x.since).toISOString().replace(/\.\d+Z$/, "Z")}`);
+  }
+  out();
 }
 
 /** The warm spares of each role the config keeps (the provider is asked only when it keeps some). */

@@ -10,9 +10,10 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Diagnosis, TargetStatus } from "../checks/detector.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { InstancesView, Peers } from "../daemon/peers.ts";
+import type { InstancesView, Peers, SharedChange, SharedControls, SharedHolds } from "../daemon/peers.ts";
+import type { Hold, Maintenance } from "../daemon/state.ts";
 import type { EventBus } from "../daemon/events.ts";
-import { ConfigError, errorMessage } from "../errors.ts";
+import { ConfigError, errorMessage, FailoverdError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type Journal, JournalCorruptError, type JournalRecord } from "../recovery/journal.ts";
 import { type Lease, type LeaseHolder, LeaseLostError } from "../recovery/lease.ts";
@@ -23,19 +24,6 @@ import { confirmByQuorum, majority } from "./quorum.ts";
 import { EtcdSession } from "./session.ts";
 
 export { confirmByQuorum, majority } from "./quorum.ts";
-
-export interface CoordinationStatus {
-  readonly instance: string;
-  readonly instances: number;
-  readonly leader: string | null;
-  readonly acting: boolean;
-  readonly notActing: string | null;
-  readonly connected: boolean;
-  /** Instances publishing now, this one included while etcd answers. */
-  readonly observers: readonly string[];
-  readonly leaderChanges: number;
-  readonly writes: number;
-}
 
 export class Coordination {
   readonly session: EtcdSession;
@@ -78,6 +66,26 @@ export class Coordination {
       log: o.log.child({ instance }),
     });
     return new Coordination(t, c.instances, session);
+  }
+
+  /**
+   * The leader and the instances publishing now, read from etcd without joining (for `failoverd status` when no
+   * daemon answers it). Throws when etcd cannot be read.
+   */
+  static async peek(t: Topology, log: Logger): Promise<{ leader: string | null; observers: string[] }> {
+    const c = Coordination.fromTopology(t, { log });
+    if (!c) return { leader: null, observers: [] };
+    const s = c.session;
+    try {
+      const election = await s.client.getAll().prefix(s.key("election", "")).sort("Create", "Ascend").strings();
+      const members = await s.client.getAll().prefix(s.key("members", "")).keys();
+      return {
+        leader: Object.values(election)[0] ?? null,
+        observers: members.map((k) => decodeURIComponent(k.slice(s.key("members", "").length))).sort(),
+      };
+    } finally {
+      s.client.close();
+    }
   }
 
   /** Publishes this instance's verdicts: every change of a target's status (not every check). */
@@ -138,20 +146,16 @@ export class Coordination {
     });
   }
 
-  status(): CoordinationStatus {
-    const s = this.session;
-    const observers = s.members();
-    return {
-      instance: s.instance,
-      instances: this.instances,
-      leader: s.leader(),
-      acting: s.isLeader(),
-      notActing: s.whyNotActing(),
-      connected: s.connected(),
-      observers,
-      leaderChanges: s.leaderChanges,
-      writes: s.writes,
-    };
+  /** What /status shows of the instances (the daemon's Peers view). */
+  status(): InstancesView {
+    return this.peers.view();
+  }
+
+  /** Publishes this instance's HTTP API, so a follower can hand the acting instance a request. */
+  async advertise(listening: { address: string; port: number }): Promise<void> {
+    // A wildcard address is no address to call: the host's name stands for it.
+    const host = listening.address === "0.0.0.0" ? hostname() : listening.address;
+    await this.peers.advertise(`http://${host}:${listening.port}`);
   }
 }
 
@@ -197,9 +201,19 @@ class EtcdJournal implements Journal {
 
   async append(record: JournalRecord): Promise<void> {
     const s = this.session;
+    // An operator's control (pause, resume, maintenance) is no step: any instance records the one it was sent.
+    if (record.type === "control") {
+      try {
+        await s.client.put(this.keyOf(record)).value(JSON.stringify(record));
+      } catch (e) {
+        throw new FailoverdError(`could not record the ${record.action} in etcd: ${errorMessage(e).split("\n")[0]}`);
+      }
+      s.writes++;
+      return;
+    }
     const txn = s.isLeader() ? s.fenced() : null;
     if (!txn) throw new LeaseLostError(`not recording ${record.type} of ${record.id}: ${s.whyNotActing() ?? "this instance no longer leads"}`);
-    const key = s.key("journal", `${String(record.at).padStart(15, "0")}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`);
+    const key = this.keyOf(record);
     let res: Awaited<ReturnType<typeof txn.commit>>;
     try {
       res = await txn.then(s.client.put(key).value(JSON.stringify(record))).commit();
@@ -208,6 +222,10 @@ class EtcdJournal implements Journal {
     }
     s.writes++;
     if (!res.succeeded) throw new LeaseLostError(`etcd refused ${record.type} of ${record.id}: this instance no longer leads`);
+  }
+
+  private keyOf(record: JournalRecord): string {
+    return this.session.key("journal", `${String(record.at).padStart(15, "0")}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`);
   }
 
   async read(): Promise<JournalRecord[]> {
@@ -225,10 +243,26 @@ class EtcdJournal implements Journal {
 
 /** The other instances, for the daemon: their verdicts confirm (or not) a failure; the inventory is shared. */
 class EtcdPeers implements Peers {
+  readonly controls: SharedControls;
+
   constructor(
     private readonly session: EtcdSession,
     private readonly instances: number,
-  ) {}
+  ) {
+    this.controls = new EtcdControls(session);
+  }
+
+  advertise(url: string): Promise<void> {
+    return this.session.advertise(url);
+  }
+
+  async leaderApi(): Promise<{ instance: string; url: string } | null> {
+    const s = this.session;
+    const name = s.leader();
+    if (name === null || s.isLeader()) return null;
+    const r = await s.readJson<{ http?: unknown }>(s.key("members", encodeURIComponent(name)));
+    return typeof r?.value.http === "string" ? { instance: name, url: r.value.http } : null;
+  }
 
   confirm(diagnoses: readonly Diagnosis[], statusOf: (target: string) => TargetStatus | undefined): Diagnosis[] {
     return confirmByQuorum({ diagnoses, self: this.session.instance, statusOf, peers: this.session.verdicts(), instances: this.instances });
@@ -287,5 +321,111 @@ class EtcdPeers implements Peers {
   async placements(): Promise<readonly Placement[] | null> {
     const r = await this.session.readJson<Placement[]>(this.session.key("inventory"));
     return r && Array.isArray(r.value) ? r.value : null;
+  }
+}
+
+/**
+ * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>`. Not
+ * fenced on leadership (any instance writes what it was sent) and not under a lease (they outlive every instance).
+ * Each is one key written whole, so two writers at once leave one whole value; an expiry deletes only the value it
+ * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch.
+ */
+class EtcdControls implements SharedControls {
+  private readonly listeners: ((c: SharedChange) => void)[] = [];
+
+  constructor(private readonly session: EtcdSession) {
+    session.on("watched", (key: string, value: string | null) => {
+      const c = this.parse(key, value);
+      if (c) for (const l of this.listeners) l(c);
+    });
+  }
+
+  private pauseKey(): string {
+    return this.session.key("controls", "pause");
+  }
+
+  private maintenanceKey(host: string): string {
+    return this.session.key("controls", "maintenance", encodeURIComponent(host));
+  }
+
+  private ackKey(key: string): string {
+    return this.session.key("controls", "acks", encodeURIComponent(key));
+  }
+
+  private parse(key: string, value: string | null): SharedChange | null {
+    const s = this.session;
+    if (!key.startsWith(s.key("controls", ""))) return null;
+    let v: unknown = null;
+    if (value !== null) {
+      try {
+        v = JSON.parse(value) as unknown;
+      } catch {
+        return null;
+      }
+      if (typeof v !== "object" || v === null) return null;
+    }
+    if (key === this.pauseKey()) return { kind: "pause", hold: v as Hold | null };
+    const m = s.key("controls", "maintenance", "");
+    if (key.startsWith(m)) return { kind: "maintenance", host: decodeURIComponent(key.slice(m.length)), hold: v as Maintenance | null };
+    const a = s.key("controls", "acks", "");
+    if (key.startsWith(a)) return { kind: "ack", key: decodeURIComponent(key.slice(a.length)), ack: v as { by: string; at: number } | null };
+    return null;
+  }
+
+  private async write(what: string, op: () => Promise<unknown>): Promise<void> {
+    try {
+      await op();
+    } catch (e) {
+      throw new FailoverdError(`etcd did not take the ${what} (${errorMessage(e).split("\n")[0]}): every instance shares it through etcd, so nothing changed`);
+    }
+    this.session.writes++;
+  }
+
+  setPause(hold: Hold | null): Promise<void> {
+    const c = this.session.client;
+    return this.write(hold ? "pause" : "resume", () => (hold ? c.put(this.pauseKey()).value(JSON.stringify(hold)).exec() : c.delete().key(this.pauseKey()).exec()));
+  }
+
+  setMaintenance(host: string, m: Maintenance | null): Promise<void> {
+    const c = this.session.client;
+    const key = this.maintenanceKey(host);
+    return this.write(m ? "maintenance" : "end of maintenance", () => (m ? c.put(key).value(JSON.stringify(m)).exec() : c.delete().key(key).exec()));
+  }
+
+  async endExpired(what: { host?: string | undefined }, hold: Hold): Promise<boolean> {
+    const c = this.session.client;
+    const key = what.host !== undefined ? this.maintenanceKey(what.host) : this.pauseKey();
+    const res = await c.if(key, "Value", "==", JSON.stringify(hold)).then(c.delete().key(key)).commit();
+    this.session.writes++;
+    return res.succeeded;
+  }
+
+  async acknowledge(keys: readonly string[], by: string, at: number): Promise<void> {
+    if (keys.length === 0) return;
+    const c = this.session.client;
+    await this.write("acknowledgement", () => Promise.all(keys.map((k) => c.put(this.ackKey(k)).value(JSON.stringify({ by, at })).exec())));
+  }
+
+  async forgetAck(key: string): Promise<void> {
+    await this.session.client.delete().key(this.ackKey(key)).exec();
+    this.session.writes++;
+  }
+
+  async read(): Promise<SharedHolds> {
+    const res = await this.session.client.getAll().prefix(this.session.key("controls", "")).exec();
+    let pause: Hold | null = null;
+    const maintenance = new Map<string, Maintenance>();
+    const acks = new Map<string, { by: string; at: number }>();
+    for (const kv of res.kvs) {
+      const c = this.parse(kv.key.toString(), kv.value.toString());
+      if (c?.kind === "pause") pause = c.hold;
+      else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
+      else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
+    }
+    return { pause, maintenance, acks };
+  }
+
+  onChange(cb: (change: SharedChange) => void): void {
+    this.listeners.push(cb);
   }
 }

@@ -226,7 +226,7 @@ export class EtcdSession extends EventEmitter {
     const res = await this.client
       .if(candidate, "Create", "==", 0)
       .then(
-        this.client.put(member).value(JSON.stringify({ instance: this.instance, pid: process.pid, since: Date.now() })).lease(id),
+        this.client.put(member).value(this.memberValue()).lease(id),
         this.client.put(candidate).value(this.instance).lease(id),
       )
       .commit();
@@ -269,6 +269,7 @@ export class EtcdSession extends EventEmitter {
       const w = await this.client.watch().prefix(`${this.opts.prefix}/`).startRevision(String(BigInt(res.header.revision) + 1n)).create();
       w.on("put", (kv) => {
         const k = kv.key.toString();
+        this.emit("watched", k, kv.value.toString());
         if (k === this.key("inventory")) this.applyShared(kv.mod_revision, kv.value.toString());
         if (!k.startsWith(this.key("verdicts", ""))) return;
         this.applyVerdict(k, kv.value.toString());
@@ -276,6 +277,7 @@ export class EtcdSession extends EventEmitter {
       });
       w.on("delete", (kv) => {
         const k = kv.key.toString();
+        this.emit("watched", k, null);
         if (!k.startsWith(this.key("verdicts", ""))) return;
         this.applyVerdict(k, null);
         this.emit("verdicts");
@@ -284,6 +286,21 @@ export class EtcdSession extends EventEmitter {
       this.watcher = w;
     }
     this.emit("verdicts");
+  }
+
+  /** Where this instance's HTTP API answers (published in its member key), once known. */
+  private httpUrl: string | null = null;
+
+  private memberValue(): string {
+    return JSON.stringify({ instance: this.instance, pid: process.pid, since: Date.now(), ...(this.httpUrl ? { http: this.httpUrl } : {}) });
+  }
+
+  /** Publishes this instance's HTTP API in its member key (now, and at every registration). */
+  async advertise(url: string): Promise<void> {
+    this.httpUrl = url;
+    if (this.leaseId === null) return;
+    await this.client.put(this.key("members", enc(this.instance))).value(this.memberValue()).lease(this.leaseId);
+    this.writes++;
   }
 
   private sharedRevision = "";

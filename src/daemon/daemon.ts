@@ -16,8 +16,8 @@ import type { Logger } from "../log.ts";
 import { redisAuthOf } from "../providers/index.ts";
 import { DryRunRecorder, dryRun } from "../providers/dry-run.ts";
 import type { Providers } from "../providers/types.ts";
-import { cooldownKeyOf, decide, type Decision, failedKeyOf, groupOf } from "../recovery/decider.ts";
-import { FileJournal, type Journal, MemoryJournal, type RecoverySummary, summarize, unfinished } from "../recovery/journal.ts";
+import { cooldownKeysOf, decide, type Decision, failedKeyOf, groupOf } from "../recovery/decider.ts";
+import { FileJournal, type Journal, type JournalRecord, MemoryJournal, type RecoverySummary, summarize, unfinished } from "../recovery/journal.ts";
 import { type Lease, LocalLease } from "../recovery/lease.ts";
 import { playbookFor } from "../recovery/registry.ts";
 import { chaosPauseFromEnv, type RecoveryMeta, Runner } from "../recovery/runner.ts";
@@ -151,7 +151,10 @@ export class Daemon {
     const recorder = new DryRunRecorder((a) => this.log.info({ provider: a.provider, dryRun: true }, a.description));
     this.providers = opts.dryRun ? dryRun(opts.providers, recorder) : opts.providers;
     this.events = new EventBus((event, err) => this.log.error({ event, err: errorMessage(err) }, "an event listener failed (a bug); the daemon goes on"));
-    this.findings = new Findings(this.events);
+    this.findings = new Findings(this.events, (key) => {
+      // The acting instance forgets an acknowledgement whose finding is gone (one writer, not every instance).
+      if (this.mayAct()) opts.peers?.controls.forgetAck(key).catch((e: unknown) => this.log.debug({ err: errorMessage(e), key }, "could not forget an acknowledgement in etcd"));
+    });
     this.syncGuard = new SyncGuard({ redis: () => this.providers.redis, log: this.log.child({ component: "sync-guard" }), now: this.now });
     this.spares = new SparePool({
       topology: () => this.topology,
@@ -171,6 +174,11 @@ export class Daemon {
       log: this.log,
       now: this.now,
       changed: () => this.evaluation.request(),
+      shared: opts.peers?.controls,
+    });
+    opts.peers?.controls.onChange((c) => {
+      if (c.kind === "ack") this.findings.acknowledgeShared(c.key, c.ack, this.now());
+      else this.controls.apply(c);
     });
   }
 
@@ -188,12 +196,19 @@ export class Daemon {
     let records: Awaited<ReturnType<Journal["read"]>>;
     try {
       records = await this.journal.read();
+      // Several instances: the holds and acknowledgements every instance shares replace the state file's.
+      const held = this.opts.dryRun ? null : await this.opts.peers?.controls.read();
+      if (held) {
+        this.controls.adopt(held);
+        for (const [key, ack] of held.acks) this.findings.acknowledgeShared(key, ack, this.now());
+      }
     } catch (e) {
       // A corrupt journal stops the start: give the lease back.
       if (!this.opts.dryRun) await this.lease.release();
       throw e;
     }
     const pending = unfinished(records);
+    this.adoptCooldowns(records);
     // A pause or maintenance that expired while the daemon was down ends now; the rest end at their time.
     await this.controls.expire();
     this.targets = checkTargets(this.topology, this.inventory);
@@ -250,6 +265,7 @@ export class Daemon {
       if (shared) this.applyPlacements(shared);
       const records = await this.journal.read();
       if (!this.lease.isHeld()) return;
+      this.adoptCooldowns(records);
       for (const r of unfinished(records)) {
         if (this.runningIds.has(r.id) || this.recoveries.has(groupOf(this.topology, r.host))) continue;
         this.log.warn({ recoveryId: r.id }, `took over: resuming the unfinished recovery ${r.id} (${r.playbook} for ${r.host})`);
@@ -264,6 +280,22 @@ export class Daemon {
       }, 500).unref();
     } finally {
       this.takingOver = false;
+    }
+  }
+
+  /**
+   * Several instances: the cooldowns the recoveries in the shared journal armed, whichever instance ran them (a new
+   * leader honours the previous leader's). An unfinished recovery arms nothing and is resumed whatever they hold.
+   */
+  private adoptCooldowns(records: readonly JournalRecord[]): void {
+    if (!this.opts.peers) return;
+    for (const r of summarize(records)) {
+      if (r.endedAt === undefined) continue;
+      for (const key of cooldownKeysOf(this.topology, r)) {
+        if ((this.state.lastEnded.get(key) ?? Number.NEGATIVE_INFINITY) >= r.endedAt) continue;
+        this.state.recoveryEnded(key, r.endedAt);
+        this.log.info({ key, recoveryId: r.id, endedAt: r.endedAt }, `cooldown ${key} armed by ${r.id} (ended ${new Date(r.endedAt).toISOString()}), from the shared journal`);
+      }
     }
   }
 
@@ -742,20 +774,13 @@ export class Daemon {
    * before it touched anything), holds nothing.
    */
   private armCooldown(playbook: PlaybookName, host: string, diagnosis: string, outcome: string, summary: RecoverySummary | undefined): void {
+    const keys = cooldownKeysOf(this.topology, { playbook, host, outcome, completed: summary?.completed ?? new Map(), steps: summary?.steps ?? [] });
     if (outcome === "rolled-back") return;
-    if (outcome === "failed") this.state.recoveryEnded(failedKeyOf(host), this.now());
-    let key: string | null = null;
-    if (playbook === "failed_redis") {
-      const promote = summary?.completed.get("promote") as PromoteResult | undefined;
-      if ((promote?.promoted.length ?? 0) > 0) key = cooldownKeyOf(this.topology, "DeadPrimary", host);
-    } else if (playbook === "failed_haproxy" && summary?.steps.some((s) => s.step === "terminate")) {
-      key = cooldownKeyOf(this.topology, "HaproxyDown", host);
-    }
-    if (key === null) {
+    if (!keys.some((k) => k !== failedKeyOf(host))) {
       this.log.info({ host, diagnosis }, `no cooldown: the recovery of ${host} promoted nothing (a replica rebuild, or nothing changed)`);
-      return;
     }
-    this.state.recoveryEnded(key, this.now());
+    const now = this.now();
+    for (const key of keys) this.state.recoveryEnded(key, now);
   }
 
   private async summaryOf(id: string | undefined): Promise<RecoverySummary | undefined> {
@@ -856,8 +881,16 @@ export class Daemon {
     return this.controls.endMaintenance(host, by);
   }
 
-  /** Acknowledges the current findings: they are not notified again until they change. */
-  acknowledge(by: string): string[] {
+  /**
+   * Acknowledges the current findings: they are not notified again until they change. Several instances: written to
+   * the store first, so every instance (a later leader too) holds them acknowledged.
+   */
+  async acknowledge(by: string): Promise<string[]> {
+    await this.opts.peers?.controls.acknowledge(
+      this.findings.list().map((f) => f.key),
+      by,
+      this.now(),
+    );
     const keys = this.findings.acknowledge(this.now(), by);
     this.log.info({ by, keys }, `acknowledged ${keys.length} finding(s)`);
     return keys;
@@ -871,7 +904,7 @@ export class Daemon {
     if (this.stopping.signal.aborted) return { refused: "failoverd is stopping" };
     const fault = this.journal.fault;
     if (fault) return { refused: `${fault.error}: no recovery starts until the journal can be written` };
-    // Several instances: only the acting one switches over (send it to the leader /status names).
+    // Several instances: only the acting one switches over (a follower's API hands the request to it: see actingApi).
     if (!this.mayAct()) return { refused: this.lease.holder?.().notActing ?? "this instance does not act now" };
     const plan = planSwitchover({
       topology: this.topology,
@@ -906,6 +939,8 @@ export class Daemon {
     if (!failed) return { refused: `${host} is in no pair` };
     const group = groupOf(this.topology, host);
     if (this.recoveries.has(group)) return { refused: `a recovery of ${group} is already under way` };
+    // Several instances: the acting one promotes; accepting here would change nothing (a follower's API forwards it).
+    if (this.opts.peers && !this.mayAct()) return { refused: this.lease.holder?.().notActing ?? "this instance does not act now" };
     const failingNow = [...this.failing].some((t) => hostOf(t) === failed && (this.health.get(t)?.failures ?? 0) > 0);
     const lostNow = [...this.restarts.values()].some((r) => hostOf(r.target) === failed && r.datasetLost);
     if (!failingNow && !lostNow) return { refused: `${failed} is not failing now: nothing to promote ${host} in place of` };
@@ -942,12 +977,29 @@ export class Daemon {
       return check;
     }
     if (!confirm) return { started: false, check, plan: await planRecovery(this.topology, host, this.opts.providers) };
+    // Several instances: only the acting one starts it (a follower's API hands it the request: see actingApi).
+    if (!this.mayAct()) return { refused: this.lease.holder?.().notActing ?? "this instance does not act now" };
     this.log.warn({ by, host, reason }, `forced failover of ${host} requested by ${by}${reason ? ` (${reason})` : ""}: running ${check.playbook}`);
     const meta: RecoveryMeta = { diagnosis: `forced failover requested by ${by}`, origin: "operator", by, forced: true, ...(reason ? { reason } : {}) };
     const runner = this.startRecovery(check.playbook, host, meta, undefined, "operator");
     const recoveryId = await this.started(runner, check.group);
     if (!recoveryId) return { refused: "the failover could not start (see the log)" };
     return { started: true, check, recoveryId };
+  }
+
+  /** Several instances: this instance's name (null: it acts alone). */
+  get instance(): string | null {
+    return this.opts.peers?.view().instance ?? null;
+  }
+
+  /**
+   * Several instances: where a request only the acting instance carries out (switchover, failover, promote) goes
+   * when another instance acts: its name and HTTP API. Null when this instance acts, acts alone, or the acting one
+   * has published no API (the request is then answered here, refused with the reason).
+   */
+  async actingApi(): Promise<{ instance: string; url: string } | null> {
+    if (!this.opts.peers || this.opts.dryRun || this.mayAct()) return null;
+    return this.opts.peers.leaderApi().catch(() => null);
   }
 
   /** The id of a recovery just started, once its start is journaled; undefined when it ended without starting. */

@@ -11,8 +11,27 @@ export const findingKey = (d: Decision): string => `${d.diagnosis.name}:${d.host
 
 export class Findings {
   private readonly active = new Map<string, ActiveDiagnosis>();
+  /** Several instances: the findings acknowledged through any instance (a finding that appears here later is born acknowledged). */
+  private readonly sharedAcks = new Set<string>();
 
-  constructor(private readonly bus: EventBus) {}
+  constructor(
+    private readonly bus: EventBus,
+    /** Called when a finding acknowledged through the store is gone here (its acknowledgement may be forgotten). */
+    private readonly onAckedGone?: (key: string) => void,
+  ) {}
+
+  /** Several instances: an acknowledgement read from the store (null: forgotten there). */
+  acknowledgeShared(key: string, ack: { readonly by: string; readonly at: number } | null, now: number): void {
+    if (ack === null) {
+      this.sharedAcks.delete(key);
+      return;
+    }
+    this.sharedAcks.add(key);
+    const f = this.active.get(key);
+    if (!f || f.acknowledged) return;
+    this.active.set(key, { ...f, acknowledged: true });
+    this.bus.emit("ack", { keys: [key], at: now, by: ack.by });
+  }
 
   /** Folds one evaluation's decisions in: new or changed findings are announced, missing ones resolved. */
   update(decisions: readonly Decision[], now: number): void {
@@ -29,13 +48,15 @@ export class Findings {
       }
       // A recovery under way for the finding is no change worth announcing again.
       if (prev?.decision.kind === "recover" && decision.kind === "alert" && /already under way/.test(decision.reason)) continue;
+      // A finding that changed is news again, whoever acknowledged what it was.
+      if (prev) this.sharedAcks.delete(key);
       const finding: ActiveDiagnosis = {
         key,
         diagnosis: d.diagnosis,
         actionable: DIAGNOSES[d.diagnosis.name].actionable,
         decision,
         since: prev?.since ?? now,
-        acknowledged: false,
+        acknowledged: this.sharedAcks.has(key),
       };
       this.active.set(key, finding);
       this.bus.emit("diagnosis", { ...finding, at: now });
@@ -65,6 +86,7 @@ export class Findings {
 
   private resolve(key: string, f: ActiveDiagnosis, now: number, why: "cleared" | "recovering"): void {
     this.active.delete(key);
+    if (this.sharedAcks.delete(key)) this.onAckedGone?.(key);
     this.bus.emit("resolved", { key, diagnosis: f.diagnosis, at: now, sinceMs: now - f.since, why });
   }
 }

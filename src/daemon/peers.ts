@@ -4,6 +4,7 @@
  */
 import type { Diagnosis, TargetStatus } from "../checks/detector.ts";
 import type { Placement } from "../topology/inventory.ts";
+import type { Hold, Maintenance } from "./state.ts";
 
 export interface Peers {
   /** The diagnoses with each actionable one confirmed by a majority of the instances, or downgraded to an alert. */
@@ -18,6 +19,46 @@ export interface Peers {
   placements(): Promise<readonly Placement[] | null>;
   /** What /status shows of the instances: who leads, who publishes, their verdicts. */
   view(): InstancesView;
+  /** The operator's holds and acknowledgements, shared by every instance (any instance writes them, leading or not). */
+  readonly controls: SharedControls;
+  /** Publishes where this instance's HTTP API answers, so the others can hand the acting instance a request. */
+  advertise(url: string): Promise<void>;
+  /** The acting instance's name and HTTP API, when another instance acts and has published its API; else null. */
+  leaderApi(): Promise<{ readonly instance: string; readonly url: string } | null>;
+}
+
+/** The shared holds as read from the store. */
+export interface SharedHolds {
+  readonly pause: Hold | null;
+  readonly maintenance: ReadonlyMap<string, Maintenance>;
+  /** Acknowledged finding keys, with who acknowledged them and when. */
+  readonly acks: ReadonlyMap<string, { readonly by: string; readonly at: number }>;
+}
+
+/** One change another instance (or this one) wrote, as every instance reads it. */
+export type SharedChange =
+  | { readonly kind: "pause"; readonly hold: Hold | null }
+  | { readonly kind: "maintenance"; readonly host: string; readonly hold: Maintenance | null }
+  | { readonly kind: "ack"; readonly key: string; readonly ack: { readonly by: string; readonly at: number } | null };
+
+/**
+ * Pause, maintenance and acknowledgements kept in the store: one key each, written whole (two instances writing at
+ * once leave one of two whole values, never a mix). Each write throws when the store does not take it.
+ */
+export interface SharedControls {
+  /** Sets the pause (null: resumed). */
+  setPause(hold: Hold | null): Promise<void>;
+  setMaintenance(host: string, m: Maintenance | null): Promise<void>;
+  /**
+   * Ends an expired hold in the store only if it is still the one given (a newer pause is kept): true for the one
+   * instance whose delete took, which journals the expiry.
+   */
+  endExpired(what: { readonly host?: string | undefined }, hold: Hold): Promise<boolean>;
+  acknowledge(keys: readonly string[], by: string, at: number): Promise<void>;
+  /** Forgets an acknowledgement (its finding is gone). */
+  forgetAck(key: string): Promise<void>;
+  read(): Promise<SharedHolds>;
+  onChange(cb: (change: SharedChange) => void): void;
 }
 
 export interface InstancesView {

@@ -50,7 +50,11 @@ export interface ApiDaemon {
   resume(by: string, confirm: boolean): Promise<{ resumed: boolean; starts: { playbook: string; host: string; diagnosis: string }[] }>;
   startMaintenance(host: string, by: string, request: HoldRequest & { forMs: number }): Promise<Maintenance | { refused: string }>;
   endMaintenance(host: string, by: string): Promise<Maintenance | null>;
-  acknowledge(by: string): string[];
+  acknowledge(by: string): string[] | Promise<string[]>;
+  /** Several instances: this instance's name (null or absent: it acts alone). */
+  readonly instance?: string | null;
+  /** Several instances: the acting instance's API when another one acts (switchover, failover and promote go there). */
+  actingApi?(): Promise<{ instance: string; url: string } | null>;
   requestSwitchover(request: SwitchoverRequest, origin: "operator", by: string): Promise<{ recoveryId: string; to: string; from: string } | { refused: string }>;
   /** An operator accepts that promoting `host` may lose data (the promotion guard's override). */
   acceptDataLoss(host: string, by: string): { accepted: string; failed: string } | { refused: string };
@@ -81,6 +85,12 @@ export interface HttpApiOptions {
 }
 
 const MAX_BODY = 16 * 1024;
+/** The changing requests only the acting instance carries out: another instance forwards them to it. */
+const FORWARDED = new Set(["/switchover", "/failover", "/promote"]);
+/** Marks a request one instance handed to another (never handed on again); its value names the sender. */
+const FORWARDED_HEADER = "x-failoverd-forwarded-by";
+/** A forwarded request's answer: a switchover answers once started (its start journaled), well within this. */
+const FORWARD_TIMEOUT_MS = 30_000;
 export const READ_DEADLINE_MS = 10_000;
 export const MAX_CONNECTIONS = 100;
 /** At most one warning per this long about connections refused over the limit. */
@@ -236,19 +246,22 @@ export class HttpApi {
           send(res, 200, await this.o.daemon.history(since));
         },
       };
+      // Several instances: every answer to a changing request names the instance that carried it out (or refused it).
+      const instance = this.o.daemon.instance ?? null;
+      const answer = (status: number, body: Record<string, unknown>) => send(res, status, instance ? { ...body, instance } : body);
       const writes: Record<string, (body: Record<string, unknown>, by: string) => Promise<void>> = {
         "/pause": async (body, by) => {
           only(body, ["reason", "for"], "a pause");
           const forMs = body["for"] === "forever" ? null : body["for"] === undefined ? DEFAULT_PAUSE_MS : duration(body["for"]);
-          send(res, 200, { paused: true, pause: await this.o.daemon.setPause(by, { reason: reason(body), forMs }) });
+          answer(200, { paused: true, pause: await this.o.daemon.setPause(by, { reason: reason(body), forMs }) });
         },
         "/resume": async (body, by) => {
           only(body, ["confirm"], "a resume");
           const r = await this.o.daemon.resume(by, flag(body, "confirm"));
-          if (r.resumed) send(res, 200, { paused: false, started: r.starts });
+          if (r.resumed) answer(200, { paused: false, started: r.starts });
           else {
             const what = r.starts.map((x) => `${x.playbook} for ${x.host} (${x.diagnosis})`).join(", ");
-            send(res, 409, { error: `resuming starts ${what} at once: confirm it (confirm: true)`, wouldStart: r.starts });
+            answer(409, { error: `resuming starts ${what} at once: confirm it (confirm: true)`, wouldStart: r.starts });
           }
         },
         "/maintenance": async (body, by) => {
@@ -256,29 +269,29 @@ export class HttpApi {
           const host = hostOf(body);
           if (flag(body, "end")) {
             if (body["for"] !== undefined || body["reason"] !== undefined) throw new HttpError(400, "end takes no for or reason");
-            send(res, 200, { host, ended: await this.o.daemon.endMaintenance(host, by) });
+            answer(200, { host, ended: await this.o.daemon.endMaintenance(host, by) });
             return;
           }
           if (body["for"] === undefined) throw new HttpError(400, "for is required: how long the maintenance lasts (30m, 2h)");
           const why = reason(body);
           if (!why) throw new HttpError(400, "reason is required: why the host is in maintenance");
           const m = await this.o.daemon.startMaintenance(host, by, { reason: why, forMs: duration(body["for"]) });
-          if ("refused" in m) send(res, 409, { error: m.refused });
-          else send(res, 200, { host, maintenance: m });
+          if ("refused" in m) answer(409, { error: m.refused });
+          else answer(200, { host, maintenance: m });
         },
         "/failover": async (body, by) => {
           only(body, ["host", "reason", "confirm"], "a failover");
           const r = await this.o.daemon.requestFailover(hostOf(body), by, reason(body), flag(body, "confirm"));
-          if ("refused" in r) send(res, 409, { error: r.refused });
-          else if (r.started) send(res, 202, { started: true, recoveryId: r.recoveryId, ...r.check });
-          else send(res, 200, { started: false, ...r.check, plan: r.plan });
+          if ("refused" in r) answer(409, { error: r.refused });
+          else if (r.started) answer(202, { started: true, recoveryId: r.recoveryId, ...r.check });
+          else answer(200, { started: false, ...r.check, plan: r.plan });
         },
-        "/ack": async (_b, by) => send(res, 200, { acknowledged: this.o.daemon.acknowledge(by) }),
+        "/ack": async (_b, by) => answer(200, { acknowledged: await this.o.daemon.acknowledge(by) }),
         "/switchover": async (body, by) => {
           const request = switchoverRequest(body);
           const r = await this.o.daemon.requestSwitchover(request, "operator", by);
-          if ("refused" in r) send(res, 409, { error: r.refused });
-          else send(res, 202, r);
+          if ("refused" in r) answer(409, { error: r.refused });
+          else answer(202, r);
         },
         "/promote": async (body, by) => {
           const unknown = Object.keys(body).filter((k) => k !== "host" && k !== "acceptDataLoss");
@@ -288,8 +301,8 @@ export class HttpApi {
             throw new HttpError(400, "acceptDataLoss must be true: this overrides the promotion guard, which refused because the promotion would lose data");
           }
           const r = this.o.daemon.acceptDataLoss(body["host"], by);
-          if ("refused" in r) send(res, 409, { error: r.refused });
-          else send(res, 202, r);
+          if ("refused" in r) answer(409, { error: r.refused });
+          else answer(202, r);
         },
       };
       const read = reads[path];
@@ -309,15 +322,54 @@ export class HttpApi {
         this.disarmDeadline(req.socket);
         const by = `${operator ? `${operator} via ` : ""}http ${req.socket.remoteAddress ?? "?"}`;
         this.o.log.info({ path, by }, `HTTP ${path} by ${by}`);
-        await write(body, by);
+        // Only the acting instance switches over, fails over or promotes: another instance hands it the request.
+        const acting = FORWARDED.has(path) && req.headers[FORWARDED_HEADER] === undefined ? await this.o.daemon.actingApi?.() : null;
+        if (acting) await this.forward(res, path, acting, { ...(operator !== undefined ? { operator } : {}), ...body }, instance);
+        else await write(body, by);
       } else {
         throw new HttpError(404, `no such resource: ${path} (try /, /status, /history, /metrics, /healthz)`);
       }
     } catch (e) {
+      // A store that did not take a shared hold (several instances): said as it is, nothing changed.
+      if (e instanceof FailoverdError) {
+        this.o.log.warn({ path, err: e.message }, `HTTP ${path} failed: ${e.message}`);
+        send(res, 503, { error: e.message });
+        return;
+      }
       if (!(e instanceof HttpError)) throw e;
       if (e.status === 401 || e.status === 403) this.o.log.warn({ path, from: req.socket.remoteAddress }, `HTTP ${path} refused: ${e.message}`);
       send(res, e.status, { error: e.message }, e.headers);
     }
+  }
+
+  /**
+   * Hands a changing request to the acting instance's API, with this instance's token (the caller's was checked here),
+   * and answers with its answer, naming the instance that carried it out. A forwarded request is never forwarded again.
+   */
+  private async forward(res: ServerResponse, path: string, to: { instance: string; url: string }, body: Record<string, unknown>, self: string | null): Promise<void> {
+    this.o.log.info({ path, leader: to.instance, url: to.url }, `HTTP ${path}: handed to the acting instance ${to.instance} at ${to.url}`);
+    let r: Response;
+    try {
+      r = await fetch(`${to.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", [FORWARDED_HEADER]: self ?? "?", ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+      });
+    } catch (e) {
+      const why = errorMessage((e as { cause?: unknown }).cause ?? e);
+      throw new HttpError(502, `the acting instance ${to.instance} did not answer at ${to.url} (${why}); nothing was done here`);
+    }
+    let answer: Record<string, unknown>;
+    try {
+      answer = (await r.json()) as Record<string, unknown>;
+    } catch {
+      throw new HttpError(502, `the acting instance ${to.instance} at ${to.url} answered HTTP ${r.status} without JSON`);
+    }
+    if (r.status === 401 || r.status === 403) {
+      throw new HttpError(502, `the acting instance ${to.instance} refused this instance's token (${String(answer["error"] ?? r.status)}): give every instance the same http.token`);
+    }
+    send(res, r.status, { ...answer, instance: to.instance, ...(self ? { via: self } : {}) });
   }
 
   /** The slowest a target's loop turns while healthy: one interval plus a check's deadline, with room to spare. */

@@ -224,6 +224,25 @@ function history(h) {
   return t;
 }
 
+/** Several instances: who leads, whether this one acts (or why not), the lease, who observes, the others' non-up verdicts. */
+function instances(v) {
+  const c = el("div", { class: "card", "data-instances": v.instance });
+  const acting = v.acting ? badge("acting", "ok") : badge("observing", "unknown");
+  c.append(el("h3", {}, el("span", {}, "this instance: " + v.instance), acting));
+  c.append(el("div", { "data-leader": v.leader || "" }, "leader: ", v.leader ? el("strong", {}, v.leader) : badge("none", "down"), " · leader changes seen: " + v.leaderChanges));
+  if (!v.acting && v.notActing) c.append(el("div", { class: "hold", "data-not-acting": "" }, v.notActing));
+  c.append(el("div", { class: "detail" }, "etcd " + (v.connected ? "answers" : "does not answer") + " · lease TTL " + v.lease.ttlSeconds + " s" + (v.lease.msLeft !== null ? ", " + ms(Math.max(0, v.lease.msLeft)) + " left" : "")));
+  const t = el("table", { class: "pairs" });
+  t.append(el("tr", {}, el("th", {}, "observer"), el("th", {}, "role"), el("th", {}, "verdicts not up")));
+  for (const o of v.observers) {
+    const vs = Object.entries((v.verdicts || {})[o] || {}).map(([target, x]) => target + " " + x.status + (x.kind ? " (" + x.kind + ")" : "") + " since " + time(x.since));
+    t.append(el("tr", { "data-observer": o }, el("td", {}, o + (o === v.instance ? " (this one)" : "")), el("td", {}, o === v.leader ? badge("leader", "primary") : badge("observer", "replica")),
+      el("td", { class: "detail" }, o === v.instance ? "see the hosts below" : vs.length ? vs.join(" · ") : "all up")));
+  }
+  c.append(el("div", { class: "detail" }, v.observers.length + " of " + v.configured + " instances observe; " + v.quorum + " must agree to confirm a failure"), t);
+  return c;
+}
+
 /** Ages and staleness, every second: the data on screen says how old it is, and goes grey once it is stale. */
 function tick() {
   if (!last) return;
@@ -252,6 +271,8 @@ function render(s, h) {
     s.journal ? badge("journal unwritable", "down") : null,
     s.config && s.config.reloadPendingSince ? badge("reload pending", "paused") : null].filter((x) => x !== null));
   $("#verdicts").replaceChildren(...verdicts(s));
+  $("#instances-section").hidden = !s.instances;
+  $("#instances").replaceChildren(...(s.instances ? [instances(s.instances)] : []));
   $("#alerts").replaceChildren(...alerts(s));
   $("#routing").replaceChildren(routing(s));
   $("#hosts").replaceChildren(...s.hosts.map((x) => hostCard(x)));
@@ -308,6 +329,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <section><h2>Writes</h2><div class="grid" id="verdicts"></div></section>
 <section><h2>Alerts</h2><div class="grid" id="alerts"></div></section>
 <section><h2>Recovery under way</h2><div id="current"></div><div id="last"></div></section>
+<section id="instances-section" hidden><h2>Instances</h2><div id="instances"></div></section>
 <section><h2>Routing</h2><div id="routing"></div></section>
 <section><h2>Hosts</h2><div class="grid" id="hosts"></div></section>
 <section><h2>History</h2><div id="history"></div></section>

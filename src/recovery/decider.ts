@@ -68,6 +68,35 @@ export function failedKeyOf(host: string): string {
   return `failed:${host}`;
 }
 
+/**
+ * The cooldown keys an ended recovery arms, from what it did: a failover that promoted arms its pair's, an HAProxy
+ * that was rebuilt arms that HAProxy's, a failed one also arms `failed:<host>`. A switchover, a recovery that rolled
+ * back, or one not ended arms nothing. The daemon arms them when its recovery ends; a new leader reads them back from
+ * the shared journal (the same rule, whichever instance ran the recovery).
+ */
+export function cooldownKeysOf(
+  t: Topology,
+  r: {
+    readonly playbook: string;
+    readonly host: string;
+    readonly outcome?: string | undefined;
+    readonly completed: ReadonlyMap<string, unknown>;
+    readonly steps: readonly { readonly step: string }[];
+  },
+): string[] {
+  if (r.playbook === "switchover" || (r.outcome !== "succeeded" && r.outcome !== "failed")) return [];
+  const keys = r.outcome === "failed" ? [failedKeyOf(r.host)] : [];
+  let key: string | null = null;
+  if (r.playbook === "failed_redis") {
+    const promote = r.completed.get("promote") as { promoted?: readonly unknown[] } | undefined;
+    if ((promote?.promoted?.length ?? 0) > 0) key = cooldownKeyOf(t, "DeadPrimary", r.host);
+  } else if (r.playbook === "failed_haproxy" && r.steps.some((s) => s.step === "terminate")) {
+    key = cooldownKeyOf(t, "HaproxyDown", r.host);
+  }
+  if (key !== null) keys.push(key);
+  return keys;
+}
+
 export function decide(input: DeciderInput): Decision[] {
   const { topology: t, state, now } = input;
   const cfg = t.config.recovery;

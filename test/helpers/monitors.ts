@@ -22,7 +22,7 @@ export interface Monitors {
   readonly etcd: EtcdCluster;
   readonly sandbox: Sandbox;
   readonly daemons: Map<string, { child: ChildProcess; log: string }>;
-  start(name: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }): ChildProcess;
+  start(name: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }, args?: readonly string[]): ChildProcess;
   logOf(name: string): string;
   waitLog(name: string, marker: string | RegExp, ms?: number): Promise<void>;
   records(): Promise<JournalRecord[]>;
@@ -37,9 +37,10 @@ export interface Monitors {
 export const TTL_SECONDS = 5;
 
 /** A topology on 127.<net>.x.y with a coordination section for 3 instances; etcd on 127.<net>.9.1-3. */
-export function monitorsTopology(net: number): TestTopology {
+export function monitorsTopology(net: number, o: { cooldownMs?: number; extra?: string } = {}): TestTopology {
   const endpoints = [1, 2, 3].map((i) => `http://127.${net}.9.${i}:2379`).join(", ");
-  return testTopology({ net, cooldownMs: 1000, extra: `coordination: { endpoints: [${endpoints}], leaseTtlSeconds: ${TTL_SECONDS}, instances: 3 }` });
+  const coordination = `coordination: { endpoints: [${endpoints}], leaseTtlSeconds: ${TTL_SECONDS}, instances: 3 }`;
+  return testTopology({ net, cooldownMs: o.cooldownMs ?? 1000, extra: o.extra ? `${coordination}\n${o.extra}` : coordination });
 }
 
 export async function startMonitors(tt: TestTopology): Promise<Monitors> {
@@ -66,9 +67,9 @@ export async function startMonitors(tt: TestTopology): Promise<Monitors> {
     etcd,
     sandbox,
     daemons,
-    start(name, env = {}, user) {
+    start(name, env = {}, user, args = []) {
       const log = join(tt.dir, `daemon-${name}-${Date.now()}.log`);
-      const child = startDaemon(t, log, env, ["--instance", name], user);
+      const child = startDaemon(t, log, env, ["--instance", name, ...args], user);
       daemons.set(name, { child, log });
       return child;
     },

@@ -22,7 +22,8 @@ export interface Monitors {
   readonly etcd: EtcdCluster;
   readonly sandbox: Sandbox;
   readonly daemons: Map<string, { child: ChildProcess; log: string }>;
-  start(name: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }): ChildProcess;
+  /** `args` are added to `run --config ... --instance <name>` (e.g. `--http ADDR:PORT`). */
+  start(name: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }, args?: readonly string[]): ChildProcess;
   logOf(name: string): string;
   waitLog(name: string, marker: string | RegExp, ms?: number): Promise<void>;
   records(): Promise<JournalRecord[]>;
@@ -66,9 +67,9 @@ export async function startMonitors(tt: TestTopology): Promise<Monitors> {
     etcd,
     sandbox,
     daemons,
-    start(name, env = {}, user) {
+    start(name, env = {}, user, args = []) {
       const log = join(tt.dir, `daemon-${name}-${Date.now()}.log`);
-      const child = startDaemon(t, log, env, ["--instance", name], user);
+      const child = startDaemon(t, log, env, ["--instance", name, ...args], user);
       daemons.set(name, { child, log });
       return child;
     },

@@ -221,7 +221,9 @@ describe("etcd stopped entirely", { timeout: 600_000 }, () => {
           const s = await status(i);
           const down = s.hosts.find((h) => h.name === "redis1")?.targets.some((x) => x.status === "down");
           const d = s.diagnoses.find((x) => x.diagnosis.host === "redis1");
-          return down === true && d !== undefined && d.decision.kind === "alert";
+          // The alert says why it is not confirmed: not that the others disagree, but that etcd does not answer.
+          const why = d?.diagnosis.evidence.some((e) => /not confirmed \(the others' verdicts are unknown: etcd: .+; no instance acts without etcd\)/.test(e));
+          return down === true && d !== undefined && d.decision.kind === "alert" && why === true;
         });
       }
       // A generous window (three lease TTLs and then some) in which nothing may change in the world.
@@ -248,6 +250,7 @@ describe("etcd stopped entirely", { timeout: 600_000 }, () => {
         assert.match(s.instances?.notActing ?? "", /^etcd: .+; no instance acts without etcd$/);
         assert.equal(s.recoveries.current.length, 0, `${n} runs no recovery`);
       }
+      for (const n of NAMES) assert.equal(since(n).match(/etcd unreachable: /g)?.length, 1, `${n} says once that etcd is unreachable`);
       process.stdout.write(`# etcd down ${Math.round((Date.now() - stoppedPrimaryAt) / 1000)} s after the primary was killed; nothing acted\n`);
 
       // etcd again, on its data: the instances reconnect, and the failure still pending is failed over once.

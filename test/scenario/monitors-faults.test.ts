@@ -15,6 +15,7 @@ import { Etcd3 } from "etcd3";
 import { Redis } from "ioredis";
 import { HaproxyAdminClient } from "../../src/admin/haproxy.ts";
 import type { StatusView } from "../../src/daemon/status.ts";
+import type { JournalRecord } from "../../src/recovery/journal.ts";
 import { signal, whyNotFree } from "../../src/providers/local/processes.ts";
 import { readBackLost } from "../../src/simulate/scenario.ts";
 import { Traffic } from "../../src/simulate/traffic.ts";
@@ -49,7 +50,7 @@ const killHost = (m: Monitors, host: string) => {
 const alive = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
 
 async function redisRole(address: string, port: number): Promise<string> {
-  const c = new Redis({ host: address, port, lazyConnect: true, connectTimeout: 2000, commandTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const c = new Redis({ host: address, port, lazyConnect: true, connectTimeout: 10_000, commandTimeout: 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   c.on("error", () => {});
   try {
     await c.connect();
@@ -59,12 +60,16 @@ async function redisRole(address: string, port: number): Promise<string> {
   }
 }
 
-/** The journal's keys in etcd, in creation order. A key is `<at>-<writer's nonce>-<seq>`: the nonce names the process. */
-async function journalKeys(client: Etcd3, tt: TestTopology): Promise<string[]> {
+/**
+ * The journal in etcd, in creation order: each record with its key, `<at>-<writer's nonce>-<seq>`, whose nonce names
+ * the process that wrote it.
+ */
+async function journal(client: Etcd3, tt: TestTopology): Promise<{ key: string; record: JournalRecord }[]> {
   const prefix = `/failoverd/${tt.topology.name}/journal/`;
   const res = await client.getAll().prefix(prefix).sort("Create", "Ascend").exec();
-  return res.kvs.map((kv) => kv.key.toString().slice(prefix.length));
+  return res.kvs.map((kv) => ({ key: kv.key.toString().slice(prefix.length), record: JSON.parse(kv.value.toString()) as JournalRecord }));
 }
+const journalKeys = async (client: Etcd3, tt: TestTopology) => (await journal(client, tt)).map((x) => x.key);
 const writerOf = (key: string) => key.split("-")[1] ?? "";
 
 describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
@@ -110,9 +115,12 @@ describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
       process.kill(child.pid!, "SIGSTOP");
       const stoppedAt = Date.now();
       const logWhenStopped = m.logOf(victim).length;
-      // The last record is the victim's own (it ran the steps before launch): its nonce names its records.
-      const keysAtStop = await journalKeys(client, tt);
-      const nonce = writerOf(keysAtStop.at(-1)!);
+      // It paused, so it did not resume at launch: it ran terminate itself, and that record's nonce names its records.
+      const atStop = await journal(client, tt);
+      const keysAtStop = atStop.map((x) => x.key);
+      const terminated = atStop.filter((x) => x.record.type === "step-end" && x.record.step === "terminate" && x.record.ok);
+      assert.ok(terminated.length > 0, "terminate was journaled before the pause");
+      const nonce = writerOf(terminated.at(-1)!.key);
       const victimsAtStop = keysAtStop.filter((k) => writerOf(k) === nonce).length;
       assert.ok(victimsAtStop > 0);
 
@@ -125,8 +133,8 @@ describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
       assert.equal(r?.outcome, "succeeded", r?.error);
       const keysAtEnd = await journalKeys(client, tt);
       assert.ok(keysAtEnd.some((k) => writerOf(k) !== nonce && writerOf(k) !== ""), "the successor journaled the rest");
-      // Stopped longer than the lease (by construction: the successor's election needs the lease gone).
-      assert.ok(Date.now() - stoppedAt > TTL_SECONDS * 1000);
+      // Stopped longer than the lease in any case (two TTLs), however fast the successor was.
+      await until("two lease TTLs since the stop", () => Date.now() - stoppedAt > 2 * TTL_SECONDS * 1000, 60_000);
 
       process.kill(child.pid!, "SIGCONT");
       // It wakes at its pause's end (or at once, if the pause ran out while stopped), finds it no longer leads,
@@ -196,13 +204,13 @@ describe("etcd stopped entirely", { timeout: 600_000 }, () => {
     const t = tt.topology;
     const r1 = t.hosts.get("redis1")!.address;
     const r2 = t.hosts.get("redis2")!.address;
-    const haproxies = t.haproxyHosts.map((h) => new HaproxyAdminClient({ address: h.address, port: h.adminPort! }, 2000));
+    const haproxies = t.haproxyHosts.map((h) => new HaproxyAdminClient({ address: h.address, port: h.adminPort! }, 10_000));
     const writes = traffic(tt);
     try {
       writes.start();
       await until("acknowledged writes", () => writes.acks.length > 0, 60_000);
-      await m.etcd.stopAll();
       const logAt = new Map(NAMES.map((n) => [n, m.logOf(n).length]));
+      await m.etcd.stopAll();
       const since = (n: (typeof NAMES)[number]) => m.logOf(n).slice(logAt.get(n));
       for (const [i, n] of NAMES.entries()) {
         await until(`${n} to say etcd is unreachable`, async () => {
@@ -250,7 +258,9 @@ describe("etcd stopped entirely", { timeout: 600_000 }, () => {
         assert.match(s.instances?.notActing ?? "", /^etcd: .+; no instance acts without etcd$/);
         assert.equal(s.recoveries.current.length, 0, `${n} runs no recovery`);
       }
-      for (const n of NAMES) assert.equal(since(n).match(/etcd unreachable: /g)?.length, 1, `${n} says once that etcd is unreachable`);
+      // Once per outage (a hiccup of etcd under load before the stop would be an outage of its own).
+      const count = (text: string, re: RegExp) => text.match(re)?.length ?? 0;
+      for (const n of NAMES) assert.equal(count(since(n), /etcd unreachable: /g) - count(since(n), /etcd answers again/g), 1, `${n} says once that etcd is unreachable`);
       process.stdout.write(`# etcd down ${Math.round((Date.now() - stoppedPrimaryAt) / 1000)} s after the primary was killed; nothing acted\n`);
 
       // etcd again, on its data: the instances reconnect, and the failure still pending is failed over once.

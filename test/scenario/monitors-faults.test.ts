@@ -72,14 +72,44 @@ async function journal(client: Etcd3, tt: TestTopology): Promise<{ key: string; 
 const journalKeys = async (client: Etcd3, tt: TestTopology) => (await journal(client, tt)).map((x) => x.key);
 const writerOf = (key: string) => key.split("-")[1] ?? "";
 
-describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
+interface Stop {
+  readonly net: number;
+  /** Where the leader is stopped. */
+  readonly where: string;
+  /** The chaos pause every instance has, and what the paused one logs. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly paused: string;
+  /** The record, among those journaled when it was stopped, that the stopped instance wrote itself. */
+  readonly own: (r: JournalRecord) => boolean;
+}
+
+const STOPS: Stop[] = [
+  {
+    // Every instance pauses before launch, except one that resumes the recovery at launch (the runner's rule): the
+    // paused one did not resume there, so it ran terminate itself.
+    net: 200,
+    where: "before launch",
+    env: { FAILOVERD_CHAOS_PAUSE: "launch:15000" },
+    paused: "chaos: pausing 15000 ms before launch",
+    own: (r) => r.type === "step-end" && r.step === "terminate" && r.ok,
+  },
+  {
+    // Inside the launch: an address taken, no machine recorded yet (once per process: a successor pauses there too).
+    net: 202,
+    where: "inside launch",
+    env: { FAILOVERD_CHAOS_LOCAL_PAUSE: "allocated:15000" },
+    paused: "chaos: local provider pausing 15000 ms at allocated",
+    own: (r) => r.type === "step-start" && r.step === "launch",
+  },
+];
+
+for (const stop of STOPS) describe(`a deposed leader that wakes up (stopped ${stop.where})`, { timeout: 600_000 }, () => {
   let tt: TestTopology;
   let m: Monitors;
   let client: Etcd3;
-  // Every instance pauses before launch, except one that resumes the recovery at launch (the runner's rule).
-  const CHAOS = { FAILOVERD_CHAOS_PAUSE: "launch:15000" };
+  const CHAOS = stop.env;
   before(async () => {
-    tt = monitorsTopology(200);
+    tt = monitorsTopology(stop.net);
     m = await startMonitors(tt);
     client = new Etcd3({ hosts: m.etcd.endpoints, defaultCallOptions: () => ({ deadline: Date.now() + 5000 }) });
     // One after the other: three Node processes starting at once on a loaded machine take minutes.
@@ -95,18 +125,18 @@ describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
     if (!process.env["KEEP"]) tt?.cleanup();
   });
 
-  test("stopped before launch for longer than its lease, woken after its successor finished: no journal record, no launch, one replacement, no acknowledged write lost", async () => {
+  test(`stopped ${stop.where} for longer than its lease, woken after its successor finished: no journal record, no launch, one replacement, no acknowledged write lost`, async () => {
     const writes = traffic(tt);
     try {
       writes.start();
       await until("acknowledged writes", () => writes.acks.length > 0, 60_000);
       killHost(m, "redis1");
-      // The leader, whoever it is by then, pauses before launch: terminate is done, the launch is next.
+      // The leader, whoever it is by then, pauses there: terminate is done, the launch is next or under way.
       let victim = "";
       await until(
-        "an instance pausing before launch",
+        `an instance pausing ${stop.where}`,
         () => {
-          victim = NAMES.find((n) => m.logOf(n).includes("chaos: pausing 15000 ms before launch")) ?? "";
+          victim = NAMES.find((n) => m.logOf(n).includes(stop.paused)) ?? "";
           return victim !== "";
         },
         240_000,
@@ -115,12 +145,12 @@ describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
       process.kill(child.pid!, "SIGSTOP");
       const stoppedAt = Date.now();
       const logWhenStopped = m.logOf(victim).length;
-      // It paused, so it did not resume at launch: it ran terminate itself, and that record's nonce names its records.
+      // A record it wrote itself names (by its nonce) every record it wrote.
       const atStop = await journal(client, tt);
       const keysAtStop = atStop.map((x) => x.key);
-      const terminated = atStop.filter((x) => x.record.type === "step-end" && x.record.step === "terminate" && x.record.ok);
-      assert.ok(terminated.length > 0, "terminate was journaled before the pause");
-      const nonce = writerOf(terminated.at(-1)!.key);
+      const own = atStop.filter((x) => stop.own(x.record));
+      assert.ok(own.length > 0, `the stopped instance's own record was journaled before the pause`);
+      const nonce = writerOf(own.at(-1)!.key);
       const victimsAtStop = keysAtStop.filter((k) => writerOf(k) === nonce).length;
       assert.ok(victimsAtStop > 0);
 
@@ -157,7 +187,7 @@ describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
       const recoveries = await m.recoveries();
       assert.equal(recoveries.length, 1, "one recovery");
       assert.equal(recoveries[0]?.outcome, "succeeded");
-      assert.equal(recoveries[0]?.steps.filter((s) => s.step === "launch").length, 1, "launch started once");
+      assert.equal(recoveries[0]?.steps.filter((s) => s.step === "launch" && s.ok).length, 1, "launched once");
       assert.equal(recoveries[0]?.steps.filter((s) => s.step === "promote").length, 1, "promote started once");
       assert.equal(recoveries[0]?.steps.filter((s) => s.step === "terminate").length, 1, "terminate started once");
       const machines = machinesOf(m, "redis1");
@@ -166,7 +196,7 @@ describe("a deposed leader that wakes up", { timeout: 600_000 }, () => {
       await m.waitConverged(120_000);
       await writes.stop();
       assert.equal(await readBackLost(tt.topology, writes, {}), 0, "acknowledged writes lost");
-      process.stdout.write(`# ${victim} stopped ${Math.round((Date.now() - stoppedAt) / 1000)} s before launch\n`);
+      process.stdout.write(`# ${victim} stopped ${Math.round((Date.now() - stoppedAt) / 1000)} s ${stop.where}\n`);
     } finally {
       await writes.stop().catch(() => {});
     }

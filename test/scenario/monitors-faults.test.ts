@@ -2,7 +2,8 @@
  * Three failoverd instances on a real 3-member etcd, a real sandbox (Redis, HAProxy), and two faults of the
  * coordination itself:
  * - a leader stopped (SIGSTOP) mid-recovery for longer than its lease, woken (SIGCONT) after its successor finished
- *   the recovery: it writes nothing more to the etcd journal, launches, terminates, promotes nothing (127.200.x.y);
+ *   the recovery: it writes nothing more to the etcd journal, launches, terminates, promotes nothing; stopped before
+ *   the launch step (127.200.x.y) and inside it, an address taken but no machine recorded (127.202.x.y);
  * - etcd stopped entirely, then the primary killed: nobody fences, promotes or launches, each instance says why;
  *   etcd started again on its data: the pending failure is failed over once (127.201.x.y).
  * Every wait is a condition with a deadline of minutes: on a loaded machine things are slow, never wrong.

@@ -265,7 +265,8 @@ class EtcdPeers implements Peers {
   }
 
   confirm(diagnoses: readonly Diagnosis[], statusOf: (target: string) => TargetStatus | undefined): Diagnosis[] {
-    return confirmByQuorum({ diagnoses, self: this.session.instance, statusOf, peers: this.session.verdicts(), instances: this.instances });
+    const s = this.session;
+    return confirmByQuorum({ diagnoses, self: s.instance, statusOf, peers: s.verdicts(), instances: this.instances, unknownBecause: s.connected() ? null : s.whyNotActing() });
   }
 
   get quorum(): number {

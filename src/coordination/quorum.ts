@@ -23,6 +23,8 @@ export interface QuorumInput {
   readonly peers: Verdicts;
   /** How many instances are configured: a majority of this number confirms. */
   readonly instances: number;
+  /** Why the others' verdicts are unknown now (etcd does not answer), said in the evidence; null when they are known. */
+  readonly unknownBecause?: string | null | undefined;
 }
 
 export function majority(instances: number): number {
@@ -49,7 +51,7 @@ export function confirmByQuorum(input: QuorumInput): Diagnosis[] {
       name: unconfirmed,
       evidence: [
         ...d.evidence,
-        `only ${agree.length} of ${input.instances} instances see it down${agree.length > 0 ? ` (${agree.join(", ")})` : ""}; ${need} must agree: not confirmed`,
+        `only ${agree.length} of ${input.instances} instances see it down${agree.length > 0 ? ` (${agree.join(", ")})` : ""}; ${need} must agree: not confirmed${input.unknownBecause ? ` (the others' verdicts are unknown: ${input.unknownBecause})` : ""}`,
       ],
     };
   });

@@ -66,6 +66,8 @@ export class EtcdSession extends EventEmitter {
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | null = null;
   private wasHeld = false;
+  /** Whether this outage of etcd has been logged. */
+  private unreachableSaid = false;
   /** Writes made, for the cost benchmark and metrics. */
   writes = 0;
   leaderChanges = 0;
@@ -360,6 +362,7 @@ export class EtcdSession extends EventEmitter {
       await this.resync();
       if (this.problem !== null) this.opts.log.warn("etcd answers again");
       this.problem = null;
+      this.unreachableSaid = false;
       if (this.dirty.size > 0) this.flushSoon();
     } catch (e) {
       if (e instanceof EtcdLeaseInvalidError) {
@@ -371,9 +374,11 @@ export class EtcdSession extends EventEmitter {
         this.leaderIsUs = false;
         this.problem = "the lease expired";
       } else {
-        // The first clause only: grpc appends timings that differ on every failure.
-        const why = errorMessage(e).split(/[\n,]/)[0] ?? "error";
-        if (this.problem !== why) this.opts.log.error({ err: why }, `etcd unreachable: ${why}; not acting`);
+        // The first clause only: grpc appends timings that differ on every failure (and an empty resolution note).
+        const why = (errorMessage(e).split(/[\n,]/)[0] ?? "error").replace(/\.?\s*Resolution note:\s*$/, "");
+        // Said once per outage: the reason's text changes with the endpoint tried, and /status shows the latest.
+        if (!this.unreachableSaid) this.opts.log.error({ err: why }, `etcd unreachable: ${why}; not acting`);
+        this.unreachableSaid = true;
         this.problem = why;
       }
     }

@@ -125,8 +125,19 @@ export class EtcdCluster {
     m.pid = null;
   }
 
-  async stop(): Promise<void> {
+  /** Stops every member (SIGKILL) and keeps their data: `startAgain` brings the same cluster back. */
+  async stopAll(): Promise<void> {
     for (const m of this.members) await this.killMember(m.name);
+  }
+
+  /** Starts every stopped member again on its data (the cluster it was) and waits until it answers. */
+  async startAgain(timeoutMs = 60_000): Promise<void> {
+    for (const m of this.members) this.startMember(m.name);
+    await this.waitHealthy(timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.stopAll();
     if (this.dataRoot !== this.dir) rmSync(this.dataRoot, { recursive: true, force: true });
   }
 

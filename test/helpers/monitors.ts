@@ -22,6 +22,7 @@ export interface Monitors {
   readonly etcd: EtcdCluster;
   readonly sandbox: Sandbox;
   readonly daemons: Map<string, { child: ChildProcess; log: string }>;
+  /** `args` are added to `run --config ... --instance <name>` (e.g. `--http ADDR:PORT`). */
   start(name: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }, args?: readonly string[]): ChildProcess;
   logOf(name: string): string;
   waitLog(name: string, marker: string | RegExp, ms?: number): Promise<void>;

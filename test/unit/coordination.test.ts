@@ -78,6 +78,10 @@ describe("quorum confirmation", () => {
     const alone = confirmByQuorum({ diagnoses: [dead()], self: "m1", statusOf: () => "down", peers: new Map(), instances: 3 });
     assert.equal(alone[0]?.name, "UnreachablePrimary");
     assert.match(alone[0]?.evidence.at(-1) ?? "", /only 1 of 3 instances see it down \(m1\); 2 must agree/);
+    // Without etcd the others' verdicts are unknown: the evidence says why, not that they disagree.
+    const cut = confirmByQuorum({ diagnoses: [dead()], self: "m1", statusOf: () => "down", peers: new Map(), instances: 3, unknownBecause: "etcd: refused; no instance acts without etcd" });
+    assert.equal(cut[0]?.name, "UnreachablePrimary");
+    assert.match(cut[0]?.evidence.at(-1) ?? "", /not confirmed \(the others' verdicts are unknown: etcd: refused; no instance acts without etcd\)$/);
     // Two of five is no majority, even when both agree.
     const two = confirmByQuorum({ diagnoses: [dead()], self: "m1", statusOf: () => "down", peers: verdicts({ m2: { "redis1:9001": "down" } }), instances: 5 });
     assert.equal(two[0]?.name, "UnreachablePrimary");

@@ -43,6 +43,9 @@ export class LocalCompute implements ComputeProvider {
     await modelled(this.latency, "launchMs", signal);
     const address = await this.sandbox.allocateAddress(req.role);
     await chaosPoint("allocated", `${req.host} at ${address}`);
+    // A launch cut short meanwhile (the step's deadline, or a lost lease: another instance launches now) records no
+    // machine: a deposed leader that wakes up here would add a second one, at the address its successor took.
+    signal.throwIfAborted();
     const m = await this.sandbox.createMachine(req.host, req.role, address);
     await chaosPoint("recorded", `${m.id} at ${address}`);
     return this.ready(m, req, signal);

@@ -133,3 +133,31 @@ export async function startMonitors(tt: TestTopology): Promise<Monitors> {
   };
   return m;
 }
+
+/** Polls `fn` every 100 ms until it resolves true (a throw counts as false), or throws naming `what` after `ms`. */
+export async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn().catch(() => false)) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The messages of an instance's log (JSON lines; none while the file does not exist). */
+export function logMessages(log: string): string[] {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, "utf8")
+    .split("\n")
+    .flatMap((l) => {
+      try {
+        return [String((JSON.parse(l) as { msg?: string }).msg ?? "")];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** A log message saying the instance acted: it started or resumed a recovery, or ran a step. */
+export const isActing = (msg: string): boolean =>
+  msg.startsWith("recovery started:") || msg.startsWith("resuming the unfinished recovery") || /^step [a-z-]+: /.test(msg);

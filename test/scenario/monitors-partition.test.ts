@@ -14,7 +14,7 @@ import { RedisAdminClient } from "../../src/admin/redis.ts";
 import { signal } from "../../src/providers/local/processes.ts";
 import { readBackLost } from "../../src/simulate/scenario.ts";
 import { Traffic } from "../../src/simulate/traffic.ts";
-import { type Monitors, monitorsTopology, startMonitors, TTL_SECONDS } from "../helpers/monitors.ts";
+import { isActing, logMessages, type Monitors, monitorsTopology, startMonitors, TTL_SECONDS, until } from "../helpers/monitors.ts";
 import type { TestTopology } from "../helpers/sandbox.ts";
 
 const NET = 206;
@@ -22,14 +22,6 @@ const NAMES = ["m1", "m2", "m3"];
 const gidOf = (name: string) => 63_000 + NET * 10 + NAMES.indexOf(name);
 const PRIMARY = `127.${NET}.1.1`;
 
-async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function roleOf(address: string): Promise<string | null> {
   const c = new RedisAdminClient({ address, port: 9001 }, 3000);
@@ -42,21 +34,6 @@ async function roleOf(address: string): Promise<string | null> {
   }
 }
 
-/** Log messages (JSON lines) of an instance. */
-function messages(m: Monitors, name: string): string[] {
-  return m
-    .logOf(name)
-    .split("\n")
-    .flatMap((l) => {
-      try {
-        return [String((JSON.parse(l) as { msg?: string }).msg ?? "")];
-      } catch {
-        return [];
-      }
-    });
-}
-
-const acting = (msg: string) => msg.startsWith("recovery started:") || msg.startsWith("resuming the unfinished recovery") || /^step [a-z-]+: /.test(msg);
 
 describe("a partitioned minority of three instances", { timeout: 1_200_000 }, () => {
   let tt: TestTopology;
@@ -107,7 +84,7 @@ describe("a partitioned minority of three instances", { timeout: 1_200_000 }, ()
       // A generous window (several lease TTLs and detection budgets): nothing may start.
       await sleep(Math.max(0, cutAt + 4 * TTL_SECONDS * 1000 - Date.now()));
       assert.deepEqual(await m.recoveries(), [], "no recovery in the journal");
-      for (const name of NAMES) assert.deepEqual(messages(m, name).filter(acting), [], `${name} did nothing`);
+      for (const name of NAMES) assert.deepEqual(logMessages(m.daemons.get(name)!.log).filter(isActing), [], `${name} did nothing`);
       assert.equal(await roleOf(PRIMARY), "primary", "redis1 is still the primary (not fenced, not terminated)");
       assert.equal(await roleOf(`127.${NET}.1.2`), "replica", "redis2 is still its replica (not promoted)");
       assert.equal(m.sandbox.read().machines.filter((x) => x.host === "redis1").length, 1, "no machine launched");

@@ -10,7 +10,7 @@ import { signal } from "../../src/providers/local/processes.ts";
 import { failedRedis } from "../../src/recovery/playbooks/failed-redis.ts";
 import { readBackLost } from "../../src/simulate/scenario.ts";
 import { Traffic } from "../../src/simulate/traffic.ts";
-import { type Monitors, monitorsTopology, startMonitors } from "../helpers/monitors.ts";
+import { type Monitors, monitorsTopology, startMonitors, until } from "../helpers/monitors.ts";
 import type { TestTopology } from "../helpers/sandbox.ts";
 
 const STEPS = failedRedis("redis1").steps.map((s) => s.name);
@@ -40,14 +40,6 @@ async function waitAny(m: Monitors, marker: string | RegExp, ms = 180_000): Prom
   throw new Error(`no instance logged ${String(marker)} within ${ms} ms`);
 }
 
-async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function traffic(tt: TestTopology): Traffic {
   const app = tt.topology.appHosts[0]!;

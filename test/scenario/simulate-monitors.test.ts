@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
@@ -14,7 +13,7 @@ import { BIN_PATH } from "../../src/package-root.ts";
 import { whyNotFree } from "../../src/providers/local/processes.ts";
 import { sandboxOf } from "../../src/providers/local/up.ts";
 import { simulate, type SimulateReport } from "../../src/simulate/scenario.ts";
-import { monitorsTopology } from "../helpers/monitors.ts";
+import { isActing, logMessages, monitorsTopology } from "../helpers/monitors.ts";
 import { assertAddressesFree, type TestTopology } from "../helpers/sandbox.ts";
 
 const NET = 205;
@@ -38,21 +37,6 @@ async function assertNothingListens(tt: TestTopology): Promise<void> {
   assert.deepEqual(etcd, [], "no etcd member left running");
 }
 
-/** The messages an instance's log holds (JSON lines). */
-function messages(log: string): string[] {
-  if (!existsSync(log)) return [];
-  return readFileSync(log, "utf8")
-    .split("\n")
-    .flatMap((l) => {
-      try {
-        return [String((JSON.parse(l) as { msg?: string }).msg ?? "")];
-      } catch {
-        return [];
-      }
-    });
-}
-
-const acting = (m: string) => m.startsWith("recovery started:") || m.startsWith("resuming the unfinished recovery") || /^step [a-z-]+: /.test(m);
 
 describe("simulate --monitors 3", { timeout: 1_500_000 }, () => {
   let tt: TestTopology;
@@ -139,7 +123,7 @@ describe("simulate --monitors 3", { timeout: 1_500_000 }, () => {
     assert.ok(m.acts.some((a) => a.instance === m.resumedBy && a.what === "resumed"), JSON.stringify(m.acts));
     // The killed instance never ran the step it was killed before.
     const log = join(sandboxOf(tt.topology).runDir, `daemon-${killed}.log`);
-    assert.ok(!messages(log).some((x) => x.startsWith("step promote:")), `${killed} never started promote`);
+    assert.ok(!logMessages(log).some((x) => x.startsWith("step promote:")), `${killed} never started promote`);
     await assertNothingListens(tt);
   });
 
@@ -167,9 +151,9 @@ describe("simulate --monitors 3", { timeout: 1_500_000 }, () => {
     assert.ok(m.acts.every((a) => a.atMs >= 0), "no recovery before the crash (only the cut instance saw the hosts down)");
     // The cut instance's own log: it never started, resumed or ran a step of anything.
     const log = join(sandboxOf(tt.topology).runDir, `daemon-${cut}.log`);
-    const msgs = messages(log);
+    const msgs = logMessages(log);
     assert.ok(msgs.length > 0, `${cut}'s log is there`);
-    assert.deepEqual(msgs.filter(acting), [], `${cut} did nothing`);
+    assert.deepEqual(msgs.filter(isActing), [], `${cut} did nothing`);
     // The text report names the cut, the leader changes and the recovery's start.
     assert.match(r.stdout, new RegExp(`${cut} cut off from etcd and the topology`));
     assert.match(r.stdout, /leader changes\s+m\d at -?\d+ ms/);

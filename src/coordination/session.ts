@@ -298,6 +298,7 @@ export class EtcdSession extends EventEmitter {
       });
       w.on("delete", (kv) => {
         const k = kv.key.toString();
+        if (k.startsWith(this.key("election", ""))) this.electionChanged();
         if (!k.startsWith(this.key("verdicts", ""))) return;
         this.applyVerdict(k, null);
         this.emit("verdicts");
@@ -408,11 +409,34 @@ export class EtcdSession extends EventEmitter {
         this.problem = why;
       }
     }
-    if (this.isLeader()) {
-      // Noticed at the deadline even if no keep-alive or caller comes before it.
-      this.deadlineTimer?.close();
-      this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.deadline() - performance.now()) + 1).unref();
-    }
+    this.armDeadline();
+  }
+
+  /** While leading: the loss is noticed at the deadline even if no keep-alive or caller comes before it. */
+  private armDeadline(): void {
+    if (!this.isLeader()) return;
+    this.deadlineTimer?.close();
+    this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.deadline() - performance.now()) + 1).unref();
+  }
+
+  private electionReading = false;
+
+  /**
+   * A candidate's key was deleted (its lease expired or was revoked): the election is read at once rather than at the
+   * next tick, so the next leader takes over as soon as etcd ends the last one's lease. Only while etcd answers and
+   * our own lease is alive; the leadership still rests on our last keep-alive's deadline and on the fenced writes.
+   */
+  private electionChanged(): void {
+    if (this.stopped || this.electionReading || this.problem !== null || this.lease === null) return;
+    this.electionReading = true;
+    this.resync()
+      .then(
+        () => this.armDeadline(),
+        () => {},
+      )
+      .finally(() => {
+        this.electionReading = false;
+      });
   }
 
   private deadlineTimer: NodeJS.Timeout | null = null;

@@ -10,12 +10,12 @@
  * 2. takeover: three instances, each holding before every step of failed_redis (FAILOVERD_CHAOS_PAUSE); the leader
  *    is SIGKILLed while it holds, step after step: from the kill to the journal's start of that step by the next
  *    leader. Target: median at most the lease TTL + one check interval.
- * 3. cost: 1,000 and 5,000 endpoints (bench/scale.ts's HAProxy relays, 1 s interval), rounds alternating one
+ * 3. cost: 1,000 endpoints every second and 5,000 every 3 s (bench/scale.ts's HAProxy relays), rounds alternating one
  *    instance and three: etcd writes per second in steady state (etcd's revision: one per write transaction, from
  *    every instance), the CPU share of one core of each failoverd instance and of the etcd members together.
  *
  * usage: node dist/bench/monitors.js [--trials N] [--kills N] [--rounds N] [--windows N] [--window-ms MS]
- *        [--parts crash,takeover,cost]; writes bench/results/monitors.json (a full run only).
+ *        [--sizes 1000@1000,5000@3000] [--parts crash,takeover,cost]; writes bench/results/monitors.json (a full run only).
  * Loopback: 127.220.x.y (single instance), 127.221.x.y (three instances, etcd on 127.221.9.1-3), 127.222.x.y
  * (cost relays), 127.223.9.1-3 (cost etcd).
  */
@@ -58,6 +58,20 @@ function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 }
+/**
+ * `--sizes 1000@1000,5000@3000`: endpoints@interval (ms). Three instances at 5,000 endpoints every second are 15,000
+ * checks a second through the relays, on the same machine: more than a 2-core machine carries (every check times out).
+ */
+const SIZES = (() => {
+  const i = process.argv.indexOf("--sizes");
+  const v = i >= 0 ? (process.argv[i + 1] ?? "") : "1000@1000,5000@3000";
+  const sizes = v.split(",").map((x) => /^(\d+)@(\d+)$/.exec(x.trim()));
+  if (sizes.some((m) => m === null)) {
+    process.stderr.write(`monitors: --sizes takes endpoints@intervalMs, comma separated (not "${v}")\n`);
+    process.exit(2);
+  }
+  return sizes.map((m) => ({ endpoints: Number(m![1]), intervalMs: Number(m![2]) }));
+})();
 const ALL_PARTS = ["crash", "takeover", "cost"] as const;
 type Part = (typeof ALL_PARTS)[number];
 const PARTS: readonly Part[] = (() => {
@@ -123,10 +137,12 @@ class Instances {
   /** Until the instance's first round of checks is done (a loaded machine: up to 2 minutes). */
   async waitStarted(name: string, ms = 120_000): Promise<void> {
     const d = this.daemons.get(name)!;
-    await until(`${name} to start (see ${d.log})`, ms, async () => {
+    const end = Date.now() + ms;
+    while (!this.logOf(name).includes("roles discovered")) {
       if (d.child.exitCode !== null) throw new Error(`${name} exited at start (code ${d.child.exitCode}); see ${d.log}`);
-      return this.logOf(name).includes("roles discovered");
-    });
+      if (Date.now() > end) throw new Error(`${name} did not start within ${ms} ms; see ${d.log}`);
+      await sleep(50);
+    }
   }
 
   logOf(name: string): string {
@@ -167,6 +183,8 @@ interface CrashTrial {
   readonly why?: string;
   readonly detectMs: number | null;
   readonly outageMs: number | null;
+  /** When the promote step ended (promoted and routed on every HAProxy), after the fault. */
+  readonly promotedMs: number | null;
   readonly lostAckedWrites: number | null;
   readonly load1: number;
 }
@@ -182,6 +200,7 @@ async function singleCrash(): Promise<CrashTrial> {
       ...(r.recovered ? {} : { why: r.why ?? "not recovered" }),
       detectMs: r.detectMs,
       outageMs: r.outageMs,
+      promotedMs: r.steps.find((x) => x.name === "promote")?.endMs ?? null,
       lostAckedWrites: r.lostAckedWrites,
       load1: load1(),
     };
@@ -233,6 +252,7 @@ async function monitorsCrash(etcd: EtcdCluster, n: number): Promise<CrashTrial> 
       ...(why === null ? {} : { why }),
       detectMs: recovery ? confirmedAt(recovery) - faultAt : null,
       outageMs: longestGap(traffic.acks, faultAt, endAt).ms,
+      promotedMs: ((e) => (e === undefined ? null : e - faultAt))(recovery?.steps.find((x) => x.step === "promote")?.endedAt),
       lostAckedWrites: lost,
       load1: load1(),
     };
@@ -255,9 +275,9 @@ async function crashPart(trials: number, etcd: EtcdCluster) {
       try {
         t = mode === "single" ? await singleCrash() : await monitorsCrash(etcd, i);
       } catch (e) {
-        t = { mode, ok: false, why: (e as Error).message, detectMs: null, outageMs: null, lostAckedWrites: null, load1: load1() };
+        t = { mode, ok: false, why: (e as Error).message, detectMs: null, outageMs: null, promotedMs: null, lostAckedWrites: null, load1: load1() };
       }
-      say(`crash ${mode} ${i}/${trials}: detect ${t.detectMs ?? "-"} ms, outage ${t.outageMs ?? "-"} ms, lost ${t.lostAckedWrites ?? "-"}, load ${t.load1}${t.ok ? "" : `; FAILED: ${t.why}`}`);
+      say(`crash ${mode} ${i}/${trials}: detect ${t.detectMs ?? "-"} ms, promoted ${t.promotedMs ?? "-"} ms, outage ${t.outageMs ?? "-"} ms, lost ${t.lostAckedWrites ?? "-"}, load ${t.load1}${t.ok ? "" : `; FAILED: ${t.why}`}`);
       all.push(t);
     }
   }
@@ -265,6 +285,9 @@ async function crashPart(trials: number, etcd: EtcdCluster) {
   const row = (mode: Mode) => ({
     detect: summarize(of(mode).map((t) => t.detectMs)),
     outage: summarize(of(mode).map((t) => t.outageMs)),
+    promoted: summarize(of(mode).map((t) => t.promotedMs)),
+    /** From the failure confirmed to the promote step's end: the steps before it, each journaled (in etcd or a file). */
+    confirmedToPromoted: summarize(of(mode).map((t) => (t.promotedMs === null || t.detectMs === null ? null : t.promotedMs - t.detectMs))),
     lost: summarize(of(mode).map((t) => t.lostAckedWrites)),
     failed: of(mode).filter((t) => !t.ok).length,
   });
@@ -278,6 +301,7 @@ async function crashPart(trials: number, etcd: EtcdCluster) {
     /** Three instances minus one, medians (target: at most 50 ms). */
     detectDiffMs: diff(monitors.detect, single.detect),
     outageDiffMs: diff(monitors.outage, single.outage),
+    promotedDiffMs: diff(monitors.promoted, single.promoted),
     detectRatio: ratio(monitors.detect, single.detect),
     outageRatio: ratio(monitors.outage, single.outage),
     all,
@@ -293,6 +317,8 @@ interface Takeover {
   readonly killed: string;
   /** From the SIGKILL of the holding leader to the journal's start of that step by the next one. */
   readonly ms: number;
+  /** From the kill to the new leader's log saying it leads (its election seen): etcd ending the dead one's lease. */
+  readonly electedMs: number | null;
   readonly by: string | null;
   readonly load1: number;
 }
@@ -347,8 +373,10 @@ async function takeoverRound(etcd: EtcdCluster, round: number, want: number): Pr
       const election = await client.getAll().prefix(`${prefix}/election/`).sort("Create", "Ascend").exec();
       const by = election.kvs[0]?.value.toString() ?? null;
       const ms = at! - killedAt;
-      takeovers.push({ step, killed: holder, ms, by, load1: load1() });
-      say(`takeover before ${step}: ${holder} killed, ${by ?? "the next leader"} started it after ${ms} ms (load ${load1()})`);
+      const elected = by === null ? null : electedAt(instances.logOf(by), by, killedAt);
+      const electedMs = elected === null ? null : elected - killedAt;
+      takeovers.push({ step, killed: holder, ms, electedMs, by, load1: load1() });
+      say(`takeover before ${step}: ${holder} killed, ${by ?? "the next leader"} elected after ${electedMs ?? "?"} ms, started it after ${ms} ms (load ${load1()})`);
       // The killed instance comes back (as an operator's supervisor would restart it), at the back of the queue.
       instances.start(holder);
     }
@@ -363,6 +391,17 @@ async function takeoverRound(etcd: EtcdCluster, round: number, want: number): Pr
 }
 
 
+/** When the instance's log first says it leads, at or after `after` (the log's own timestamps, this host's clock). */
+function electedAt(log: string, name: string, after: number): number | null {
+  const marker = `"msg":"leader: ${name} (this instance)"`;
+  for (const line of log.split("\n")) {
+    if (!line.includes(marker)) continue;
+    const at = Date.parse(/"time":"([^"]+)"/.exec(line)?.[1] ?? "");
+    if (Number.isFinite(at) && at >= after) return at;
+  }
+  return null;
+}
+
 async function takeoverPart(want: number, etcd: EtcdCluster) {
   const all: Takeover[] = [];
   for (let round = 1; round <= 3 && all.length < want; round++) {
@@ -375,7 +414,16 @@ async function takeoverPart(want: number, etcd: EtcdCluster) {
   }
   const targetMs = TTL_SECONDS * 1000 + INTERVAL_MS;
   const s = summarize(all.map((x) => x.ms));
-  return { ttlSeconds: TTL_SECONDS, intervalMs: INTERVAL_MS, targetMs, takeover: s, withinTarget: s.median !== null && s.median <= targetMs, all };
+  return {
+    ttlSeconds: TTL_SECONDS,
+    intervalMs: INTERVAL_MS,
+    targetMs,
+    takeover: s,
+    elected: summarize(all.map((x) => x.electedMs)),
+    electedToStep: summarize(all.map((x) => (x.electedMs === null ? null : x.ms - x.electedMs))),
+    withinTarget: s.median !== null && s.median <= targetMs,
+    all,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -407,7 +455,7 @@ async function revision(client: Etcd3): Promise<bigint> {
   return BigInt(res.header.revision);
 }
 
-async function costSize(endpoints: number, rounds: number, windows: number, windowMs: number, etcd: EtcdCluster): Promise<CostSample[]> {
+async function costSize(endpoints: number, intervalMs: number, rounds: number, windows: number, windowMs: number, etcd: EtcdCluster): Promise<CostSample[]> {
   const dir = mkdtempSync(join(tmpdir(), "failoverd-bench-monitors-cost-"));
   const sandbox = new Sandbox(`bench-monitors-cost-${endpoints}`, { kind: "local", runDir: join(dir, "relays"), redisServer: "redis-server", haproxy: "haproxy", spares: {} });
   const client = etcdClient(etcd);
@@ -415,7 +463,7 @@ async function costSize(endpoints: number, rounds: number, windows: number, wind
   try {
     const primary = { address: `127.${NET_COST}.9.1`, port: 6379 };
     const replica = { address: `127.${NET_COST}.9.2`, port: 6379 };
-    const { yaml, primaries, replicas } = scaleTopology(endpoints, dir, 1000, NET_COST);
+    const { yaml, primaries, replicas } = scaleTopology(endpoints, dir, intervalMs, NET_COST);
     const all = [...primaries, ...replicas];
     await assertFree([primary, replica, ...all.flatMap((h) => [{ address: h.address, port: h.from }, { address: h.address, port: h.to }])]);
     const p = await sandbox.createMachine("primary", "redis", primary.address);
@@ -423,9 +471,9 @@ async function costSize(endpoints: number, rounds: number, windows: number, wind
     const rep = await sandbox.createMachine("replica", "redis", replica.address);
     await sandbox.startRedis(rep, replica.port, { replicaOf: primary });
     const hp = await sandbox.createMachine("relay-primary", "haproxy", `127.${NET_COST}.3.1`);
-    await sandbox.applyHaproxy(hp, relayConfig("primary", primaries, primary, `127.${NET_COST}.3.1`));
+    await sandbox.applyHaproxy(hp, relayConfig("primary", primaries, primary, `127.${NET_COST}.3.1`, INSTANCES.length));
     const hr = await sandbox.createMachine("relay-replica", "haproxy", `127.${NET_COST}.3.2`);
-    await sandbox.applyHaproxy(hr, relayConfig("replica", replicas, replica, `127.${NET_COST}.3.2`));
+    await sandbox.applyHaproxy(hr, relayConfig("replica", replicas, replica, `127.${NET_COST}.3.2`, INSTANCES.length));
     await sleep(300);
     const singleConfig = join(dir, "single.yaml");
     writeFileSync(singleConfig, yaml);
@@ -489,15 +537,15 @@ async function costSize(endpoints: number, rounds: number, windows: number, wind
   }
 }
 
-async function costPart(rounds: number, windows: number, windowMs: number) {
+async function costPart(sizes: readonly { endpoints: number; intervalMs: number }[], rounds: number, windows: number, windowMs: number) {
   const dir = mkdtempSync(join(tmpdir(), "failoverd-bench-monitors-etcd-"));
   const etcd = new EtcdCluster(NET_COST_ETCD, dir);
   await etcd.start();
   const rows: Record<string, unknown>[] = [];
   const samples: CostSample[] = [];
   try {
-    for (const endpoints of [1000, 5000]) {
-      const ss = await costSize(endpoints, rounds, windows, windowMs, etcd);
+    for (const { endpoints, intervalMs } of sizes) {
+      const ss = await costSize(endpoints, intervalMs, rounds, windows, windowMs, etcd);
       samples.push(...ss);
       const single = summarize(ss.filter((s) => s.mode === "single").map((s) => s.cpuPercent[0]));
       const mon = ss.filter((s) => s.mode === "monitors");
@@ -505,6 +553,7 @@ async function costPart(rounds: number, windows: number, windowMs: number) {
       const together = summarize(mon.map((s) => s.cpuPercent.reduce((a, b) => a + b, 0)));
       rows.push({
         endpoints,
+        intervalMs,
         samples: { single: ss.filter((s) => s.mode === "single").length, monitors: mon.length },
         singleCpuPercent: single,
         instanceCpuPercent: perInstance,
@@ -519,7 +568,7 @@ async function costPart(rounds: number, windows: number, windowMs: number) {
     await etcd.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { intervalMs: 1000, rounds, windows, windowMs, rows, samples };
+  return { rounds, windows, windowMs, rows, samples };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -544,7 +593,7 @@ if (PARTS.includes("crash") || PARTS.includes("takeover")) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-if (PARTS.includes("cost")) result["cost"] = await costPart(rounds, windows, windowMs);
+if (PARTS.includes("cost")) result["cost"] = await costPart(SIZES, rounds, windows, windowMs);
 result["uptimeAfter"] = uptime();
 result["minutes"] = round((Date.now() - started) / 60_000, 1);
 const out = process.env["BENCH_OUT"] ?? (PARTS.length === ALL_PARTS.length ? packagePath("bench", "results", "monitors.json") : null);

@@ -140,8 +140,9 @@ export interface Host {
   readonly to: number;
 }
 
-export function relayConfig(name: string, hosts: readonly Host[], to: { address: string; port: number }, adminAddress: string): string {
-  const conns = hosts.reduce((n, h) => n + h.to - h.from + 1, 0);
+/** `clients`: how many daemons each hold one connection per endpoint through this relay. */
+export function relayConfig(name: string, hosts: readonly Host[], to: { address: string; port: number }, adminAddress: string, clients = 1): string {
+  const conns = clients * hosts.reduce((n, h) => n + h.to - h.from + 1, 0);
   return [
     "global",
     `    maxconn ${conns + 1000}`,

@@ -103,8 +103,8 @@ export async function runScale(o: { sizes: readonly number[]; measureMs: number;
   return { runs, costGrowth: first && last ? round(last / first, 2) : null };
 }
 
-/** The topology: pairs of hosts, each host up to 250 ports; pair i uses its own port range. */
-export function scaleTopology(endpoints: number, dir: string, intervalMs: number): { yaml: string; primaries: Host[]; replicas: Host[] } {
+/** The topology: pairs of hosts, each host up to 250 ports; pair i uses its own port range; hosts on 127.<net>.1-2.i. */
+export function scaleTopology(endpoints: number, dir: string, intervalMs: number, net = NET): { yaml: string; primaries: Host[]; replicas: Host[] } {
   const perHost = Math.min(PORTS_PER_HOST, Math.ceil(endpoints / 2));
   const pairs = Math.ceil(endpoints / (2 * perHost));
   const primaries: Host[] = [];
@@ -112,8 +112,8 @@ export function scaleTopology(endpoints: number, dir: string, intervalMs: number
   for (let i = 0; i < pairs; i++) {
     const from = PORT_BASE + i * perHost;
     const count = Math.min(perHost, endpoints / 2 - i * perHost);
-    primaries.push({ name: `p${i + 1}`, address: `127.${NET}.1.${i + 1}`, from, to: from + count - 1 });
-    replicas.push({ name: `r${i + 1}`, address: `127.${NET}.2.${i + 1}`, from, to: from + count - 1 });
+    primaries.push({ name: `p${i + 1}`, address: `127.${net}.1.${i + 1}`, from, to: from + count - 1 });
+    replicas.push({ name: `r${i + 1}`, address: `127.${net}.2.${i + 1}`, from, to: from + count - 1 });
   }
   const ports = (h: Host) => Array.from({ length: h.to - h.from + 1 }, (_, k) => h.from + k).join(", ");
   const yaml = [
@@ -133,15 +133,16 @@ export function scaleTopology(endpoints: number, dir: string, intervalMs: number
   return { yaml, primaries, replicas };
 }
 
-interface Host {
+export interface Host {
   readonly name: string;
   readonly address: string;
   readonly from: number;
   readonly to: number;
 }
 
-function relayConfig(name: string, hosts: readonly Host[], to: { address: string; port: number }, adminAddress: string): string {
-  const conns = hosts.reduce((n, h) => n + h.to - h.from + 1, 0);
+/** `clients`: how many daemons each hold one connection per endpoint through this relay. */
+export function relayConfig(name: string, hosts: readonly Host[], to: { address: string; port: number }, adminAddress: string, clients = 1): string {
+  const conns = clients * hosts.reduce((n, h) => n + h.to - h.from + 1, 0);
   return [
     "global",
     `    maxconn ${conns + 1000}`,
@@ -311,7 +312,7 @@ function windowOf(rows: readonly (readonly [number, number, number])[], [from, t
  * CPU time per thread (`name/tid`) in ns, from /proc/<pid>/task/<tid>/schedstat (the scheduler's exact run time;
  * utime/stime in clock ticks are sampled, and overcharge a mostly idle process on a busy machine).
  */
-function threadCpuNs(pid: number): Map<string, number> {
+export function threadCpuNs(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {

@@ -243,9 +243,41 @@ export class EtcdSession extends EventEmitter {
     this.opts.log.info({ lease: id, instance: this.instance }, `joined the etcd election as ${this.instance}`);
   }
 
-  /** The election and every verdict read at once (one consistent revision), then a watch on the verdicts from it. */
+  /**
+   * What a keep-alive tick reads. Every tick: the election and the member keys (a handful of small keys, keys only
+   * for the members). The verdicts and the shared inventory come from the watch; the whole prefix is read again only
+   * when the watch may have missed something: at start, after etcd did not answer or our lease was renewed, after the
+   * watch's stream broke or etcd cancelled it. (Reading the whole prefix every tick cost every instance and etcd a
+   * read of every instance's verdicts several times a second: 15,000 keys at 5,000 endpoints x 3 instances.)
+   */
   private async resync(): Promise<void> {
-    const res = await this.client.getAll().prefix(`${this.opts.prefix}/`).exec();
+    if (this.fullReadDue || this.watcher === null) return this.readAll();
+    const [election, members] = await Promise.all([
+      this.client.getAll().prefix(this.key("election", "")).exec(),
+      this.client.getAll().prefix(this.key("members", "")).keys(),
+    ]);
+    const before = this.memberNames;
+    this.applyElection(
+      election.kvs.map((kv) => ({ rev: BigInt(kv.create_revision), key: kv.key.toString(), name: kv.value.toString() })),
+      new Set(members.map((k) => decodeURIComponent(k.slice(this.key("members", "").length)))),
+    );
+    // Who publishes changed: the daemon evaluates again (as after every full read).
+    if (before.size !== this.memberNames.size || [...before].some((n) => !this.memberNames.has(n))) this.emit("verdicts");
+  }
+
+  /** Set when the watch may have missed events: the next tick reads the whole prefix. */
+  private fullReadDue = true;
+
+  /** The election and every verdict read at once (one consistent revision), then a watch on the verdicts from it. */
+  private async readAll(): Promise<void> {
+    this.fullReadDue = false;
+    let res: Awaited<ReturnType<ReturnType<Etcd3["getAll"]>["exec"]>>;
+    try {
+      res = await this.client.getAll().prefix(`${this.opts.prefix}/`).exec();
+    } catch (e) {
+      this.fullReadDue = true;
+      throw e;
+    }
     const election: { rev: bigint; key: string; name: string }[] = [];
     this.peers.clear();
     const members = new Set<string>();
@@ -256,17 +288,7 @@ export class EtcdSession extends EventEmitter {
       else if (k === this.key("inventory")) this.applyShared(kv.mod_revision, kv.value.toString());
       else if (k.startsWith(this.key("members", ""))) members.add(decodeURIComponent(k.slice(this.key("members", "").length)));
     }
-    this.memberNames = members;
-    election.sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
-    const first = election[0];
-    const name = first?.name ?? null;
-    const us = first !== undefined && this.leaseId !== null && first.key === this.key("election", this.leaseId);
-    if (name !== this.leaderName || us !== this.leaderIsUs) {
-      if (this.leaderName !== null || name !== null) this.leaderChanges++;
-      this.opts.log.info({ leader: name }, name ? `leader: ${name}${us ? " (this instance)" : ""}` : "no leader");
-    }
-    this.leaderName = name;
-    this.leaderIsUs = us;
+    this.applyElection(election, members);
     if (!this.watcher) {
       const w = await this.client.watch().prefix(`${this.opts.prefix}/`).startRevision(String(BigInt(res.header.revision) + 1n)).create();
       w.on("put", (kv) => {
@@ -280,11 +302,21 @@ export class EtcdSession extends EventEmitter {
       w.on("delete", (kv) => {
         const k = kv.key.toString();
         this.emit("watched", k, null);
+        if (k.startsWith(this.key("election", ""))) this.electionChanged();
         if (!k.startsWith(this.key("verdicts", ""))) return;
         this.applyVerdict(k, null);
         this.emit("verdicts");
       });
-      w.on("error", () => {});
+      // The stream broke: the client reconnects the watch on its own; read everything again to be sure.
+      w.on("disconnected", () => {
+        this.fullReadDue = true;
+      });
+      // etcd cancelled the watch (e.g. its revision was compacted): a new one from the next full read.
+      w.on("error", () => {
+        this.fullReadDue = true;
+        if (this.watcher === w) this.watcher = null;
+        w.cancel().catch(() => {});
+      });
       this.watcher = w;
     }
     this.emit("verdicts");
@@ -303,6 +335,21 @@ export class EtcdSession extends EventEmitter {
     if (this.leaseId === null) return;
     await this.client.put(this.key("members", enc(this.instance))).value(this.memberValue()).lease(this.leaseId);
     this.writes++;
+  }
+
+  /** The leader is the candidate with the lowest create revision. */
+  private applyElection(election: { rev: bigint; key: string; name: string }[], members: Set<string>): void {
+    this.memberNames = members;
+    election.sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
+    const first = election[0];
+    const name = first?.name ?? null;
+    const us = first !== undefined && this.leaseId !== null && first.key === this.key("election", this.leaseId);
+    if (name !== this.leaderName || us !== this.leaderIsUs) {
+      if (this.leaderName !== null || name !== null) this.leaderChanges++;
+      this.opts.log.info({ leader: name }, name ? `leader: ${name}${us ? " (this instance)" : ""}` : "no leader");
+    }
+    this.leaderName = name;
+    this.leaderIsUs = us;
   }
 
   private sharedRevision = "";
@@ -352,6 +399,8 @@ export class EtcdSession extends EventEmitter {
 
   private async tick(): Promise<void> {
     const sent = performance.now();
+    // After etcd did not answer, or with a new lease, the watch may have missed changes: read everything.
+    if (this.problem !== null || this.lease === null) this.fullReadDue = true;
     try {
       if (this.lease === null) {
         await this.register();
@@ -382,11 +431,34 @@ export class EtcdSession extends EventEmitter {
         this.problem = why;
       }
     }
-    if (this.isLeader()) {
-      // Noticed at the deadline even if no keep-alive or caller comes before it.
-      this.deadlineTimer?.close();
-      this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.deadline() - performance.now()) + 1).unref();
-    }
+    this.armDeadline();
+  }
+
+  /** While leading: the loss is noticed at the deadline even if no keep-alive or caller comes before it. */
+  private armDeadline(): void {
+    if (!this.isLeader()) return;
+    this.deadlineTimer?.close();
+    this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.deadline() - performance.now()) + 1).unref();
+  }
+
+  private electionReading = false;
+
+  /**
+   * A candidate's key was deleted (its lease expired or was revoked): the election is read at once rather than at the
+   * next tick, so the next leader takes over as soon as etcd ends the last one's lease. Only while etcd answers and
+   * our own lease is alive; the leadership still rests on our last keep-alive's deadline and on the fenced writes.
+   */
+  private electionChanged(): void {
+    if (this.stopped || this.electionReading || this.problem !== null || this.lease === null) return;
+    this.electionReading = true;
+    this.resync()
+      .then(
+        () => this.armDeadline(),
+        () => {},
+      )
+      .finally(() => {
+        this.electionReading = false;
+      });
   }
 
   private deadlineTimer: NodeJS.Timeout | null = null;

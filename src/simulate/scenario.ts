@@ -403,7 +403,8 @@ function monitorsReport(
   };
 }
 
-function confirmedAt(r: RecoverySummary): number {
+/** When a recovery confirmed the failure (its decisive step's `confirmedAt`), else when it started. */
+export function confirmedAt(r: RecoverySummary): number {
   for (const step of ["promote", "terminate"]) {
     const at = (r.completed.get(step) as { confirmedAt?: number } | undefined)?.confirmedAt;
     if (typeof at === "number") return at;

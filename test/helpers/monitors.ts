@@ -16,6 +16,7 @@ import { startDaemon, stopDaemon } from "../../src/simulate/daemon-process.ts";
 import { EtcdCluster } from "../../src/simulate/etcd-cluster.ts";
 import { Inventory } from "../../src/topology/inventory.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "./sandbox.ts";
+import { waitUntil } from "./wait.ts";
 
 export interface Monitors {
   readonly tt: TestTopology;
@@ -134,14 +135,9 @@ export async function startMonitors(tt: TestTopology): Promise<Monitors> {
   return m;
 }
 
-/** Polls `fn` every 100 ms until it resolves true (a throw counts as false), or throws naming `what` after `ms`. */
+/** Polls `fn` until it resolves true (a throw counts as not yet), or throws naming `what` after `ms`. */
 export async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  await waitUntil(what, fn, ms, { retryErrors: true });
 }
 
 /** The messages of an instance's log (JSON lines; none while the file does not exist). */

@@ -3,14 +3,28 @@ import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
-export async function waitUntil<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+export interface WaitOptions {
+  /** How often `fn` is asked (100 ms by default). */
+  readonly everyMs?: number;
+  /** A throw from `fn` means "not yet" (the last one is named if the wait times out); by default it ends the wait. */
+  readonly retryErrors?: boolean;
+}
+
+/** Until `fn` returns something truthy (returned), or throws naming `what` after `ms`. */
+export async function waitUntil<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 30_000, o: WaitOptions = {}): Promise<T> {
   const deadline = Date.now() + ms;
+  let last: unknown;
   while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(100);
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      if (!o.retryErrors) throw e;
+      last = e;
+    }
+    await sleep(o.everyMs ?? 100);
   }
-  throw new Error(`timed out waiting until ${what}`);
+  throw new Error(`timed out after ${ms} ms waiting until ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
 }
 
 /** Until the daemon's log says `marker`, or the daemon exited. */

@@ -22,21 +22,12 @@ import { readBackLost } from "../../src/simulate/scenario.ts";
 import { Traffic } from "../../src/simulate/traffic.ts";
 import { type Monitors, monitorsTopology, startMonitors, TTL_SECONDS } from "../helpers/monitors.ts";
 import type { TestTopology } from "../helpers/sandbox.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const NAMES = ["m1", "m2", "m3"] as const;
 
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 180_000): Promise<void> {
-  const end = Date.now() + ms;
-  let last = "";
-  while (Date.now() < end) {
-    try {
-      if (await fn()) return;
-    } catch (e) {
-      last = ` (last error: ${(e as Error).message})`;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last}`);
+  await waitUntil(what, fn, ms, { retryErrors: true });
 }
 
 function traffic(tt: TestTopology): Traffic {

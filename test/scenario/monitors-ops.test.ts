@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { BIN_PATH } from "../../src/package-root.ts";
 import { signal, whyNotFree } from "../../src/providers/local/processes.ts";
@@ -16,6 +15,7 @@ import type { InstancesView } from "../../src/daemon/peers.ts";
 import type { StatusView } from "../../src/daemon/status.ts";
 import { type Monitors, monitorsTopology, startMonitors } from "../helpers/monitors.ts";
 import type { TestTopology } from "../helpers/sandbox.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const NET = 230;
 const NAMES = ["m1", "m2", "m3"] as const;
@@ -25,20 +25,8 @@ const ENV = { FAILOVERD_OPS_TOKEN: TOKEN };
 /** Long enough that a second failover of the pair within the test is held by it. */
 const COOLDOWN_MS = 3_600_000;
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-}
+const until = <T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 120_000): Promise<T> =>
+  waitUntil(what, fn, ms, { retryErrors: true, everyMs: 200 });
 
 async function call(name: string, method: "GET" | "POST", path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://${HTTP[name]}${path}`, {

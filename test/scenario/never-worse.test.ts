@@ -23,6 +23,7 @@ import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemo
 import { parseTopology } from "../../src/topology/load.ts";
 import { killAll, scenario } from "../helpers/matrix.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const run = promisify(execFile);
 const BIN = BIN_PATH;
@@ -62,15 +63,9 @@ async function redisCall<T>(address: string, port: number, ...args: (string | nu
   }
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = await check();
-    if (r !== undefined && r !== false) return r;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Polled every 50 ms: the restart-empty scenario restarts a server the moment the old one is gone. */
+const waitFor = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> =>
+  waitUntil(what, check, ms, { everyMs: 50 });
 
 const promoteOf = (r: RecoverySummary) => r.completed.get("promote") as PromoteResult | undefined;
 

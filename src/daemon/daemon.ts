@@ -155,7 +155,7 @@ export class Daemon {
       // The acting instance forgets an acknowledgement whose finding is gone (one writer, not every instance).
       if (this.mayAct()) opts.peers?.controls.forgetAck(key).catch((e: unknown) => this.log.debug({ err: errorMessage(e), key }, "could not forget an acknowledgement in etcd"));
     });
-    this.syncGuard = new SyncGuard({ redis: () => this.providers.redis, log: this.log.child({ component: "sync-guard" }), now: this.now });
+    this.syncGuard = new SyncGuard({ redis: () => this.providers.redis, log: this.log.child({ component: "sync-guard" }) });
     this.spares = new SparePool({
       topology: () => this.topology,
       compute: this.providers.compute,
@@ -412,7 +412,7 @@ export class Daemon {
   private guardSync(primary: string, why: string): void {
     if (this.opts.dryRun || !this.mayAct() || this.lastRoles.get(primary) !== "primary") return;
     const host = hostOf(primary);
-    const port = Number(primary.slice(host.length + 1));
+    const { port } = this.endpointOf(primary);
     const twin = twinOf(this.topology, host);
     if (!twin || this.state.unmonitored.has(host) || this.state.unmonitored.has(twin)) return;
     if (this.recoveries.has(groupOf(this.topology, host))) return;
@@ -422,24 +422,30 @@ export class Daemon {
     void this.syncGuard.hold(primary, replica, { address: this.inventory.addressOf(twin), port }, `${primary}: ${why}`);
   }
 
-  /** A Redis server answered: a hold it no longer needs is released, one a promotion released is forgotten. */
+  /**
+   * A Redis server answered: a hold it no longer needs is released, one a promotion released is forgotten, and a
+   * replica seen for the first time is looked at for a hold an earlier daemon left. On every check: nothing is
+   * allocated while nothing is held and the replica was looked at already.
+   */
   private syncGuardSeen(obs: RedisObservation, lost: boolean): void {
-    if (obs.role === "primary" && this.syncGuard.isHeld(obs.target)) this.syncGuard.promoted(obs.target);
-    const host = hostOf(obs.target);
-    const endpointOf = (replica: string) => {
-      const h = hostOf(replica);
-      return { address: this.inventory.addressOf(h), port: Number(replica.slice(h.length + 1)) };
-    };
-    if (this.syncGuard.heldFor(obs.target).length > 0 && !lost && !this.recoveries.has(groupOf(this.topology, host))) {
-      const r = this.restarts.get(obs.target);
-      const why = obs.role !== "primary" ? `${obs.target} is a replica now` : r ? `${r.text}, with its data` : `${obs.target} answers as the same server`;
-      void this.syncGuard.release(obs.target, endpointOf, why);
+    if (this.syncGuard.holding) {
+      if (obs.role === "primary" && this.syncGuard.isHeld(obs.target)) this.syncGuard.promoted(obs.target);
+      if (!lost && this.syncGuard.heldFor(obs.target).length > 0 && !this.recoveries.has(groupOf(this.topology, hostOf(obs.target)))) {
+        const r = this.restarts.get(obs.target);
+        const why = obs.role !== "primary" ? `${obs.target} is a replica now` : r ? `${r.text}, with its data` : `${obs.target} answers as the same server`;
+        void this.syncGuard.release(obs.target, (replica) => this.endpointOf(replica), why);
+      }
     }
-    if (obs.role === "replica" && obs.linkUp === true && !this.leftoverChecked.has(obs.target) && !this.opts.dryRun && this.mayAct()) {
-      if (this.recoveries.has(groupOf(this.topology, host)) || this.syncGuard.isHeld(obs.target)) return;
-      this.leftoverChecked.add(obs.target);
-      void this.syncGuard.releaseLeftover(obs.target, endpointOf(obs.target));
-    }
+    if (obs.role !== "replica" || obs.linkUp !== true || this.leftoverChecked.has(obs.target) || this.opts.dryRun || !this.mayAct()) return;
+    if (this.recoveries.has(groupOf(this.topology, hostOf(obs.target))) || this.syncGuard.isHeld(obs.target)) return;
+    this.leftoverChecked.add(obs.target);
+    void this.syncGuard.releaseLeftover(obs.target, this.endpointOf(obs.target));
+  }
+
+  /** The endpoint of a Redis target (`host:port`) where its host lives now. */
+  private endpointOf(target: string): { address: string; port: number } {
+    const host = hostOf(target);
+    return { address: this.inventory.addressOf(host), port: Number(target.slice(host.length + 1)) };
   }
 
   /** The current target with this id, by a map rebuilt whenever the target list is replaced. */

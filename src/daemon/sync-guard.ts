@@ -19,16 +19,9 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { RedisAdmin } from "../providers/types.ts";
 
-export interface HeldSync {
-  /** The replica whose resync is held, and the primary it follows. */
-  readonly replica: string;
-  readonly primary: string;
-  readonly since: number;
-  readonly why: string;
-}
-
 export class SyncGuard {
-  private readonly held = new Map<string, HeldSync>();
+  /** The replicas whose resync this daemon holds, each with the primary it follows. */
+  private readonly held = new Map<string, string>();
   /** Holds and releases in flight, by replica: one at a time each. */
   private readonly busy = new Set<string>();
 
@@ -36,9 +29,13 @@ export class SyncGuard {
     private readonly o: {
       readonly redis: () => Pick<RedisAdmin, "holdSync" | "releaseSync" | "syncHeld">;
       readonly log: Logger;
-      readonly now: () => number;
     },
   ) {}
+
+  /** Whether any resync is held now (the cheap question, asked at every check). */
+  get holding(): boolean {
+    return this.held.size > 0;
+  }
 
   isHeld(replica: string): boolean {
     return this.held.has(replica);
@@ -46,11 +43,7 @@ export class SyncGuard {
 
   /** The replicas held for `primary`. */
   heldFor(primary: string): string[] {
-    return [...this.held.values()].filter((h) => h.primary === primary).map((h) => h.replica);
-  }
-
-  view(): HeldSync[] {
-    return [...this.held.values()];
+    return [...this.held].filter(([, p]) => p === primary).map(([replica]) => replica);
   }
 
   /** Holds `replica`'s resync (it follows `primary`), unless it is held already. */
@@ -59,7 +52,7 @@ export class SyncGuard {
     this.busy.add(replica);
     try {
       await this.o.redis().holdSync(ep);
-      this.held.set(replica, { replica, primary, since: this.o.now(), why });
+      this.held.set(replica, primary);
       this.o.log.warn({ replica, primary, why }, `holding ${replica}'s resync (${why}): a primary that restarted empty must not wipe its replica`);
     } catch (e) {
       this.o.log.warn({ replica, primary, err: errorMessage(e) }, `could not hold ${replica}'s resync: ${errorMessage(e)}`);

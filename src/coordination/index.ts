@@ -124,26 +124,8 @@ export class Coordination {
         this.set(s.connected() && s.members().length >= majority(instances) ? 1 : 0);
       },
     });
-    let changes = 0;
-    new Counter({
-      name: "failoverd_leader_changes_total",
-      help: "Leader changes this instance has seen",
-      registers: [registry],
-      collect() {
-        this.inc(s.leaderChanges - changes);
-        changes = s.leaderChanges;
-      },
-    });
-    let writes = 0;
-    new Counter({
-      name: "failoverd_etcd_writes_total",
-      help: "Writes this instance made to etcd (verdicts, journal records, inventory, registrations)",
-      registers: [registry],
-      collect() {
-        this.inc(s.writes - writes);
-        writes = s.writes;
-      },
-    });
+    countOf(registry, "failoverd_leader_changes_total", "Leader changes this instance has seen", () => s.leaderChanges);
+    countOf(registry, "failoverd_etcd_writes_total", "Writes this instance made to etcd (verdicts, journal records, inventory, registrations)", () => s.writes);
   }
 
   /** What /status shows of the instances (the daemon's Peers view). */
@@ -157,6 +139,21 @@ export class Coordination {
     const host = listening.address === "0.0.0.0" ? hostname() : listening.address;
     await this.peers.advertise(`http://${host}:${listening.port}`);
   }
+}
+
+/** A counter that follows a running total the session keeps (each scrape adds what it grew by since the last). */
+function countOf(registry: Registry, name: string, help: string, total: () => number): void {
+  let seen = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = total();
+      this.inc(now - seen);
+      seen = now;
+    },
+  });
 }
 
 /** The leader election as the daemon's `Lease`: held while this instance leads and before its own deadline. */

@@ -89,6 +89,16 @@ describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () =
     assert.match(text, /^failoverd_leader 1$/m);
     assert.match(text, /^failoverd_observers 3$/m);
     assert.match(text, /^failoverd_quorum 1$/m);
+    // The counters follow the session's running totals.
+    const counter = (t: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(t)?.[1]);
+    const [w0, c0] = [m1.session.writes, m1.session.leaderChanges];
+    const again = await registry.metrics();
+    const [w1, c1] = [m1.session.writes, m1.session.leaderChanges];
+    assert.ok(w0 > 0);
+    const counted = counter(again, "failoverd_etcd_writes_total");
+    assert.ok(counted >= w0 && counted <= w1, `failoverd_etcd_writes_total ${counted}, the session's ${w0}..${w1}`);
+    const seen = counter(again, "failoverd_leader_changes_total");
+    assert.ok(seen >= c0 && seen <= c1, `failoverd_leader_changes_total ${seen}, the session's ${c0}..${c1}`);
     const r2 = new Registry();
     m2.registerMetrics(r2);
     assert.match(await r2.metrics(), /^failoverd_leader 0$/m);
@@ -100,6 +110,10 @@ describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () =
     execFileSync("etcdctl", ["--endpoints", etcd.endpoints.join(","), "lease", "revoke", leaseHex], { env: { ...process.env, ETCDCTL_API: "3" } });
     await assert.rejects(m1.journal.append(rec("r3", 3)), LeaseLostError);
     await until("m2 leads after m1's lease is gone", () => m2.lease.isHeld() && m3.status().leader === "m2");
+    // A later scrape adds what the totals grew by since the first.
+    const before = m2.session.leaderChanges;
+    const later = counter(await r2.metrics(), "failoverd_leader_changes_total");
+    assert.ok(before > 0 && later >= before && later <= m2.session.leaderChanges, `failoverd_leader_changes_total ${later}, the session's ${before}..`);
     // It learns at its next keep-alive (a third of the TTL) or at its own deadline, whichever comes first.
     await until("the deposed leader knows it no longer leads", () => !m1.lease.isHeld());
     await m2.journal.append(rec("r4", 4));

@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { BIN_PATH } from "../../src/package-root.ts";
 import { isGone, signal } from "../../src/providers/local/processes.ts";
+import type { Sandbox } from "../../src/providers/local/sandbox.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
 import { FileJournal, type RecoverySummary, summarize } from "../../src/recovery/journal.ts";
 import type { PromoteResult } from "../../src/recovery/steps/redis.ts";
@@ -67,6 +68,31 @@ async function redisCall<T>(address: string, port: number, ...args: (string | nu
 const waitFor = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> =>
   waitUntil(what, check, ms, { everyMs: 50 });
 
+/**
+ * The sandbox of `tt` and one daemon (started after `setup`, when given) for `body`; both stopped afterwards, whatever
+ * happens. For the scenarios that drive the daemon themselves (no traffic harness).
+ */
+async function withDaemon(
+  tt: TestTopology,
+  o: { env?: NodeJS.ProcessEnv; setup?: () => Promise<unknown> },
+  body: (d: { log: string; sandbox: Sandbox }) => Promise<void>,
+): Promise<void> {
+  const t = tt.topology;
+  await assertAddressesFree(t);
+  const sandbox = await sandboxUp(t);
+  const log = join(tt.dir, "daemon.log");
+  let daemon: ChildProcess | undefined;
+  try {
+    await o.setup?.();
+    daemon = startDaemon(t, log, o.env ?? {});
+    await waitForDaemon(log, daemon);
+    await body({ log, sandbox });
+  } finally {
+    if (daemon) await stopDaemon(daemon);
+    await sandboxDown(t);
+  }
+}
+
 const promoteOf = (r: RecoverySummary) => r.completed.get("promote") as PromoteResult | undefined;
 
 describe("never make it worse", { timeout: 900_000 }, () => {
@@ -98,13 +124,7 @@ describe("never make it worse", { timeout: 900_000 }, () => {
   test("a replica's link cut for seconds: ReplicaLinkDown, status 1, no failover; then the primary dies: no silent promotion", async () => {
     const tt = topo(112, `replication: { linkDownAlertMs: 1000 }\nhttp: { listen: "127.112.9.1:9464", token: { env: FAILOVERD_TEST_TOKEN } }\n`);
     const t = tt.topology;
-    await assertAddressesFree(t);
-    const sandbox = await sandboxUp(t);
-    const log = join(tt.dir, "daemon.log");
-    let daemon: ChildProcess | undefined;
-    try {
-      daemon = startDaemon(t, log, { FAILOVERD_TEST_TOKEN: TOKEN });
-      await waitForDaemon(log, daemon);
+    await withDaemon(tt, { env: { FAILOVERD_TEST_TOKEN: TOKEN } }, async ({ log, sandbox }) => {
       const [r1, r2] = ["redis1", "redis2"].map((h) => t.hosts.get(h)!.address);
       // The cut: the replica cannot authenticate to its primary any more, and its link is dropped.
       await redisCall(r2!, 9001, "CONFIG", "SET", "masterauth", "not-the-password");
@@ -142,10 +162,7 @@ describe("never make it worse", { timeout: 900_000 }, () => {
       assert.match(done.by ?? "", /http 127\./, "who accepted it");
       assert.match(promoteOf(done)?.dataLoss?.[0]?.text ?? "", /redis2:9001 misses about \d+(\.\d+)? KiB/);
       assert.match(readFileSync(log, "utf8"), /promoting redis2:9001 misses about/);
-    } finally {
-      if (daemon) await stopDaemon(daemon);
-      await sandboxDown(t);
-    }
+    });
   });
 
   test("a replica promoted by hand: TwoPrimaries within a few checks, and no recovery", async () => {
@@ -222,13 +239,7 @@ describe("never make it worse", { timeout: 900_000 }, () => {
   test("the survivor killed while the replacement waits to sync: no promotion of the replacement, PairDown, no 'succeeded'", async () => {
     const tt = topo(115, "", { syncTimeoutMs: 2000 });
     const t = tt.topology;
-    await assertAddressesFree(t);
-    const sandbox = await sandboxUp(t);
-    const log = join(tt.dir, "daemon.log");
-    let daemon: ChildProcess | undefined;
-    try {
-      daemon = startDaemon(t, log, { FAILOVERD_CHAOS_PAUSE: "replicate:3000" });
-      await waitForDaemon(log, daemon);
+    await withDaemon(tt, { env: { FAILOVERD_CHAOS_PAUSE: "replicate:3000" } }, async ({ log, sandbox }) => {
       killAll(sandbox.machineOf("redis1")?.processes ?? [], "SIGKILL");
       await waitFor("the pause before replicate", () => /chaos: pausing 3000 ms before replicate/.test(readFileSync(log, "utf8")));
       // The survivor (promoted) dies while the replacement has not synced yet.
@@ -250,10 +261,7 @@ describe("never make it worse", { timeout: 900_000 }, () => {
       const replacement = sandbox.read().machines.find((m) => m.host === "redis1" && m.status === "running");
       assert.ok(replacement, "the replacement runs");
       assert.equal((await redisCall<unknown[]>(replacement.address, 9001, "ROLE"))[0], "slave", "the never-synced replacement was not promoted");
-    } finally {
-      if (daemon) await stopDaemon(daemon);
-      await sandboxDown(t);
-    }
+    });
   });
 
   test("a replica rebuild, then a primary crash: the failover is not held by a cooldown", async () => {
@@ -293,20 +301,12 @@ describe("never make it worse", { timeout: 900_000 }, () => {
   test("a resync hold left by an earlier failoverd (it died in between) is released once the replica's link is up", async () => {
     const tt = topo(118);
     const t = tt.topology;
-    await assertAddressesFree(t);
-    await sandboxUp(t);
-    const log = join(tt.dir, "daemon.log");
-    let daemon: ChildProcess | undefined;
-    try {
-      const r2 = t.hosts.get("redis2")!.address;
-      await redisCall(r2, 9001, "CONFIG", "SET", "masterauth", "failoverd-hold-left-by-a-dead-daemon");
-      daemon = startDaemon(t, log);
-      await waitForDaemon(log, daemon);
+    const r2 = t.hosts.get("redis2")!.address;
+    // Left on the replica before the daemon starts.
+    const setup = () => redisCall(r2, 9001, "CONFIG", "SET", "masterauth", "failoverd-hold-left-by-a-dead-daemon");
+    await withDaemon(tt, { setup }, async ({ log }) => {
       await waitFor("the leftover hold released", () => /released a resync hold on redis2:9001 left by an earlier failoverd/.test(readFileSync(log, "utf8")));
       assert.equal((await redisCall<string[]>(r2, 9001, "CONFIG", "GET", "masterauth"))[1], "");
-    } finally {
-      if (daemon) await stopDaemon(daemon);
-      await sandboxDown(t);
-    }
+    });
   });
 });

@@ -17,10 +17,12 @@ export interface ServerState {
   readonly port: number;
   /** 0 = down, 2 = running (1 = going up, 3 = going down). */
   readonly opState: number;
-  /** Bitmask: 1 forced maint, 2 inherited maint, 4 maint from the config (`disabled`), 8 forced drain, 32 maint via DNS resolution. */
+  /** Bitmask: 1 forced maint, 2 inherited maint, 4 maint from the config (`disabled`), 8 forced drain, 16 inherited drain, 32 maint via DNS resolution. */
   readonly adminState: number;
   /** True when the server is in any maintenance mode. */
   readonly inMaint: boolean;
+  /** True when the server is drained (forced or inherited): it takes no new connection, its checks go on. */
+  readonly inDrain: boolean;
   readonly isUp: boolean;
 }
 
@@ -231,6 +233,7 @@ export function parseServersState(text: string, command = "show servers state"):
       opState,
       adminState,
       inMaint: (adminState & (1 | 2 | 4 | 32)) !== 0,
+      inDrain: (adminState & (8 | 16)) !== 0,
       isUp: opState === 2,
     };
   });

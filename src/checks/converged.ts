@@ -51,6 +51,7 @@ export async function whyNotConverged(t: Topology, inv: Inventory, auth: RedisAu
           if (!row) return `${h.name} has no server ${be}/${host}`;
           if (row.address !== inv.addressOf(host)) return `${h.name} has ${be}/${host} at ${row.address}, not ${inv.addressOf(host)}`;
           if (row.inMaint) return `${h.name} has ${be}/${host} in maintenance`;
+          if (row.inDrain) return `${h.name} has ${be}/${host} drained`;
           if (host === primaryOf.get(redisPort) && !row.isUp) return `${h.name} does not see the primary ${be}/${host} up yet`;
         }
       }

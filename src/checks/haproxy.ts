@@ -40,6 +40,7 @@ export async function checkHaproxy(
       port: s.port,
       up: s.isUp,
       maint: s.inMaint,
+      ...(s.inDrain ? { drain: true } : {}),
     }));
     const ok = closedFrontends.length === 0;
     return {

@@ -53,6 +53,8 @@ export interface HaproxyServerView {
   readonly port: number;
   readonly up: boolean;
   readonly maint: boolean;
+  /** Drained: no new connection goes to it (failoverd's fence of a primary whose process may have restarted). */
+  readonly drain?: boolean;
 }
 
 export interface HaproxyObservation {

@@ -6,6 +6,7 @@
  * deadline, so a hung server delays its own loop and never the others.
  */
 import { join } from "node:path";
+import { redisBackendName } from "../admin/haproxy-config.ts";
 import { type CheckRules, type Diagnosis, diagnose, nextCheckDelay, observe, type TargetHealth, type TargetStatus } from "../checks/detector.ts";
 import type { Observation, RedisObservation } from "../checks/observation.ts";
 import { classifyRestart, OffsetHistory, type PortReplication, type RestartEvidence, replicationOf } from "../checks/replication.ts";
@@ -37,7 +38,7 @@ import { checkFailover, type FailoverCheck, planSwitchover, type SwitchoverReque
 import type { Peers } from "./peers.ts";
 import { forwardRunnerEvents } from "./recovery-events.ts";
 import { Sleeper } from "./sleeper.ts";
-import { SyncGuard } from "./sync-guard.ts";
+import { type Route, SyncGuard } from "./sync-guard.ts";
 import { SparePool } from "./spares.ts";
 import { DaemonState, type Hold, type Maintenance } from "./state.ts";
 import { buildStatus, lastCompleteCycle, type StatusView } from "./status.ts";
@@ -106,6 +107,8 @@ export class Daemon {
   private replication: PortReplication[] = [];
   private roundTimer: NodeJS.Timeout | null = null;
   private readonly recoveries = new Map<string, Promise<void>>();
+  /** The hosts whose recovery runs (a group's recovery is of one host). */
+  private readonly recoveringHosts = new Set<string>();
   private readonly loops: Promise<void>[] = [];
   private readonly lastAlert = new Map<string, { text: string; at: number }>();
   private inventory: Inventory;
@@ -155,7 +158,19 @@ export class Daemon {
       // The acting instance forgets an acknowledgement whose finding is gone (one writer, not every instance).
       if (this.mayAct()) opts.peers?.controls.forgetAck(key).catch((e: unknown) => this.log.debug({ err: errorMessage(e), key }, "could not forget an acknowledgement in etcd"));
     });
-    this.syncGuard = new SyncGuard({ redis: () => this.providers.redis, log: this.log.child({ component: "sync-guard" }) });
+    this.syncGuard = new SyncGuard({
+      redis: () => this.providers.redis,
+      haproxy: () => this.providers.haproxy,
+      log: this.log.child({ component: "sync-guard" }),
+      // Twice the detection budget (fall fast re-checks and a timeout) and an interval: a crash is confirmed, and its
+      // recovery has taken the drain over, well within it.
+      drainLimitMs: () => {
+        const r = this.rules;
+        return 2 * (r.fall * (r.fastIntervalMs ?? r.intervalMs) + this.topology.config.checks.timeoutMs) + r.intervalMs;
+      },
+      onDrainLimit: (primary) => this.drainLimitReached(primary),
+      now: this.now,
+    });
     this.spares = new SparePool({
       topology: () => this.topology,
       compute: this.providers.compute,
@@ -413,6 +428,12 @@ export class Daemon {
     if (this.opts.dryRun || !this.mayAct() || this.lastRoles.get(primary) !== "primary") return;
     const host = hostOf(primary);
     const { port } = this.endpointOf(primary);
+    // Its clients too: no new connection reaches it until it answers as it was. Not while an operator holds failoverd
+    // back (a pause, the host's maintenance) nor while a recovery of its host owns its state.
+    const now = this.now();
+    if (!this.state.unmonitored.has(host) && !this.state.isPaused(now) && !this.state.maintenanceAt(now).has(host) && !this.recoveringHosts.has(host)) {
+      void this.syncGuard.drain(primary, this.routeOf(primary), `${primary}: ${why}`);
+    }
     const twin = twinOf(this.topology, host);
     if (!twin || this.state.unmonitored.has(host) || this.state.unmonitored.has(twin)) return;
     if (this.recoveries.has(groupOf(this.topology, host))) return;
@@ -428,6 +449,13 @@ export class Daemon {
    * allocated while nothing is held and the replica was looked at already.
    */
   private syncGuardSeen(obs: RedisObservation, lost: boolean): void {
+    // A drained primary that answers as it was (or restarted with its data, or is a replica now) takes connections
+    // again; one that came back empty stays drained. Not while a recovery of its host owns its state.
+    if (this.syncGuard.draining && !lost && this.syncGuard.isDrained(obs.target) && !this.recoveringHosts.has(hostOf(obs.target))) {
+      const r = this.restarts.get(obs.target);
+      const why = obs.role !== "primary" ? `${obs.target} is a replica now` : r ? `${r.text}, with its data` : `${obs.target} answers as the same server`;
+      void this.syncGuard.undrain(obs.target, why);
+    }
     if (this.syncGuard.holding) {
       if (obs.role === "primary" && this.syncGuard.isHeld(obs.target)) this.syncGuard.promoted(obs.target);
       if (!lost && this.syncGuard.heldFor(obs.target).length > 0 && !this.recoveries.has(groupOf(this.topology, hostOf(obs.target)))) {
@@ -440,6 +468,49 @@ export class Daemon {
     if (this.recoveries.has(groupOf(this.topology, hostOf(obs.target))) || this.syncGuard.isHeld(obs.target)) return;
     this.leftoverChecked.add(obs.target);
     void this.syncGuard.releaseLeftover(obs.target, this.endpointOf(obs.target));
+  }
+
+  /**
+   * A drain that no recovery of its host took over within the limit: the failure was not confirmed (witnesses say the
+   * server may be alive), so failoverd does not keep it out on a doubt. One that came back empty stays drained.
+   */
+  private drainLimitReached(primary: string): void {
+    if (this.recoveringHosts.has(hostOf(primary))) return;
+    if (this.restarts.get(primary)?.datasetLost === true) return;
+    void this.syncGuard.undrain(primary, "no failure confirmed within the limit: not kept out on a doubt");
+  }
+
+  /** Where a Redis target is routed: its backend and server on every HAProxy that serves its port. */
+  private routeOf(target: string): Route {
+    const host = hostOf(target);
+    const { port } = this.endpointOf(target);
+    return {
+      backend: redisBackendName(port),
+      server: host,
+      haproxies: this.topology.haproxyHosts
+        .filter((h) => Object.values(h.frontends).includes(port))
+        .map((h) => ({ name: h.name, admin: { address: this.inventory.addressOf(h.name), port: h.adminPort } })),
+    };
+  }
+
+  /**
+   * An HAProxy shows a Redis server drained that this daemon did not drain: an earlier daemon died holding it. It is
+   * released once that server answers as the primary, healthy, with its replica's link up (so not one that came back
+   * empty, whose replica's resync is held).
+   */
+  private releaseLeftoverDrains(obs: Observation): void {
+    if (obs.type !== "haproxy" || this.opts.dryRun || !this.mayAct() || !obs.servers.some((s) => s.drain === true)) return;
+    for (const s of obs.servers) {
+      if (s.drain !== true || !s.backend.startsWith("be_redis_")) continue;
+      const target = `${s.server}:${s.port}`;
+      if (this.syncGuard.isDrained(target) || this.recoveringHosts.has(s.server) || this.lastRoles.get(target) !== "primary") continue;
+      const h = this.health.get(target);
+      if (h?.status !== "up" || h.failures > 0 || this.restarts.get(target)?.datasetLost === true) continue;
+      const twin = twinOf(this.topology, s.server);
+      const replica = twin ? this.lastGood.get(`${twin}:${s.port}`) : undefined;
+      if (replica?.role !== "replica" || replica.linkUp !== true || replica.primaryAddress !== this.inventory.addressOf(s.server)) continue;
+      void this.syncGuard.releaseLeftoverDrain(target, this.routeOf(target));
+    }
   }
 
   /** The endpoint of a Redis target (`host:port`) where its host lives now. */
@@ -514,6 +585,7 @@ export class Daemon {
     if (next.failures > 0 || next.status === "down") this.failing.add(obs.target);
     else this.failing.delete(obs.target);
     const changed = obs.type === "redis" ? this.ingestRedis(obs, prev?.last) : haproxyViewChanged(prev?.last, obs);
+    if (obs.type === "haproxy") this.releaseLeftoverDrains(obs);
     // Evidence is weighed as soon as it arrives: any change while something fails (an HAProxy's view, a replica's
     // link), and any change of a server's role, link, replicas or identity at any time.
     if (evaluate && (this.failing.size > 0 || wasFailing || changed || prev?.status !== next.status)) this.evaluation.request();
@@ -771,6 +843,10 @@ export class Daemon {
         this.afterRecoveries();
       });
     this.recoveries.set(group, run);
+    this.recoveringHosts.add(host);
+    void run.finally(() => this.recoveringHosts.delete(host));
+    // Its fence and rollback own the state of the host's servers on the HAProxies now: a drain has no time limit.
+    for (const t of this.targets) if (t.host === host && t.type === "redis") this.syncGuard.recoveryOwns(targetId(t));
     return runner;
   }
 

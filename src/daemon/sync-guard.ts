@@ -13,11 +13,35 @@
  *
  * Reversible, idempotent and on a replica only: it changes nothing a client sees. A hold that a daemon left behind
  * (it died in between) is found and released by the next daemon once the replica's link is up again.
+ *
+ * The same first sign also drains the primary on every HAProxy that routes its port (`set server ... state drain`):
+ * clients that HAProxy holds through the outage (it retries a refused connection, with redispatch) would otherwise
+ * land on the restarted, empty process the moment it listens, and their writes would be acknowledged there and lost
+ * when the replica is promoted. A drained server takes no new connection, keeps the ones it has, and is still
+ * checked by HAProxy. The drain ends with the hold (the primary answers as it was), when a recovery of its host takes
+ * over (its fence and its rollback own the server's state then), or after `limitMs` without a recovery of its host
+ * (its failure was not confirmed: failoverd does not keep a server out on a doubt). A release sets `ready` only a
+ * server still drained and not in maintenance, so it never undoes a fence. A drain a daemon left behind (it died in
+ * between) is released by the next daemon once the primary answers, as a primary, with its replica's link up.
  */
+import { cmd } from "../admin/haproxy.ts";
 import type { Endpoint } from "../admin/redis.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { RedisAdmin } from "../providers/types.ts";
+import type { HaproxyAdmin, RedisAdmin } from "../providers/types.ts";
+
+/** Where a primary is routed: its backend and server name on each HAProxy (by name and Runtime API endpoint). */
+export interface Route {
+  readonly backend: string;
+  readonly server: string;
+  readonly haproxies: readonly { readonly name: string; readonly admin: Endpoint }[];
+}
+
+interface Drained {
+  readonly route: Route;
+  readonly since: number;
+  readonly timer: NodeJS.Timeout;
+}
 
 export class SyncGuard {
   /** The replicas whose resync this daemon holds, each with the primary it follows. */
@@ -25,10 +49,21 @@ export class SyncGuard {
   /** Holds and releases in flight, by replica: one at a time each. */
   private readonly busy = new Set<string>();
 
+  /** The primaries this daemon drained on the HAProxies, by target. */
+  private readonly drained = new Map<string, Drained>();
+  /** Releases asked while the drain was still being sent, with why. */
+  private readonly releaseAsked = new Map<string, string>();
+
   constructor(
     private readonly o: {
       readonly redis: () => Pick<RedisAdmin, "holdSync" | "releaseSync" | "syncHeld">;
+      readonly haproxy?: () => HaproxyAdmin;
       readonly log: Logger;
+      /** How long a drain may last without a recovery of the primary's host taking it over. */
+      readonly drainLimitMs?: () => number;
+      /** Called when a drain reaches `drainLimitMs`: the daemon releases it unless a recovery owns it or it must stay. */
+      readonly onDrainLimit?: (primary: string) => void;
+      readonly now?: () => number;
     },
   ) {}
 
@@ -81,6 +116,103 @@ export class SyncGuard {
     );
   }
 
+  /** Whether this daemon drained `primary` (and has not released it). */
+  isDrained(primary: string): boolean {
+    return this.drained.has(primary);
+  }
+
+  /** Whether any primary is drained now (the cheap question, asked at every check). */
+  get draining(): boolean {
+    return this.drained.size > 0;
+  }
+
+  /**
+   * Drains `primary` on every HAProxy of `route`, unless it is drained already. Recorded before the commands are sent,
+   * so an answer that arrives meanwhile releases it in order.
+   */
+  async drain(primary: string, route: Route, why: string): Promise<void> {
+    const haproxy = this.o.haproxy;
+    if (!haproxy || route.haproxies.length === 0 || this.drained.has(primary) || this.busy.has(drainKey(primary))) return;
+    this.busy.add(drainKey(primary));
+    const limit = this.o.drainLimitMs?.() ?? 10_000;
+    const timer = setTimeout(() => this.o.onDrainLimit?.(primary), limit);
+    timer.unref();
+    this.drained.set(primary, { route, since: (this.o.now ?? Date.now)(), timer });
+    try {
+      const settled = await Promise.allSettled(route.haproxies.map((h) => haproxy().apply(h.admin, [cmd.state(route.backend, route.server, "drain")])));
+      const failed = route.haproxies.filter((_, i) => settled[i]!.status === "rejected").map((h) => h.name);
+      const done = route.haproxies.length - failed.length;
+      this.o.log.warn(
+        { primary, why, failed },
+        `drained ${primary} on ${done} of ${route.haproxies.length} HAProxies (${why}): no new connection reaches it until it answers as the same server${failed.length > 0 ? `; not on ${failed.join(", ")}` : ""}`,
+      );
+    } finally {
+      this.busy.delete(drainKey(primary));
+    }
+    const asked = this.releaseAsked.get(primary);
+    this.releaseAsked.delete(primary);
+    if (asked !== undefined) await this.undrain(primary, asked);
+  }
+
+  /** A recovery of the primary's host runs: its fence and rollback own the server's state, so no time limit applies. */
+  recoveryOwns(primary: string): void {
+    const d = this.drained.get(primary);
+    if (d) clearTimeout(d.timer);
+  }
+
+  /** Ends this daemon's drain of `primary` (see releaseDrain); asked while the drain is being sent: right after it. */
+  async undrain(primary: string, why: string): Promise<void> {
+    const d = this.drained.get(primary);
+    if (!d) return;
+    if (this.busy.has(drainKey(primary))) {
+      this.releaseAsked.set(primary, why);
+      return;
+    }
+    clearTimeout(d.timer);
+    this.busy.add(drainKey(primary));
+    try {
+      const left = await this.releaseDrain(d.route);
+      this.drained.delete(primary);
+      this.o.log.info({ primary, why, left }, `released ${primary}'s drain: ${why}${left.length > 0 ? ` (could not on ${left.join(", ")}: its next check shows it)` : ""}`);
+    } finally {
+      this.busy.delete(drainKey(primary));
+    }
+  }
+
+  /**
+   * A drain found on an HAProxy that this daemon did not set (an earlier daemon died holding it): released. The
+   * daemon asks only for a primary that answers as one, with its replica's link up.
+   */
+  async releaseLeftoverDrain(primary: string, route: Route): Promise<void> {
+    if (this.drained.has(primary) || this.busy.has(drainKey(primary))) return;
+    this.busy.add(drainKey(primary));
+    try {
+      const left = await this.releaseDrain(route);
+      if (left.length < route.haproxies.length) {
+        this.o.log.warn({ primary }, `released a drain of ${primary} left by an earlier failoverd (it answers as the primary, its replica's link is up)`);
+      }
+    } finally {
+      this.busy.delete(drainKey(primary));
+    }
+  }
+
+  /**
+   * Sets `ready` on each HAProxy where the server is still drained and not in maintenance (a fence is never undone
+   * here). Returns the HAProxies it could not read or change.
+   */
+  private async releaseDrain(route: Route): Promise<string[]> {
+    const haproxy = this.o.haproxy;
+    if (!haproxy) return [];
+    const settled = await Promise.allSettled(
+      route.haproxies.map(async (h) => {
+        const rows = await haproxy().serversState(h.admin, route.backend);
+        const row = rows.find((r) => r.backend === route.backend && r.server === route.server);
+        if (row?.inDrain && !row.inMaint) await haproxy().apply(h.admin, [cmd.state(route.backend, route.server, "ready")]);
+      }),
+    );
+    return route.haproxies.filter((_, i) => settled[i]!.status === "rejected").map((h) => h.name);
+  }
+
   /** A held replica that became a primary was released by its promotion: forget it. */
   promoted(replica: string): void {
     this.held.delete(replica);
@@ -104,3 +236,5 @@ export class SyncGuard {
     }
   }
 }
+
+const drainKey = (primary: string) => `drain:${primary}`;

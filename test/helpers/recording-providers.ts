@@ -148,6 +148,7 @@ interface FakeRow {
   address: string;
   port: number;
   inMaint: boolean;
+  inDrain: boolean;
   isUp: boolean;
 }
 
@@ -526,7 +527,9 @@ export class RecordingProviders implements Providers {
       case "state": {
         const call = `haproxy.setState ${at} ${c.state}`;
         if (this.record(call)) return;
-        this.row(admin, c.backend, c.server, call).inMaint = c.state === "maint";
+        const row = this.row(admin, c.backend, c.server, call);
+        row.inMaint = c.state === "maint";
+        row.inDrain = c.state === "drain";
         return;
       }
       case "health": {
@@ -620,7 +623,7 @@ export class RecordingProviders implements Providers {
       if (srv) {
         const [, server = "", address = "", port = "0", flags = ""] = srv;
         const disabled = flags.includes(" disabled");
-        rows.push({ backend, server, address, port: Number(port), inMaint: disabled, isUp: !disabled && this.healthy(backend, address, Number(port)) });
+        rows.push({ backend, server, address, port: Number(port), inMaint: disabled, inDrain: false, isUp: !disabled && this.healthy(backend, address, Number(port)) });
       }
     }
     if (!admin) throw new ProviderError(`the config for ${machineId} has no admin socket`, false);
@@ -645,8 +648,9 @@ function toServerState(r: FakeRow): ServerState {
     address: r.address,
     port: r.port,
     opState: r.isUp ? 2 : 0,
-    adminState: r.inMaint ? 1 : 0,
+    adminState: (r.inMaint ? 1 : 0) | (r.inDrain ? 8 : 0),
     inMaint: r.inMaint,
+    inDrain: r.inDrain,
     isUp: r.isUp,
   };
 }

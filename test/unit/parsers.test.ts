@@ -354,10 +354,10 @@ const SERVERS_STATE = [
 describe("parseServersState", () => {
   test("a full reply: one row per server, with address, port and states", () => {
     assert.deepEqual(parseServersState(SERVERS_STATE), [
-      { backend: "be_redis_9001", server: "redis1", address: "127.0.1.1", port: 9001, opState: 2, adminState: 0, inMaint: false, isUp: true },
-      { backend: "be_redis_9001", server: "redis2", address: "127.0.1.2", port: 9001, opState: 0, adminState: 5, inMaint: true, isUp: false },
-      { backend: "be_redis_9002", server: "redis1", address: "127.0.1.1", port: 9002, opState: 2, adminState: 1, inMaint: true, isUp: true },
-      { backend: "be_redis_9002", server: "redis2", address: "127.0.1.2", port: 9002, opState: 2, adminState: 8, inMaint: false, isUp: true },
+      { backend: "be_redis_9001", server: "redis1", address: "127.0.1.1", port: 9001, opState: 2, adminState: 0, inMaint: false, inDrain: false, isUp: true },
+      { backend: "be_redis_9001", server: "redis2", address: "127.0.1.2", port: 9001, opState: 0, adminState: 5, inMaint: true, inDrain: false, isUp: false },
+      { backend: "be_redis_9002", server: "redis1", address: "127.0.1.1", port: 9002, opState: 2, adminState: 1, inMaint: true, inDrain: false, isUp: true },
+      { backend: "be_redis_9002", server: "redis2", address: "127.0.1.2", port: 9002, opState: 2, adminState: 8, inMaint: false, inDrain: true, isUp: true },
     ]);
   });
 
@@ -401,7 +401,7 @@ describe("parseServersState", () => {
   test("columns are found by name, not by position", () => {
     const text = "1\n# srv_port be_name srv_name srv_op_state srv_admin_state srv_addr\n6380 be_x r9 2 0 10.0.0.9\n";
     assert.deepEqual(parseServersState(text), [
-      { backend: "be_x", server: "r9", address: "10.0.0.9", port: 6380, opState: 2, adminState: 0, inMaint: false, isUp: true },
+      { backend: "be_x", server: "r9", address: "10.0.0.9", port: 6380, opState: 2, adminState: 0, inMaint: false, inDrain: false, isUp: true },
     ]);
   });
 

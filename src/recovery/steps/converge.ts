@@ -84,6 +84,7 @@ async function whyPairNotConverged(ctx: StepContext): Promise<string | null> {
         if (!row) return `${h.name} has no server ${redisBackendName(port)}/${server}`;
         if (row.address !== ctx.inventory.addressOf(server)) return `${h.name} has ${redisBackendName(port)}/${server} at ${row.address}, not ${ctx.inventory.addressOf(server)}`;
         if (row.inMaint) return `${h.name} has ${redisBackendName(port)}/${server} in maintenance`;
+        if (row.inDrain) return `${h.name} has ${redisBackendName(port)}/${server} drained`;
         if (server === primaries.get(port) && !row.isUp) return `${h.name} does not see the primary ${redisBackendName(port)}/${server} up yet`;
       }
     }
@@ -104,7 +105,7 @@ async function whyHaproxyNotConverged(ctx: StepContext): Promise<string | null> 
     for (const port of ports) {
       const primary = primaries.get(port)!;
       const row = rows.find((x) => x.backend === redisBackendName(port) && x.server === primary);
-      if (!row || row.address !== ctx.inventory.addressOf(primary) || row.inMaint || !row.isUp) {
+      if (!row || row.address !== ctx.inventory.addressOf(primary) || row.inMaint || row.inDrain || !row.isUp) {
         return `${ctx.host} does not route ${redisBackendName(port)} to the primary ${primary} at ${ctx.inventory.addressOf(primary)} yet`;
       }
     }

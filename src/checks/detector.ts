@@ -73,7 +73,14 @@ export function observe(prev: TargetHealth | undefined, obs: Observation, rules:
   };
 }
 
-const CRASH_EVIDENCE: ReadonlySet<ProbeFailureKind> = new Set(["refused", "reset"]);
+/** Failures that say the server's process is gone (not merely slow): the fast re-check and the early start weigh them. */
+export const CRASH_EVIDENCE: ReadonlySet<ProbeFailureKind> = new Set(["refused", "reset"]);
+
+/** The kind of a crash-evidence failure of a target failing now but not (yet) down; else undefined. */
+export function crashFailing(h: TargetHealth): ProbeFailureKind | undefined {
+  const kind = h.last.failure?.kind;
+  return h.status !== "down" && h.failures > 0 && kind !== undefined && CRASH_EVIDENCE.has(kind) ? kind : undefined;
+}
 
 /**
  * When to check this target next. After a refused or reset connection (the host answered, the server is gone)
@@ -229,7 +236,6 @@ export function diagnose(input: DetectorInput): Diagnosis[] {
   return out;
 }
 
-const CRASH_EVIDENCE_KINDS: ReadonlySet<ProbeFailureKind> = CRASH_EVIDENCE;
 
 function diagnoseRedisHost(
   input: DetectorInput,
@@ -251,7 +257,7 @@ function diagnoseRedisHost(
   const early = ports.filter((p) => {
     if (lost.includes(p) || down.includes(p)) return false;
     const h = input.health.get(target(p));
-    if (!isFailingNow(h) || !h!.last.failure || !CRASH_EVIDENCE_KINDS.has(h!.last.failure.kind)) return false;
+    if (!isFailingNow(h) || !h!.last.failure || !CRASH_EVIDENCE.has(h!.last.failure.kind)) return false;
     if (roleOf(input, host, twin, p, address) !== "primary") return false;
     const t = redisObs(input, `${twin}:${p}`);
     return t !== undefined && isFresh(t, h) && t.ok && t.role === "replica" && t.primaryAddress === address && t.linkUp === false && !isNeverSynced(t);

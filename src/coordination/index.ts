@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Diagnosis, TargetStatus } from "../checks/detector.ts";
+import { crashFailing, type Diagnosis, type TargetStatus } from "../checks/detector.ts";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { InstancesView, Peers, SharedChange, SharedControls, SharedHolds } from "../daemon/peers.ts";
 import type { Hold, Maintenance } from "../daemon/state.ts";
@@ -94,6 +94,8 @@ export class Coordination {
       const kind = e.failure?.split(":")[0];
       this.session.publish(e.target, { status: e.to, ...(e.to === "down" && kind ? { kind } : {}), since: e.at });
     });
+    // A crash seen before `fall` (refused, reset): published so that a majority can confirm it early (see quorum.ts).
+    events.on("observation", (e) => this.session.publishFailing(e.observation.target, crashFailing(e.health)));
   }
 
   /** failoverd_leader, failoverd_observers, failoverd_quorum, failoverd_leader_changes_total, failoverd_etcd_writes_total. */

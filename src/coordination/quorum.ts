@@ -4,8 +4,9 @@
  * of the witness rules: an actionable diagnosis that a majority does not confirm becomes its "unreachable" (alert
  * only) counterpart. A pure function: the daemon applies it between diagnosis and decision.
  */
-import type { Diagnosis, DiagnosisName, TargetStatus } from "../checks/detector.ts";
-import type { Verdicts } from "./session.ts";
+import { CRASH_EVIDENCE, type Diagnosis, type DiagnosisName, type TargetStatus } from "../checks/detector.ts";
+import type { ProbeFailureKind } from "../errors.ts";
+import type { Verdict, Verdicts } from "./session.ts";
 
 /** What an actionable diagnosis becomes when the majority does not confirm it. */
 const UNCONFIRMED: Partial<Record<DiagnosisName, DiagnosisName>> = {
@@ -37,14 +38,17 @@ export function confirmByQuorum(input: QuorumInput): Diagnosis[] {
   return input.diagnoses.map((d) => {
     const unconfirmed = UNCONFIRMED[d.name];
     if (!unconfirmed) return d;
-    // Every target of the diagnosis must be seen down by the same majority.
+    // Every target of the diagnosis must be seen down by the same majority. A diagnosis started early on crash
+    // evidence (see detector.ts) is confirmed as early by a majority seeing the same evidence: its targets down, or
+    // failing now with a refused or reset connection (the process is gone, as a majority sees it). What it does before
+    // the promotion is undone if the server answers; the promotion still waits for `fall` failed checks.
     const agree: string[] = [];
-    if (d.targets.every((t) => input.statusOf(t) === "down")) agree.push(input.self);
+    if (d.early === true || d.targets.every((t) => input.statusOf(t) === "down")) agree.push(input.self);
     for (const [inst, verdicts] of [...input.peers.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      if (d.targets.every((t) => verdicts.get(t)?.status === "down")) agree.push(inst);
+      if (d.targets.every((t) => seesDown(verdicts.get(t), d.early === true))) agree.push(inst);
     }
     if (agree.length >= need) {
-      return { ...d, evidence: [...d.evidence, `confirmed by ${agree.length} of ${input.instances} instances (${agree.join(", ")})`] };
+      return { ...d, evidence: [...d.evidence, `confirmed${d.early === true ? " early" : ""} by ${agree.length} of ${input.instances} instances (${agree.join(", ")})`] };
     }
     return {
       ...d,
@@ -55,4 +59,9 @@ export function confirmByQuorum(input: QuorumInput): Diagnosis[] {
       ],
     };
   });
+}
+
+/** A published verdict that agrees a target has failed: down, or (for an early diagnosis) failing with crash evidence. */
+function seesDown(v: Verdict | undefined, early: boolean): boolean {
+  return v?.status === "down" || (early && v?.failing !== undefined && CRASH_EVIDENCE.has(v.failing as ProbeFailureKind));
 }

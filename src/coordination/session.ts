@@ -33,6 +33,11 @@ export interface Verdict {
   readonly status: TargetStatus;
   /** The failure's kind (refused, timeout, ...) when down. */
   readonly kind?: string | undefined;
+  /**
+   * Failing now with evidence that its process is gone (refused, reset), not down yet: what lets a majority confirm
+   * a crash as early as one instance acting alone would act on it. Published on change only.
+   */
+  readonly failing?: string | undefined;
   /** When this status began (the instance's clock). */
   readonly since: number;
 }
@@ -170,8 +175,19 @@ export class EtcdSession extends EventEmitter {
   /** Records this instance's verdict; written to etcd (changes only, coalesced) under our lease. */
   publish(target: string, v: Verdict): void {
     const prev = this.mine.get(target);
-    if (prev && prev.status === v.status && prev.kind === v.kind) return;
-    this.mine.set(target, v);
+    // A status change keeps the crash evidence while the target is not down (down says it all).
+    const failing = v.status === "down" ? undefined : (v.failing ?? prev?.failing);
+    if (prev && prev.status === v.status && prev.kind === v.kind && prev.failing === failing) return;
+    this.mine.set(target, { ...v, failing });
+    this.dirty.add(target);
+    this.flushSoon();
+  }
+
+  /** Records whether a target fails now with crash evidence (its kind) or not (undefined); written on change only. */
+  publishFailing(target: string, failing: string | undefined): void {
+    const prev = this.mine.get(target);
+    if (!prev || prev.failing === failing || (prev.status === "down" && failing !== undefined)) return;
+    this.mine.set(target, { ...prev, failing });
     this.dirty.add(target);
     this.flushSoon();
   }

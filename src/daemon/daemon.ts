@@ -456,6 +456,10 @@ export class Daemon {
       const why = obs.role !== "primary" ? `${obs.target} is a replica now` : r ? `${r.text}, with its data` : `${obs.target} answers as the same server`;
       void this.syncGuard.undrain(obs.target, why);
     }
+    // Its replica still linked to it, read a moment after the drain (the time a replica takes to see a lost link, as
+    // in checkSoon): the primary is alive and only this daemon lost it (its own network). Not one that came back
+    // empty: its replica's resync is held, so its link cannot come up.
+    if (this.syncGuard.draining && obs.role === "replica" && obs.linkUp === true) this.undrainIfLinked(obs);
     if (this.syncGuard.holding) {
       if (obs.role === "primary" && this.syncGuard.isHeld(obs.target)) this.syncGuard.promoted(obs.target);
       if (!lost && this.syncGuard.heldFor(obs.target).length > 0 && !this.recoveries.has(groupOf(this.topology, hostOf(obs.target)))) {
@@ -468,6 +472,17 @@ export class Daemon {
     if (this.recoveries.has(groupOf(this.topology, hostOf(obs.target))) || this.syncGuard.isHeld(obs.target)) return;
     this.leftoverChecked.add(obs.target);
     void this.syncGuard.releaseLeftover(obs.target, this.endpointOf(obs.target));
+  }
+
+  private undrainIfLinked(replica: RedisObservation): void {
+    const twin = twinOf(this.topology, hostOf(replica.target));
+    if (!twin || replica.primaryAddress !== this.inventory.addressOf(twin)) return;
+    const primary = `${twin}:${this.endpointOf(replica.target).port}`;
+    const since = this.syncGuard.drainedSince(primary);
+    const fast = this.rules.fastIntervalMs ?? this.rules.intervalMs;
+    if (since === undefined || replica.at < since + Math.max(10, Math.floor(fast / 2)) || this.recoveringHosts.has(twin)) return;
+    if (this.restarts.get(primary)?.datasetLost === true) return;
+    void this.syncGuard.undrain(primary, `its replica ${replica.target} is linked to it (read after the drain): it is alive`);
   }
 
   /**

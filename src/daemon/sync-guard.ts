@@ -121,6 +121,11 @@ export class SyncGuard {
     return this.drained.has(primary);
   }
 
+  /** When this daemon drained `primary` (undefined: it did not). */
+  drainedSince(primary: string): number | undefined {
+    return this.drained.get(primary)?.since;
+  }
+
   /** Whether any primary is drained now (the cheap question, asked at every check). */
   get draining(): boolean {
     return this.drained.size > 0;

@@ -81,6 +81,9 @@ describe("a partitioned minority of three instances", { timeout: 1_200_000 }, ()
       // Its view is never confirmed: the replica's live link and the HAProxies contradict it (the witness rules), and
       // the other instances see redis1 up (the quorum). It alerts and does not act.
       await m.waitLog(leader, /"host":"redis1","evidence":\[[^\]]*not confirmed[^\]]*\],"msg":"[A-Za-z]+ on redis1: [^"]*do not act/, 60_000);
+      // The connection it lost made it drain the primary on the HAProxies at once (a restart could be under way), and
+      // the replica, still linked to the primary, ended that drain: the clients of a live primary are not kept out.
+      await until(async () => /released redis1:9001's drain: its replica redis2:9001 is linked to it/.test(m.logOf(leader)), 60_000, "the leader's drain ended by the replica's link");
       // A generous window (several lease TTLs and detection budgets): nothing may start.
       await sleep(Math.max(0, cutAt + 4 * TTL_SECONDS * 1000 - Date.now()));
       assert.deepEqual(await m.recoveries(), [], "no recovery in the journal");

@@ -97,4 +97,19 @@ describe("quorum confirmation", () => {
     });
     assert.deepEqual(out.map((d) => d.name), ["DeadPrimary", "TwoPrimaries", "UnreachableReplica"]);
   });
+
+  test("an early diagnosis (crash evidence before fall) is confirmed as early by a majority failing with refused or reset, not by a timeout", () => {
+    const early: Diagnosis = { ...dead(), early: true };
+    const failing = (kind: string) => new Map([["m2", new Map([["redis1:9001", { status: "up", failing: kind, since: 0 } as Verdict]])]]);
+    const refused = confirmByQuorum({ diagnoses: [early], self: "m1", statusOf: () => "up", peers: failing("refused"), instances: 3 });
+    assert.equal(refused[0]?.name, "DeadPrimary");
+    assert.match(refused[0]?.evidence.at(-1) ?? "", /confirmed early by 2 of 3 instances \(m1, m2\)/);
+    assert.equal(confirmByQuorum({ diagnoses: [early], self: "m1", statusOf: () => "up", peers: failing("reset"), instances: 3 })[0]?.name, "DeadPrimary");
+    assert.equal(confirmByQuorum({ diagnoses: [early], self: "m1", statusOf: () => "up", peers: failing("timeout"), instances: 3 })[0]?.name, "UnreachablePrimary");
+    // A peer's crash evidence does not confirm a diagnosis that was not started early (it waits for `down`).
+    assert.equal(confirmByQuorum({ diagnoses: [dead()], self: "m1", statusOf: () => "down", peers: failing("refused"), instances: 3 })[0]?.name, "UnreachablePrimary");
+    // Alone, early or not, nothing is confirmed.
+    assert.equal(confirmByQuorum({ diagnoses: [early], self: "m1", statusOf: () => "up", peers: new Map(), instances: 3 })[0]?.name, "UnreachablePrimary");
+  });
+
 });

@@ -189,46 +189,65 @@ class EtcdLeaderLease implements Lease {
 /**
  * The recovery journal in etcd: one key per record, read in creation order. Every append is a transaction that
  * succeeds only while this instance's election key has the create revision it had when it was elected: a deposed
- * leader cannot record, and so cannot start, another step.
+ * leader cannot record, and so cannot start, another step. Several records appended at once are one transaction
+ * (one Raft round, where each record alone costs one): all of them or none.
  */
 class EtcdJournal implements Journal {
   private seq = 0;
   private readonly nonce = randomBytes(3).toString("hex");
   constructor(private readonly session: EtcdSession) {}
 
-  async append(record: JournalRecord): Promise<void> {
-    const s = this.session;
-    // An operator's control (pause, resume, maintenance) is no step: any instance records the one it was sent.
-    if (record.type === "control") {
-      try {
-        await s.client.put(this.keyOf(record)).value(JSON.stringify(record));
-      } catch (e) {
-        throw new FailoverdError(`could not record the ${record.action} in etcd: ${errorMessage(e).split("\n")[0]}`);
-      }
-      s.writes++;
-      return;
-    }
-    const txn = s.isLeader() ? s.fenced() : null;
-    if (!txn) throw new LeaseLostError(`not recording ${record.type} of ${record.id}: ${s.whyNotActing() ?? "this instance no longer leads"}`);
-    const key = this.keyOf(record);
-    let res: Awaited<ReturnType<typeof txn.commit>>;
-    try {
-      res = await txn.then(s.client.put(key).value(JSON.stringify(record))).commit();
-    } catch (e) {
-      throw new LeaseLostError(`could not record ${record.type} of ${record.id} in etcd: ${errorMessage(e).split("\n")[0]}`);
-    }
-    s.writes++;
-    if (!res.succeeded) throw new LeaseLostError(`etcd refused ${record.type} of ${record.id}: this instance no longer leads`);
+  append(record: JournalRecord): Promise<void> {
+    return this.appendAll([record]);
   }
 
-  private keyOf(record: JournalRecord): string {
-    return this.session.key("journal", `${String(record.at).padStart(15, "0")}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`);
+  async appendAll(records: readonly JournalRecord[]): Promise<void> {
+    const first = records[0];
+    if (first === undefined) return;
+    // An operator's control (pause, resume, maintenance) is no step: any instance records the one it was sent.
+    if (first.type === "control" && records.length === 1) return this.recordControl(first);
+    if (records.some((r) => r.type === "control")) throw new FailoverdError("a control is journaled alone, never with a recovery's records (a bug)");
+    const s = this.session;
+    const what = `${records.map((r) => r.type).join(" + ")} of ${first.id}`;
+    const txn = s.isLeader() ? s.fenced() : null;
+    if (!txn) throw new LeaseLostError(`not recording ${what}: ${s.whyNotActing() ?? "this instance no longer leads"}`);
+    const keys = this.keysOf(records);
+    let res: Awaited<ReturnType<typeof txn.commit>>;
+    try {
+      res = await txn.then(...records.map((r, i) => s.client.put(keys[i]!).value(JSON.stringify(r)))).commit();
+    } catch (e) {
+      throw new LeaseLostError(`could not record ${what} in etcd: ${errorMessage(e).split("\n")[0]}`);
+    }
+    s.writes++;
+    if (!res.succeeded) throw new LeaseLostError(`etcd refused ${what}: this instance no longer leads`);
+  }
+
+  private async recordControl(record: Extract<JournalRecord, { type: "control" }>): Promise<void> {
+    const s = this.session;
+    try {
+      await s.client.put(this.keysOf([record])[0]!).value(JSON.stringify(record)).exec();
+    } catch (e) {
+      throw new FailoverdError(`could not record the ${record.action} in etcd: ${errorMessage(e).split("\n")[0]}`);
+    }
+    s.writes++;
+  }
+
+  /**
+   * One key per record, in their order. The records of one transaction share its create revision, so the key orders
+   * them: each carries the first record's time and the next sequence number (a clock that stepped back between two
+   * records of one append cannot reorder them).
+   */
+  private keysOf(records: readonly JournalRecord[]): string[] {
+    const at = String(records[0]?.at ?? 0).padStart(15, "0");
+    return records.map(() => this.session.key("journal", `${at}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`));
   }
 
   async read(): Promise<JournalRecord[]> {
     const s = this.session;
-    const res = await s.client.getAll().prefix(s.key("journal", "")).sort("Create", "Ascend").exec();
-    return res.kvs.map((kv) => {
+    const res = await s.client.getAll().prefix(s.key("journal", "")).exec();
+    // Creation order across writers (the revision), key order within one transaction (etcd's own sort is not stable).
+    const kvs = [...res.kvs].sort((a, b) => compareRevisions(a.create_revision, b.create_revision) || Buffer.compare(a.key, b.key));
+    return kvs.map((kv) => {
       try {
         return JSON.parse(kv.value.toString()) as JournalRecord;
       } catch {
@@ -236,6 +255,13 @@ class EtcdJournal implements Journal {
       }
     });
   }
+}
+
+/** Orders two etcd revisions (decimal strings of 64-bit numbers). */
+function compareRevisions(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /** The other instances, for the daemon: their verdicts confirm (or not) a failure; the inventory is shared. */

@@ -352,15 +352,21 @@ class EtcdPeers implements Peers {
  * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>`. Not
  * fenced on leadership (any instance writes what it was sent) and not under a lease (they outlive every instance).
  * Each is one key written whole, so two writers at once leave one whole value; an expiry deletes only the value it
- * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch.
+ * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch, and
+ * all of them again after every whole read of the store (what the watch may have missed).
  */
 class EtcdControls implements SharedControls {
   private readonly listeners: ((c: SharedChange) => void)[] = [];
+  private readonly resyncListeners: ((h: SharedHolds) => void)[] = [];
 
   constructor(private readonly session: EtcdSession) {
     session.on("watched", (key: string, value: string | null) => {
       const c = this.parse(key, value);
       if (c) for (const l of this.listeners) l(c);
+    });
+    session.on("controls", (entries: readonly (readonly [string, string])[]) => {
+      const h = this.holdsOf(entries);
+      for (const l of this.resyncListeners) l(h);
     });
   }
 
@@ -437,11 +443,15 @@ class EtcdControls implements SharedControls {
 
   async read(): Promise<SharedHolds> {
     const res = await this.session.client.getAll().prefix(this.session.key("controls", "")).exec();
+    return this.holdsOf(res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const));
+  }
+
+  private holdsOf(entries: readonly (readonly [string, string])[]): SharedHolds {
     let pause: Hold | null = null;
     const maintenance = new Map<string, Maintenance>();
     const acks = new Map<string, { by: string; at: number }>();
-    for (const kv of res.kvs) {
-      const c = this.parse(kv.key.toString(), kv.value.toString());
+    for (const [key, value] of entries) {
+      const c = this.parse(key, value);
       if (c?.kind === "pause") pause = c.hold;
       else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
       else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
@@ -451,5 +461,9 @@ class EtcdControls implements SharedControls {
 
   onChange(cb: (change: SharedChange) => void): void {
     this.listeners.push(cb);
+  }
+
+  onResync(cb: (holds: SharedHolds) => void): void {
+    this.resyncListeners.push(cb);
   }
 }

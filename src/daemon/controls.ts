@@ -14,6 +14,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ControlAction, Journal } from "../recovery/journal.ts";
 import type { EventBus } from "./events.ts";
+import type { Findings } from "./findings.ts";
 import type { SharedChange, SharedControls, SharedHolds } from "./peers.ts";
 import type { DaemonState, Hold, Maintenance } from "./state.ts";
 
@@ -149,6 +150,19 @@ export class Controls {
     this.arm();
   }
 
+  /**
+   * Several instances: the store as a whole read found it (after it did not answer, or its watch broke or was
+   * cancelled). Each hold that differs from this instance's is applied as the change it missed. A hold whose time has
+   * passed counts as none: its expiry is every instance's own, and one that could not delete it there left it.
+   */
+  reconcile(h: SharedHolds): void {
+    const at = this.d.now();
+    const live = <T extends Hold>(x: T | null): T | null => (x?.until !== undefined && x.until <= at ? null : x);
+    this.apply({ kind: "pause", hold: live(h.pause) });
+    for (const host of [...this.d.state.maintenance.keys()]) if (!h.maintenance.has(host)) this.apply({ kind: "maintenance", host, hold: null });
+    for (const [host, m] of h.maintenance) this.apply({ kind: "maintenance", host, hold: live(m) });
+  }
+
   /** Several instances: a change another instance (or this one) wrote to the store. */
   apply(c: SharedChange): void {
     if (this.closed || c.kind === "ack") return;
@@ -226,6 +240,26 @@ export class Controls {
       ...(hold.until !== undefined ? { until: hold.until } : {}),
     });
   }
+}
+
+/**
+ * Several instances: this instance's holds and acknowledgements follow the store's, each change its watch reads, and
+ * after every whole read of it what differs (a change the watch missed: etcd compacted the history it would have
+ * resumed from). `ready` is false until start has adopted the store's holds: the first whole read is start's own.
+ */
+export function followShared(
+  shared: SharedControls,
+  o: { readonly controls: Controls; readonly findings: Findings; readonly now: () => number; readonly ready: () => boolean },
+): void {
+  shared.onChange((c) => {
+    if (c.kind === "ack") o.findings.acknowledgeShared(c.key, c.ack, o.now());
+    else o.controls.apply(c);
+  });
+  shared.onResync((h) => {
+    if (!o.ready()) return;
+    o.controls.reconcile(h);
+    o.findings.reconcileShared(h.acks, o.now());
+  });
 }
 
 function iso(t: number | undefined): string | undefined {

@@ -59,6 +59,12 @@ export interface SharedControls {
   forgetAck(key: string): Promise<void>;
   read(): Promise<SharedHolds>;
   onChange(cb: (change: SharedChange) => void): void;
+  /**
+   * Called with every hold the store has after it was read whole again: at start, and whenever changes may have been
+   * missed (the store did not answer, or its watch broke or was cancelled). What differs from what this instance
+   * holds is a change it missed.
+   */
+  onResync(cb: (holds: SharedHolds) => void): void;
 }
 
 export interface InstancesView {

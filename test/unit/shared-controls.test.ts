@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import type { Diagnosis } from "../../src/checks/detector.ts";
-import { Controls } from "../../src/daemon/controls.ts";
+import { Controls, followShared } from "../../src/daemon/controls.ts";
 import { type DaemonEvents, EventBus } from "../../src/daemon/events.ts";
 import { Findings } from "../../src/daemon/findings.ts";
 import type { SharedChange, SharedControls, SharedHolds } from "../../src/daemon/peers.ts";
@@ -29,6 +29,11 @@ const t = testTopology();
 class MemoryStore {
   readonly values = new Map<string, string>();
   private readonly readers: ((key: string, value: string | null) => void)[] = [];
+  private readonly resyncs: (() => void)[] = [];
+  /** Every reader reads the whole store again (as after etcd did not answer). */
+  resync(): void {
+    for (const r of this.resyncs) r();
+  }
   write(key: string, value: string | null): void {
     if (value === null) this.values.delete(key);
     else this.values.set(key, value);
@@ -47,6 +52,23 @@ class MemoryStore {
       const c = parse(k, v);
       if (c) for (const l of listeners) l(c);
     });
+    const resyncListeners: ((h: SharedHolds) => void)[] = [];
+    const read = (): SharedHolds => {
+      let pause: Hold | null = null;
+      const maintenance = new Map<string, Maintenance>();
+      const acks = new Map<string, { by: string; at: number }>();
+      for (const [k, v] of this.values) {
+        const c = parse(k, v);
+        if (c?.kind === "pause") pause = c.hold;
+        else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
+        else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
+      }
+      return { pause, maintenance, acks };
+    };
+    this.resyncs.push(() => {
+      const h = read();
+      for (const l of resyncListeners) l(h);
+    });
     return {
       setPause: async (hold: Hold | null) => this.write("pause", hold ? JSON.stringify(hold) : null),
       setMaintenance: async (host: string, m: Maintenance | null) => this.write(`maintenance/${host}`, m ? JSON.stringify(m) : null),
@@ -60,19 +82,9 @@ class MemoryStore {
         for (const k of keys) this.write(`acks/${k}`, JSON.stringify({ by, at }));
       },
       forgetAck: async (key: string) => this.write(`acks/${key}`, null),
-      read: async (): Promise<SharedHolds> => {
-        let pause: Hold | null = null;
-        const maintenance = new Map<string, Maintenance>();
-        const acks = new Map<string, { by: string; at: number }>();
-        for (const [k, v] of this.values) {
-          const c = parse(k, v);
-          if (c?.kind === "pause") pause = c.hold;
-          else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
-          else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
-        }
-        return { pause, maintenance, acks };
-      },
+      read: async (): Promise<SharedHolds> => read(),
       onChange: (cb) => listeners.push(cb),
+      onResync: (cb) => resyncListeners.push(cb),
     };
   }
 }
@@ -98,8 +110,10 @@ describe("pause and maintenance shared by the instances", () => {
     let changed = 0;
     const shared = store.reader();
     const controls = new Controls({ state, journal, events, log: silentLogger(), now: Date.now, changed: () => changed++, shared });
-    shared.onChange((c) => controls.apply(c));
-    return { state, journal, paused, controls, shared, changed: () => changed };
+    const findings = new Findings(events);
+    const adopted = { ready: true };
+    followShared(shared, { controls, findings, now: Date.now, ready: () => adopted.ready });
+    return { state, journal, paused, controls, shared, findings, adopted, changed: () => changed };
   }
 
   test("a pause through one instance pauses the other; a resume through the other resumes the first", async () => {
@@ -154,6 +168,60 @@ describe("pause and maintenance shared by the instances", () => {
       store.write("pause", JSON.stringify(newer));
       assert.equal(await a.shared.endExpired({}, old), false);
       assert.equal(store.values.get("pause"), JSON.stringify(newer));
+    } finally {
+      a.controls.close();
+    }
+  });
+
+  test("a whole read of the store applies what the watch missed: a pause, a maintenance, their ends; an expired hold is none", async () => {
+    const store = new MemoryStore();
+    const a = instance("a", store);
+    try {
+      // Written behind the watch's back (a change etcd compacted away before the watch could resume).
+      const pause: Hold = { since: Date.now(), by: "alice via http 127.0.0.2", reason: "db upgrade", until: Date.now() + HOUR };
+      store.values.set("pause", JSON.stringify(pause));
+      store.values.set("maintenance/redis1", JSON.stringify({ since: Date.now(), by: "bob", until: Date.now() + HOUR }));
+      a.adopted.ready = false;
+      store.resync();
+      assert.equal(a.state.pause, null, "before start adopted the store, a whole read is start's own");
+      a.adopted.ready = true;
+      store.resync();
+      assert.deepEqual(a.state.pause, pause);
+      assert.equal(a.state.maintenance.get("redis1")?.by, "bob");
+      store.resync();
+      assert.deepEqual(a.paused.map((e) => [e.paused, e.by]), [[true, "alice via http 127.0.0.2"]], "told once, as the change it was");
+      store.values.delete("pause");
+      store.values.delete("maintenance/redis1");
+      store.resync();
+      assert.equal(a.state.pause, null);
+      assert.equal(a.state.maintenance.size, 0);
+      assert.deepEqual(a.paused.map((e) => e.paused), [true, false]);
+      store.values.set("pause", JSON.stringify({ since: Date.now() - 2 * HOUR, by: "erin", until: Date.now() - HOUR }));
+      store.resync();
+      assert.equal(a.state.pause, null, "an expired pause left in the store pauses nothing");
+      assert.deepEqual(a.paused.map((e) => e.paused), [true, false]);
+    } finally {
+      a.controls.close();
+    }
+  });
+
+  test("a whole read of the store acknowledges what was acknowledged meanwhile, and only once", async () => {
+    const store = new MemoryStore();
+    const a = instance("a", store);
+    const alert = (reason: string): Decision => ({ kind: "alert", host: "redis1", diagnosis: { name: "DeadPrimary", host: "redis1", targets: ["redis1:9001"], evidence: [] }, reason });
+    const acked = () => a.findings.list().map((f) => f.acknowledged);
+    try {
+      a.findings.update([alert("paused")], 1);
+      store.values.set("acks/DeadPrimary:redis1", JSON.stringify({ by: "carol", at: 2 }));
+      store.resync();
+      assert.deepEqual(acked(), [true]);
+      a.findings.update([alert("cooling down")], 3);
+      assert.deepEqual(acked(), [false], "changed: news again");
+      store.resync();
+      assert.deepEqual(acked(), [false], "the acknowledgement read before is not taken again for what the finding is now");
+      store.values.set("acks/DeadPrimary:redis1", JSON.stringify({ by: "carol", at: 4 }));
+      store.resync();
+      assert.deepEqual(acked(), [true], "acknowledged again meanwhile");
     } finally {
       a.controls.close();
     }

@@ -80,6 +80,8 @@ describe("shared holds changed while an instance cannot reach etcd", { timeout: 
 
     await etcd.killMember("e1");
     await waitUntil("m1 knows etcd does not answer", async () => !m1.c.session.connected(), 20_000);
+    // The two members left elect a raft leader among themselves if the first one led.
+    await etcd.waitHealthy();
     await m2.controls.pause("alice via http 127.184.8.2", { reason: "db upgrade", forMs: HOUR });
     await m2.controls.startMaintenance("redis1", "bob", { reason: "kernel", forMs: HOUR });
     await m2.c.peers.controls.acknowledge(["DeadPrimary:redis2"], "carol", Date.now());

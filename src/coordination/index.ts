@@ -257,6 +257,14 @@ class EtcdJournal implements Journal {
   }
 }
 
+/**
+ * A hold as its key keeps it: the hold, or once an operator ended it `{"ended":{"by","at"}}` rather than no key, so
+ * every instance reading the end can say who ended it (a deleted key says nothing). An expiry still deletes the key.
+ */
+function holdValue(hold: Hold | null, by: string): string {
+  return JSON.stringify(hold ?? { ended: { by, at: Date.now() } });
+}
+
 /** Orders two etcd revisions (decimal strings of 64-bit numbers). */
 function compareRevisions(a: string, b: string): number {
   const x = BigInt(a);
@@ -349,7 +357,8 @@ class EtcdPeers implements Peers {
 }
 
 /**
- * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>`. Not
+ * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>` (a hold
+ * an operator ended keeps who ended it: `holdValue`). Not
  * fenced on leadership (any instance writes what it was sent) and not under a lease (they outlive every instance).
  * Each is one key written whole, so two writers at once leave one whole value; an expiry deletes only the value it
  * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch, and
@@ -394,9 +403,13 @@ class EtcdControls implements SharedControls {
       }
       if (typeof v !== "object" || v === null) return null;
     }
-    if (key === this.pauseKey()) return { kind: "pause", hold: v as Hold | null };
+    // A hold ended by an operator: no hold, and who ended it.
+    const ended = (v as { ended?: { by?: unknown } } | null)?.ended;
+    const by = typeof ended?.by === "string" ? ended.by : undefined;
+    if (ended !== undefined) v = null;
+    if (key === this.pauseKey()) return { kind: "pause", hold: v as Hold | null, by };
     const m = s.key("controls", "maintenance", "");
-    if (key.startsWith(m)) return { kind: "maintenance", host: decodeURIComponent(key.slice(m.length)), hold: v as Maintenance | null };
+    if (key.startsWith(m)) return { kind: "maintenance", host: decodeURIComponent(key.slice(m.length)), hold: v as Maintenance | null, by };
     const a = s.key("controls", "acks", "");
     if (key.startsWith(a)) return { kind: "ack", key: decodeURIComponent(key.slice(a.length)), ack: v as { by: string; at: number } | null };
     return null;
@@ -411,15 +424,14 @@ class EtcdControls implements SharedControls {
     this.session.writes++;
   }
 
-  setPause(hold: Hold | null): Promise<void> {
+  setPause(hold: Hold | null, by: string): Promise<void> {
     const c = this.session.client;
-    return this.write(hold ? "pause" : "resume", () => (hold ? c.put(this.pauseKey()).value(JSON.stringify(hold)).exec() : c.delete().key(this.pauseKey()).exec()));
+    return this.write(hold ? "pause" : "resume", () => c.put(this.pauseKey()).value(holdValue(hold, by)).exec());
   }
 
-  setMaintenance(host: string, m: Maintenance | null): Promise<void> {
+  setMaintenance(host: string, m: Maintenance | null, by: string): Promise<void> {
     const c = this.session.client;
-    const key = this.maintenanceKey(host);
-    return this.write(m ? "maintenance" : "end of maintenance", () => (m ? c.put(key).value(JSON.stringify(m)).exec() : c.delete().key(key).exec()));
+    return this.write(m ? "maintenance" : "end of maintenance", () => c.put(this.maintenanceKey(host)).value(holdValue(m, by)).exec());
   }
 
   async endExpired(what: { host?: string | undefined }, hold: Hold): Promise<boolean> {
@@ -448,15 +460,18 @@ class EtcdControls implements SharedControls {
 
   private holdsOf(entries: readonly (readonly [string, string])[]): SharedHolds {
     let pause: Hold | null = null;
+    let pauseEndedBy: string | null = null;
     const maintenance = new Map<string, Maintenance>();
+    const maintenanceEndedBy = new Map<string, string>();
     const acks = new Map<string, { by: string; at: number }>();
     for (const [key, value] of entries) {
       const c = this.parse(key, value);
-      if (c?.kind === "pause") pause = c.hold;
+      if (c?.kind === "pause") [pause, pauseEndedBy] = [c.hold, c.by ?? null];
       else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
+      else if (c?.kind === "maintenance" && c.by !== undefined) maintenanceEndedBy.set(c.host, c.by);
       else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
     }
-    return { pause, maintenance, acks };
+    return { pause, maintenance, acks, endedBy: { pause: pauseEndedBy, maintenance: maintenanceEndedBy } };
   }
 
   onChange(cb: (change: SharedChange) => void): void {

@@ -18,7 +18,7 @@ import { Findings } from "../../src/daemon/findings.ts";
 import { DaemonState } from "../../src/daemon/state.ts";
 import { createLogger } from "../../src/log.ts";
 import type { Decision } from "../../src/recovery/decider.ts";
-import { MemoryJournal } from "../../src/recovery/journal.ts";
+import { historyOf } from "../../src/recovery/history.ts";
 import { EtcdCluster } from "../../src/simulate/etcd-cluster.ts";
 import { type TestTopology, testTopology } from "../helpers/sandbox.ts";
 import { waitUntil } from "../helpers/wait.ts";
@@ -34,6 +34,7 @@ describe("shared holds changed while an instance cannot reach etcd", { timeout: 
   const topologies: TestTopology[] = [];
   const started: Coordination[] = [];
   const closed: Controls[] = [];
+  const instances: { c: Coordination; state: DaemonState; controls: Controls; findings: Findings; paused: DaemonEvents["paused"][] }[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "failoverd-etcd-184-"));
@@ -60,7 +61,7 @@ describe("shared holds changed while an instance cannot reach etcd", { timeout: 
     const events = new EventBus();
     const paused: DaemonEvents["paused"][] = [];
     events.on("paused", (e) => paused.push(e));
-    const controls = new Controls({ state, journal: new MemoryJournal(), events, log, now: Date.now, changed: () => {}, shared: c.peers.controls });
+    const controls = new Controls({ state, journal: c.journal, events, log, now: Date.now, changed: () => {}, shared: c.peers.controls });
     closed.push(controls);
     const findings = new Findings(events);
     let adopted = false;
@@ -69,7 +70,9 @@ describe("shared holds changed while an instance cannot reach etcd", { timeout: 
     controls.adopt(held);
     for (const [key, ack] of held.acks) findings.acknowledgeShared(key, ack, Date.now());
     adopted = true;
-    return { c, state, controls, findings, paused };
+    const m = { c, state, controls, findings, paused };
+    instances.push(m);
+    return m;
   }
 
   test("a pause, a maintenance and an acknowledgement made through another instance meanwhile hold once etcd answers again", async () => {
@@ -99,5 +102,19 @@ describe("shared holds changed while an instance cannot reach etcd", { timeout: 
     const alert: Decision = { kind: "alert", host: "redis2", diagnosis: { name: "DeadPrimary", host: "redis2", targets: ["redis2:9001"], evidence: [] }, reason: "paused" };
     m1.findings.update([alert], Date.now());
     assert.equal(m1.findings.list()[0]?.acknowledged, true, "the acknowledgement made meanwhile holds here too");
+  });
+
+  test("a resume through another instance: every instance says who resumed, and the shared journal keeps it", async () => {
+    const [m1, m2] = instances;
+    assert.ok(m1 && m2 && pauseOf(m2) !== null, "paused by the test before");
+    await m2.controls.resume("frank via http 127.184.8.2");
+    await waitUntil("m1 resumed", async () => pauseOf(m1) === null, 30_000);
+    assert.deepEqual(m1.paused.at(-1), { paused: false, at: m1.paused.at(-1)?.at, by: "frank via http 127.184.8.2" }, "not 'another instance'");
+    const controls = historyOf(await m1.c.journal.read()).controls;
+    assert.deepEqual(
+      controls.map((c) => `${c.action} by ${c.by}`),
+      ["resume by frank via http 127.184.8.2", "maintenance by bob", "pause by alice via http 127.184.8.2"],
+      "the history any instance reads (newest first)",
+    );
   });
 });

@@ -191,46 +191,65 @@ class EtcdLeaderLease implements Lease {
 /**
  * The recovery journal in etcd: one key per record, read in creation order. Every append is a transaction that
  * succeeds only while this instance's election key has the create revision it had when it was elected: a deposed
- * leader cannot record, and so cannot start, another step.
+ * leader cannot record, and so cannot start, another step. Several records appended at once are one transaction
+ * (one Raft round, where each record alone costs one): all of them or none.
  */
 class EtcdJournal implements Journal {
   private seq = 0;
   private readonly nonce = randomBytes(3).toString("hex");
   constructor(private readonly session: EtcdSession) {}
 
-  async append(record: JournalRecord): Promise<void> {
-    const s = this.session;
-    // An operator's control (pause, resume, maintenance) is no step: any instance records the one it was sent.
-    if (record.type === "control") {
-      try {
-        await s.client.put(this.keyOf(record)).value(JSON.stringify(record));
-      } catch (e) {
-        throw new FailoverdError(`could not record the ${record.action} in etcd: ${errorMessage(e).split("\n")[0]}`);
-      }
-      s.writes++;
-      return;
-    }
-    const txn = s.isLeader() ? s.fenced() : null;
-    if (!txn) throw new LeaseLostError(`not recording ${record.type} of ${record.id}: ${s.whyNotActing() ?? "this instance no longer leads"}`);
-    const key = this.keyOf(record);
-    let res: Awaited<ReturnType<typeof txn.commit>>;
-    try {
-      res = await txn.then(s.client.put(key).value(JSON.stringify(record))).commit();
-    } catch (e) {
-      throw new LeaseLostError(`could not record ${record.type} of ${record.id} in etcd: ${errorMessage(e).split("\n")[0]}`);
-    }
-    s.writes++;
-    if (!res.succeeded) throw new LeaseLostError(`etcd refused ${record.type} of ${record.id}: this instance no longer leads`);
+  append(record: JournalRecord): Promise<void> {
+    return this.appendAll([record]);
   }
 
-  private keyOf(record: JournalRecord): string {
-    return this.session.key("journal", `${String(record.at).padStart(15, "0")}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`);
+  async appendAll(records: readonly JournalRecord[]): Promise<void> {
+    const first = records[0];
+    if (first === undefined) return;
+    // An operator's control (pause, resume, maintenance) is no step: any instance records the one it was sent.
+    if (first.type === "control" && records.length === 1) return this.recordControl(first);
+    if (records.some((r) => r.type === "control")) throw new FailoverdError("a control is journaled alone, never with a recovery's records (a bug)");
+    const s = this.session;
+    const what = `${records.map((r) => r.type).join(" + ")} of ${first.id}`;
+    const txn = s.isLeader() ? s.fenced() : null;
+    if (!txn) throw new LeaseLostError(`not recording ${what}: ${s.whyNotActing() ?? "this instance no longer leads"}`);
+    const keys = this.keysOf(records);
+    let res: Awaited<ReturnType<typeof txn.commit>>;
+    try {
+      res = await txn.then(...records.map((r, i) => s.client.put(keys[i]!).value(JSON.stringify(r)))).commit();
+    } catch (e) {
+      throw new LeaseLostError(`could not record ${what} in etcd: ${errorMessage(e).split("\n")[0]}`);
+    }
+    s.writes++;
+    if (!res.succeeded) throw new LeaseLostError(`etcd refused ${what}: this instance no longer leads`);
+  }
+
+  private async recordControl(record: Extract<JournalRecord, { type: "control" }>): Promise<void> {
+    const s = this.session;
+    try {
+      await s.client.put(this.keysOf([record])[0]!).value(JSON.stringify(record)).exec();
+    } catch (e) {
+      throw new FailoverdError(`could not record the ${record.action} in etcd: ${errorMessage(e).split("\n")[0]}`);
+    }
+    s.writes++;
+  }
+
+  /**
+   * One key per record, in their order. The records of one transaction share its create revision, so the key orders
+   * them: each carries the first record's time and the next sequence number (a clock that stepped back between two
+   * records of one append cannot reorder them).
+   */
+  private keysOf(records: readonly JournalRecord[]): string[] {
+    const at = String(records[0]?.at ?? 0).padStart(15, "0");
+    return records.map(() => this.session.key("journal", `${at}-${this.nonce}-${String(this.seq++).padStart(6, "0")}`));
   }
 
   async read(): Promise<JournalRecord[]> {
     const s = this.session;
-    const res = await s.client.getAll().prefix(s.key("journal", "")).sort("Create", "Ascend").exec();
-    return res.kvs.map((kv) => {
+    const res = await s.client.getAll().prefix(s.key("journal", "")).exec();
+    // Creation order across writers (the revision), key order within one transaction (etcd's own sort is not stable).
+    const kvs = [...res.kvs].sort((a, b) => compareRevisions(a.create_revision, b.create_revision) || Buffer.compare(a.key, b.key));
+    return kvs.map((kv) => {
       try {
         return JSON.parse(kv.value.toString()) as JournalRecord;
       } catch {
@@ -238,6 +257,21 @@ class EtcdJournal implements Journal {
       }
     });
   }
+}
+
+/**
+ * A hold as its key keeps it: the hold, or once an operator ended it `{"ended":{"by","at"}}` rather than no key, so
+ * every instance reading the end can say who ended it (a deleted key says nothing). An expiry still deletes the key.
+ */
+function holdValue(hold: Hold | null, by: string): string {
+  return JSON.stringify(hold ?? { ended: { by, at: Date.now() } });
+}
+
+/** Orders two etcd revisions (decimal strings of 64-bit numbers). */
+function compareRevisions(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /** The other instances, for the daemon: their verdicts confirm (or not) a failure; the inventory is shared. */
@@ -325,18 +359,25 @@ class EtcdPeers implements Peers {
 }
 
 /**
- * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>`. Not
+ * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>` (a hold
+ * an operator ended keeps who ended it: `holdValue`). Not
  * fenced on leadership (any instance writes what it was sent) and not under a lease (they outlive every instance).
  * Each is one key written whole, so two writers at once leave one whole value; an expiry deletes only the value it
- * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch.
+ * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch, and
+ * all of them again after every whole read of the store (what the watch may have missed).
  */
 class EtcdControls implements SharedControls {
   private readonly listeners: ((c: SharedChange) => void)[] = [];
+  private readonly resyncListeners: ((h: SharedHolds) => void)[] = [];
 
   constructor(private readonly session: EtcdSession) {
     session.on("watched", (key: string, value: string | null) => {
       const c = this.parse(key, value);
       if (c) for (const l of this.listeners) l(c);
+    });
+    session.on("controls", (entries: readonly (readonly [string, string])[]) => {
+      const h = this.holdsOf(entries);
+      for (const l of this.resyncListeners) l(h);
     });
   }
 
@@ -364,9 +405,13 @@ class EtcdControls implements SharedControls {
       }
       if (typeof v !== "object" || v === null) return null;
     }
-    if (key === this.pauseKey()) return { kind: "pause", hold: v as Hold | null };
+    // A hold ended by an operator: no hold, and who ended it.
+    const ended = (v as { ended?: { by?: unknown } } | null)?.ended;
+    const by = typeof ended?.by === "string" ? ended.by : undefined;
+    if (ended !== undefined) v = null;
+    if (key === this.pauseKey()) return { kind: "pause", hold: v as Hold | null, by };
     const m = s.key("controls", "maintenance", "");
-    if (key.startsWith(m)) return { kind: "maintenance", host: decodeURIComponent(key.slice(m.length)), hold: v as Maintenance | null };
+    if (key.startsWith(m)) return { kind: "maintenance", host: decodeURIComponent(key.slice(m.length)), hold: v as Maintenance | null, by };
     const a = s.key("controls", "acks", "");
     if (key.startsWith(a)) return { kind: "ack", key: decodeURIComponent(key.slice(a.length)), ack: v as { by: string; at: number } | null };
     return null;
@@ -381,15 +426,14 @@ class EtcdControls implements SharedControls {
     this.session.writes++;
   }
 
-  setPause(hold: Hold | null): Promise<void> {
+  setPause(hold: Hold | null, by: string): Promise<void> {
     const c = this.session.client;
-    return this.write(hold ? "pause" : "resume", () => (hold ? c.put(this.pauseKey()).value(JSON.stringify(hold)).exec() : c.delete().key(this.pauseKey()).exec()));
+    return this.write(hold ? "pause" : "resume", () => c.put(this.pauseKey()).value(holdValue(hold, by)).exec());
   }
 
-  setMaintenance(host: string, m: Maintenance | null): Promise<void> {
+  setMaintenance(host: string, m: Maintenance | null, by: string): Promise<void> {
     const c = this.session.client;
-    const key = this.maintenanceKey(host);
-    return this.write(m ? "maintenance" : "end of maintenance", () => (m ? c.put(key).value(JSON.stringify(m)).exec() : c.delete().key(key).exec()));
+    return this.write(m ? "maintenance" : "end of maintenance", () => c.put(this.maintenanceKey(host)).value(holdValue(m, by)).exec());
   }
 
   async endExpired(what: { host?: string | undefined }, hold: Hold): Promise<boolean> {
@@ -413,19 +457,30 @@ class EtcdControls implements SharedControls {
 
   async read(): Promise<SharedHolds> {
     const res = await this.session.client.getAll().prefix(this.session.key("controls", "")).exec();
+    return this.holdsOf(res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const));
+  }
+
+  private holdsOf(entries: readonly (readonly [string, string])[]): SharedHolds {
     let pause: Hold | null = null;
+    let pauseEndedBy: string | null = null;
     const maintenance = new Map<string, Maintenance>();
+    const maintenanceEndedBy = new Map<string, string>();
     const acks = new Map<string, { by: string; at: number }>();
-    for (const kv of res.kvs) {
-      const c = this.parse(kv.key.toString(), kv.value.toString());
-      if (c?.kind === "pause") pause = c.hold;
+    for (const [key, value] of entries) {
+      const c = this.parse(key, value);
+      if (c?.kind === "pause") [pause, pauseEndedBy] = [c.hold, c.by ?? null];
       else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
+      else if (c?.kind === "maintenance" && c.by !== undefined) maintenanceEndedBy.set(c.host, c.by);
       else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
     }
-    return { pause, maintenance, acks };
+    return { pause, maintenance, acks, endedBy: { pause: pauseEndedBy, maintenance: maintenanceEndedBy } };
   }
 
   onChange(cb: (change: SharedChange) => void): void {
     this.listeners.push(cb);
+  }
+
+  onResync(cb: (holds: SharedHolds) => void): void {
+    this.resyncListeners.push(cb);
   }
 }

@@ -284,7 +284,10 @@ export class EtcdSession extends EventEmitter {
   /** Set when the watch may have missed events: the next tick reads the whole prefix. */
   private fullReadDue = true;
 
-  /** The election and every verdict read at once (one consistent revision), then a watch on the verdicts from it. */
+  /**
+   * The election, every verdict and the operator's holds read at once (one consistent revision), then a watch from it.
+   * Emits `verdicts`, then `controls` with every key and value under `controls/`.
+   */
   private async readAll(): Promise<void> {
     this.fullReadDue = false;
     let res: Awaited<ReturnType<ReturnType<Etcd3["getAll"]>["exec"]>>;
@@ -297,12 +300,14 @@ export class EtcdSession extends EventEmitter {
     const election: { rev: bigint; key: string; name: string }[] = [];
     this.peers.clear();
     const members = new Set<string>();
+    const controls: [string, string][] = [];
     for (const kv of res.kvs) {
       const k = kv.key.toString();
       if (k.startsWith(this.key("election", ""))) election.push({ rev: BigInt(kv.create_revision), key: k, name: kv.value.toString() });
       else if (k.startsWith(this.key("verdicts", ""))) this.applyVerdict(k, kv.value.toString());
       else if (k === this.key("inventory")) this.applyShared(kv.mod_revision, kv.value.toString());
       else if (k.startsWith(this.key("members", ""))) members.add(decodeURIComponent(k.slice(this.key("members", "").length)));
+      else if (k.startsWith(this.key("controls", ""))) controls.push([k, kv.value.toString()]);
     }
     this.applyElection(election, members);
     if (!this.watcher) {
@@ -336,6 +341,8 @@ export class EtcdSession extends EventEmitter {
       this.watcher = w;
     }
     this.emit("verdicts");
+    // The operator's holds as they are now: what the watch missed of them is in here too.
+    this.emit("controls", controls);
   }
 
   /** Where this instance's HTTP API answers (published in its member key), once known. */

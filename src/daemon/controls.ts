@@ -14,6 +14,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ControlAction, Journal } from "../recovery/journal.ts";
 import type { EventBus } from "./events.ts";
+import type { Findings } from "./findings.ts";
 import type { SharedChange, SharedControls, SharedHolds } from "./peers.ts";
 import type { DaemonState, Hold, Maintenance } from "./state.ts";
 
@@ -48,7 +49,7 @@ export class Controls {
     const at = this.d.now();
     const hold: Hold = { since: at, by, ...(r.reason ? { reason: r.reason } : {}), ...(r.forMs !== null ? { until: at + r.forMs } : {}) };
     const prevPause = this.d.state.pause;
-    await this.shared(() => this.d.state.setPause(hold), () => this.d.state.setPause(prevPause), (sh) => sh.setPause(hold));
+    await this.shared(() => this.d.state.setPause(hold), () => this.d.state.setPause(prevPause), (sh) => sh.setPause(hold, by));
     await this.record("pause", by, hold);
     this.d.log.warn({ by, reason: r.reason, until: iso(hold.until) }, `paused by ${by}${until(hold.until)}${because(r.reason)}: failoverd diagnoses and alerts but does not recover`);
     this.d.events.emit("paused", { paused: true, at, by, ...(hold.reason ? { reason: hold.reason } : {}), ...(hold.until !== undefined ? { until: hold.until } : {}) });
@@ -59,7 +60,7 @@ export class Controls {
   async resume(by: string): Promise<void> {
     const at = this.d.now();
     const prevPause = this.d.state.pause;
-    await this.shared(() => this.d.state.setPause(null), () => this.d.state.setPause(prevPause), (sh) => sh.setPause(null));
+    await this.shared(() => this.d.state.setPause(null), () => this.d.state.setPause(prevPause), (sh) => sh.setPause(null, by));
     await this.record("resume", by, {});
     this.d.log.warn({ by }, `resumed by ${by}: failoverd recovers again`);
     this.d.events.emit("paused", { paused: false, at, by });
@@ -71,7 +72,7 @@ export class Controls {
     const at = this.d.now();
     const m: Maintenance = { since: at, by, until: at + r.forMs, ...(r.reason ? { reason: r.reason } : {}) };
     const prev = this.d.state.maintenance.get(host) ?? null;
-    await this.shared(() => this.d.state.setMaintenance(host, m), () => this.d.state.setMaintenance(host, prev), (sh) => sh.setMaintenance(host, m));
+    await this.shared(() => this.d.state.setMaintenance(host, m), () => this.d.state.setMaintenance(host, prev), (sh) => sh.setMaintenance(host, m, by));
     await this.record("maintenance", by, m, host);
     this.d.log.warn({ by, host, reason: r.reason, until: iso(m.until) }, `${host} in maintenance by ${by}${until(m.until)}${because(r.reason)}: no recovery of it`);
     this.d.events.emit("maintenance", { host, active: true, at, by, until: m.until, ...(m.reason ? { reason: m.reason } : {}) });
@@ -83,7 +84,7 @@ export class Controls {
   async endMaintenance(host: string, by: string): Promise<Maintenance | null> {
     const m = this.d.state.maintenance.get(host) ?? null;
     if (!m) return null;
-    await this.shared(() => this.d.state.setMaintenance(host, null), () => this.d.state.setMaintenance(host, m), (sh) => sh.setMaintenance(host, null));
+    await this.shared(() => this.d.state.setMaintenance(host, null), () => this.d.state.setMaintenance(host, m), (sh) => sh.setMaintenance(host, null, by));
     await this.record("maintenance-end", by, {}, host);
     this.d.log.warn({ by, host }, `${host}'s maintenance ended by ${by}`);
     this.d.events.emit("maintenance", { host, active: false, at: this.d.now(), by });
@@ -149,6 +150,21 @@ export class Controls {
     this.arm();
   }
 
+  /**
+   * Several instances: the store as a whole read found it (after it did not answer, or its watch broke or was
+   * cancelled). Each hold that differs from this instance's is applied as the change it missed. A hold whose time has
+   * passed counts as none: its expiry is every instance's own, and one that could not delete it there left it.
+   */
+  reconcile(h: SharedHolds): void {
+    const at = this.d.now();
+    const live = <T extends Hold>(x: T | null): T | null => (x?.until !== undefined && x.until <= at ? null : x);
+    this.apply({ kind: "pause", hold: live(h.pause), by: h.endedBy.pause ?? undefined });
+    for (const host of [...this.d.state.maintenance.keys()]) {
+      if (!h.maintenance.has(host)) this.apply({ kind: "maintenance", host, hold: null, by: h.endedBy.maintenance.get(host) });
+    }
+    for (const [host, m] of h.maintenance) this.apply({ kind: "maintenance", host, hold: live(m) });
+  }
+
   /** Several instances: a change another instance (or this one) wrote to the store. */
   apply(c: SharedChange): void {
     if (this.closed || c.kind === "ack") return;
@@ -166,8 +182,9 @@ export class Controls {
         this.d.log.warn({ by: c.hold.by, reason: c.hold.reason, until: iso(c.hold.until) }, `paused by ${c.hold.by}${until(c.hold.until)}${because(c.hold.reason)} (through another instance): failoverd diagnoses and alerts but does not recover`);
         this.d.events.emit("paused", { paused: true, at, by: c.hold.by, ...(c.hold.reason ? { reason: c.hold.reason } : {}), ...(c.hold.until !== undefined ? { until: c.hold.until } : {}) });
       } else {
-        this.d.log.warn(`resumed (through another instance): failoverd recovers again`);
-        this.d.events.emit("paused", { paused: false, at, by: "another instance" });
+        const by = c.by ?? "another instance";
+        this.d.log.warn({ by }, `resumed by ${by} (through another instance): failoverd recovers again`);
+        this.d.events.emit("paused", { paused: false, at, by });
       }
     } else {
       const prev = this.d.state.maintenance.get(c.host) ?? null;
@@ -181,8 +198,9 @@ export class Controls {
         this.d.log.warn({ by: c.hold.by, host: c.host, until: iso(c.hold.until) }, `${c.host} in maintenance by ${c.hold.by}${until(c.hold.until)}${because(c.hold.reason)} (through another instance): no recovery of it`);
         this.d.events.emit("maintenance", { host: c.host, active: true, at, by: c.hold.by, until: c.hold.until, ...(c.hold.reason ? { reason: c.hold.reason } : {}) });
       } else {
-        this.d.log.warn({ host: c.host }, `${c.host}'s maintenance ended (through another instance)`);
-        this.d.events.emit("maintenance", { host: c.host, active: false, at, by: "another instance" });
+        const by = c.by ?? "another instance";
+        this.d.log.warn({ by, host: c.host }, `${c.host}'s maintenance ended by ${by} (through another instance)`);
+        this.d.events.emit("maintenance", { host: c.host, active: false, at, by });
       }
     }
     this.arm();
@@ -226,6 +244,26 @@ export class Controls {
       ...(hold.until !== undefined ? { until: hold.until } : {}),
     });
   }
+}
+
+/**
+ * Several instances: this instance's holds and acknowledgements follow the store's, each change its watch reads, and
+ * after every whole read of it what differs (a change the watch missed: etcd compacted the history it would have
+ * resumed from). `ready` is false until start has adopted the store's holds: the first whole read is start's own.
+ */
+export function followShared(
+  shared: SharedControls,
+  o: { readonly controls: Controls; readonly findings: Findings; readonly now: () => number; readonly ready: () => boolean },
+): void {
+  shared.onChange((c) => {
+    if (c.kind === "ack") o.findings.acknowledgeShared(c.key, c.ack, o.now());
+    else o.controls.apply(c);
+  });
+  shared.onResync((h) => {
+    if (!o.ready()) return;
+    o.controls.reconcile(h);
+    o.findings.reconcileShared(h.acks, o.now());
+  });
 }
 
 function iso(t: number | undefined): string | undefined {

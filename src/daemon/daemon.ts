@@ -28,7 +28,7 @@ import { Inventory, type Placement } from "../topology/inventory.ts";
 import { type Topology, twinOf } from "../topology/topology.ts";
 import { type History, historyOf } from "../recovery/history.ts";
 import { planRecovery, type Plan } from "../recovery/plan.ts";
-import { Controls, type HoldRequest } from "./controls.ts";
+import { Controls, followShared, type HoldRequest } from "./controls.ts";
 import { type EventBus as Bus, EventBus, type RecoveryOrigin } from "./events.ts";
 import { DutyCycle } from "./duty-cycle.ts";
 import { type JournalFault, WatchedJournal } from "./journal-health.ts";
@@ -129,6 +129,8 @@ export class Daemon {
   private readonly findings: Findings;
   /** The operator's pause and maintenance windows, with their expiry. */
   private readonly controls: Controls;
+  /** Several instances: start has adopted the store's holds; from then on a whole read of the store reconciles them. */
+  private sharedAdopted = false;
   /** Recovery ids running now. */
   private readonly runningIds = new Set<string>();
   private startedAt = 0;
@@ -191,10 +193,7 @@ export class Daemon {
       changed: () => this.evaluation.request(),
       shared: opts.peers?.controls,
     });
-    opts.peers?.controls.onChange((c) => {
-      if (c.kind === "ack") this.findings.acknowledgeShared(c.key, c.ack, this.now());
-      else this.controls.apply(c);
-    });
+    if (opts.peers) followShared(opts.peers.controls, { controls: this.controls, findings: this.findings, now: this.now, ready: () => this.sharedAdopted });
   }
 
   get rules(): CheckRules {
@@ -216,6 +215,7 @@ export class Daemon {
       if (held) {
         this.controls.adopt(held);
         for (const [key, ack] of held.acks) this.findings.acknowledgeShared(key, ack, this.now());
+        this.sharedAdopted = true;
       }
     } catch (e) {
       // A corrupt journal stops the start: give the lease back.

@@ -13,6 +13,8 @@ export class Findings {
   private readonly active = new Map<string, ActiveDiagnosis>();
   /** Several instances: the findings acknowledged through any instance (a finding that appears here later is born acknowledged). */
   private readonly sharedAcks = new Set<string>();
+  /** Several instances: each acknowledgement read from the store, and when it was made (a whole read tells only what is new). */
+  private readonly toldAcks = new Map<string, number>();
 
   constructor(
     private readonly bus: EventBus,
@@ -23,14 +25,26 @@ export class Findings {
   /** Several instances: an acknowledgement read from the store (null: forgotten there). */
   acknowledgeShared(key: string, ack: { readonly by: string; readonly at: number } | null, now: number): void {
     if (ack === null) {
+      this.toldAcks.delete(key);
       this.sharedAcks.delete(key);
       return;
     }
+    this.toldAcks.set(key, ack.at);
     this.sharedAcks.add(key);
     const f = this.active.get(key);
     if (!f || f.acknowledged) return;
     this.active.set(key, { ...f, acknowledged: true });
     this.bus.emit("ack", { keys: [key], at: now, by: ack.by });
+  }
+
+  /**
+   * Several instances: every acknowledgement the store has, read whole (after an outage, a cancelled watch): the ones
+   * not read before are taken as above, the ones gone from it are forgotten. One read before is not taken again: the
+   * finding it acknowledged may have changed since, and a change is news again.
+   */
+  reconcileShared(acks: ReadonlyMap<string, { readonly by: string; readonly at: number }>, now: number): void {
+    for (const key of [...this.toldAcks.keys()]) if (!acks.has(key)) this.acknowledgeShared(key, null, now);
+    for (const [key, ack] of acks) if (this.toldAcks.get(key) !== ack.at) this.acknowledgeShared(key, ack, now);
   }
 
   /** Folds one evaluation's decisions in: new or changed findings are announced, missing ones resolved. */

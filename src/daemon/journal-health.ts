@@ -46,9 +46,18 @@ export class WatchedJournal implements Journal {
     return this.current;
   }
 
-  async append(record: JournalRecord): Promise<void> {
+  append(record: JournalRecord): Promise<void> {
+    return this.watch(() => this.inner.append(record));
+  }
+
+  appendAll(records: readonly JournalRecord[]): Promise<void> {
+    return this.watch(() => this.inner.appendAll(records));
+  }
+
+  /** Remembers whether the write failed, and why. */
+  private async watch(write: () => Promise<void>): Promise<void> {
     try {
-      await this.inner.append(record);
+      await write();
     } catch (e) {
       if (e instanceof JournalWriteError) this.failed(e);
       throw e;

@@ -33,12 +33,17 @@ export interface SharedHolds {
   readonly maintenance: ReadonlyMap<string, Maintenance>;
   /** Acknowledged finding keys, with who acknowledged them and when. */
   readonly acks: ReadonlyMap<string, { readonly by: string; readonly at: number }>;
+  /** Who ended the pause and each host's maintenance, where an operator ended them (an expiry leaves no name). */
+  readonly endedBy: { readonly pause: string | null; readonly maintenance: ReadonlyMap<string, string> };
 }
 
-/** One change another instance (or this one) wrote, as every instance reads it. */
+/**
+ * One change another instance (or this one) wrote, as every instance reads it. An ended hold says who ended it
+ * (`by`) when the store kept that.
+ */
 export type SharedChange =
-  | { readonly kind: "pause"; readonly hold: Hold | null }
-  | { readonly kind: "maintenance"; readonly host: string; readonly hold: Maintenance | null }
+  | { readonly kind: "pause"; readonly hold: Hold | null; readonly by?: string | undefined }
+  | { readonly kind: "maintenance"; readonly host: string; readonly hold: Maintenance | null; readonly by?: string | undefined }
   | { readonly kind: "ack"; readonly key: string; readonly ack: { readonly by: string; readonly at: number } | null };
 
 /**
@@ -46,9 +51,12 @@ export type SharedChange =
  * once leave one of two whole values, never a mix). Each write throws when the store does not take it.
  */
 export interface SharedControls {
-  /** Sets the pause (null: resumed). */
-  setPause(hold: Hold | null): Promise<void>;
-  setMaintenance(host: string, m: Maintenance | null): Promise<void>;
+  /**
+   * Sets the pause (null: resumed). `by` is who asked: the hold's own `by`, or who ended it (kept in the store with
+   * the end, so every instance can say who resumed).
+   */
+  setPause(hold: Hold | null, by: string): Promise<void>;
+  setMaintenance(host: string, m: Maintenance | null, by: string): Promise<void>;
   /**
    * Ends an expired hold in the store only if it is still the one given (a newer pause is kept): true for the one
    * instance whose delete took, which journals the expiry.
@@ -59,6 +67,12 @@ export interface SharedControls {
   forgetAck(key: string): Promise<void>;
   read(): Promise<SharedHolds>;
   onChange(cb: (change: SharedChange) => void): void;
+  /**
+   * Called with every hold the store has after it was read whole again: at start, and whenever changes may have been
+   * missed (the store did not answer, or its watch broke or was cancelled). What differs from what this instance
+   * holds is a change it missed.
+   */
+  onResync(cb: (holds: SharedHolds) => void): void;
 }
 
 export interface InstancesView {

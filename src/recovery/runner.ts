@@ -1,8 +1,9 @@
 /**
  * The runner owns a recovery's control flow: step order, per-step deadlines (AbortSignal), bounded retries of
- * retryable errors, the journal (every step's start and end appended before the next step starts), dry-run,
- * progress events, and the point of no return (before it a failure rolls back; after it the recovery only goes
- * forward). Steps contain no control flow of their own beyond their work and its verification.
+ * retryable errors, the journal (a step's start is durable before the step acts, its end before the next step acts
+ * or the recovery ends), dry-run, progress events, and the point of no return (before it a failure rolls back; after
+ * it the recovery only goes forward). Steps contain no control flow of their own beyond their work and its
+ * verification.
  */
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
@@ -75,6 +76,64 @@ const JOURNAL_RETRY_MS = 500;
 /** A shutdown while the runner waited for the journal: the run ends as "interrupted". */
 class Interrupted extends Error {}
 
+/** The journal refused the recovery's start: nothing was done, nothing is to resume ("not-started"). */
+class NotStarted extends Error {}
+
+/**
+ * One run's journal writes. A step's end need not be durable before the next step's start is written, only before
+ * the next step acts and before the recovery ends: it is held and goes with the next record, in one append (one
+ * fenced etcd transaction, or one fsync, where there were two). The recovery's start goes with the first step's
+ * start the same way. Held records are announced (logged, emitted, counted done) only once written, so neither the
+ * log nor the events nor the steps that follow ever run ahead of the journal.
+ */
+class RunJournal {
+  private held: { readonly record: JournalRecord; readonly announce: () => void }[] = [];
+  /** The recovery's start is held: a refusal means the recovery never started, and is not waited out. */
+  private opening = false;
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly shutdown: AbortSignal | undefined,
+  ) {}
+
+  /** Holds the recovery's start until the first step's start (or whatever is written first). */
+  open(record: JournalRecord, announce: () => void): void {
+    this.opening = true;
+    this.hold(record, announce);
+  }
+
+  hold(record: JournalRecord, announce: () => void): void {
+    this.held.push({ record, announce });
+  }
+
+  /**
+   * Writes what is held, then `records`, in one append, waiting while the journal cannot be written (the daemon
+   * reports that, once a minute): the runner never moves on unrecorded. A shutdown ends the wait (Interrupted: the
+   * journal holds the recovery open, and the next start resumes it); a refused opening ends the run (NotStarted).
+   * Then announces what was held, in order.
+   */
+  async write(...records: JournalRecord[]): Promise<void> {
+    const held = this.held;
+    const all = [...held.map((h) => h.record), ...records];
+    if (all.length === 0) return;
+    for (;;) {
+      try {
+        await this.journal.appendAll(all);
+        break;
+      } catch (e) {
+        if (!(e instanceof JournalWriteError)) throw e;
+        if (this.opening) throw new NotStarted();
+      }
+      if (this.shutdown?.aborted) throw new Interrupted();
+      await sleep(JOURNAL_RETRY_MS, undefined, this.shutdown ? { signal: this.shutdown } : {}).catch(() => {});
+      if (this.shutdown?.aborted) throw new Interrupted();
+    }
+    this.held = [];
+    this.opening = false;
+    for (const h of held) h.announce();
+  }
+}
+
 export interface StepEvent {
   readonly recoveryId: string;
   readonly playbook: string;
@@ -117,6 +176,7 @@ export class Runner extends EventEmitter {
       return await this.runOrThrow(playbook, meta, resume);
     } catch (e) {
       if (e instanceof Interrupted) return "interrupted";
+      if (e instanceof NotStarted) return "not-started";
       // The journal refused a record: this instance no longer holds the lease. It stops here; the holder resumes.
       if (!(e instanceof LeaseLostError)) throw e;
       this.deps.log.warn({ host: playbook.host, err: e.message }, `lost the lease: stopping ${playbook.name} for ${playbook.host}; the acting instance resumes it`);
@@ -125,7 +185,7 @@ export class Runner extends EventEmitter {
   }
 
   private async runOrThrow(playbook: Playbook, meta: RecoveryMeta, resume?: RecoverySummary): Promise<RunOutcome> {
-    const { journal } = this.deps;
+    const journal = new RunJournal(this.deps.journal, this.deps.shutdown);
     const now = this.deps.now ?? Date.now;
     const id = resume?.id ?? `${new Date(now()).toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${playbook.host}-${randomBytes(3).toString("hex")}`;
     const log = this.deps.log.child({ recoveryId: id, playbook: playbook.name, host: playbook.host });
@@ -137,28 +197,25 @@ export class Runner extends EventEmitter {
       forced: meta.forced === true,
     };
     if (!resume) {
-      try {
-        await journal.append({
-          type: "recovery-start",
-          id,
-          at: now(),
-          playbook: playbook.name,
-          host: playbook.host,
-          diagnosis: meta.diagnosis,
-          failingSince: meta.failingSince,
-          ...(meta.targets ? { targets: meta.targets } : {}),
-          ...(meta.acceptDataLoss ? { acceptDataLoss: true } : {}),
-          ...(meta.by ? { by: meta.by } : {}),
-          ...(this.deps.dryRun ? { dryRun: true } : {}),
-          ...(meta.origin !== undefined ? { origin: meta.origin } : {}),
-          ...(meta.reason !== undefined ? { reason: meta.reason } : {}),
-        });
-      } catch (e) {
-        if (e instanceof JournalWriteError) return "not-started";
-        throw e;
-      }
-      log.info({ diagnosis: meta.diagnosis }, `recovery started: ${playbook.name} for ${playbook.host}`);
-      this.emit("recovery-start", { recoveryId: id, playbook: playbook.name, host: playbook.host, at: now() });
+      const record: JournalRecord = {
+        type: "recovery-start",
+        id,
+        at: now(),
+        playbook: playbook.name,
+        host: playbook.host,
+        diagnosis: meta.diagnosis,
+        failingSince: meta.failingSince,
+        ...(meta.targets ? { targets: meta.targets } : {}),
+        ...(meta.acceptDataLoss ? { acceptDataLoss: true } : {}),
+        ...(meta.by ? { by: meta.by } : {}),
+        ...(this.deps.dryRun ? { dryRun: true } : {}),
+        ...(meta.origin !== undefined ? { origin: meta.origin } : {}),
+        ...(meta.reason !== undefined ? { reason: meta.reason } : {}),
+      };
+      journal.open(record, () => {
+        log.info({ diagnosis: meta.diagnosis }, `recovery started: ${playbook.name} for ${playbook.host}`);
+        this.emit("recovery-start", { recoveryId: id, playbook: playbook.name, host: playbook.host, at: record.at });
+      });
     } else {
       log.info({ completed: [...results.keys()] }, `resuming the unfinished recovery ${id}`);
       // The effects that live in the acting daemon (not in the world) are restored from the journal: the instance
@@ -178,42 +235,48 @@ export class Runner extends EventEmitter {
     for (const step of playbook.steps) {
       if (results.has(step.name)) continue;
       if (this.deps.shutdown?.aborted) {
+        // What is held is written first: the next start resumes after the last step that ended, not before it.
+        await journal.write();
         log.info({ step: step.name }, "shutting down before the next step; the recovery resumes at the next start");
         return "interrupted";
       }
       if (this.deps.lease && !this.deps.lease.isHeld()) {
+        // What is held cannot be written without the lease: the acting instance runs that step again (idempotent).
         log.warn({ step: step.name }, `no longer the acting instance: stopping before ${step.name}; the acting instance resumes it`);
         return "interrupted";
       }
       const stepLog = log.child({ step: step.name });
       const pause = [this.deps.pauseBefore ?? []].flat().find((p) => p.step === step.name && step.name !== resumedAt);
       if (pause) {
+        // A process killed during the pause leaves the journal as it would be without one: every ended step recorded.
+        await journal.write();
         stepLog.warn(`chaos: pausing ${pause.ms} ms before ${step.name}`);
         await sleep(pause.ms, undefined, this.deps.shutdown ? { signal: this.deps.shutdown } : {}).catch(() => {});
         if (this.deps.shutdown?.aborted) return "interrupted";
       }
       if (step.pointOfNoReturn) pastNoReturn = true;
-      const outcome = await this.runStep(id, playbook, step, results, stepLog, recovery);
+      const outcome = await this.runStep(journal, id, playbook, step, results, stepLog, recovery);
       if (outcome === "interrupted") return "interrupted";
       if (outcome instanceof Error) {
         // A point of no return that refused before changing anything (and that no earlier run had started) may still undo.
         const refusedUntouched = outcome instanceof PreconditionError && step.pointOfNoReturn === true && !started.has(step.name);
         if (!pastNoReturn || refusedUntouched) {
           // The failed step may have done part of its work: its own rollback (idempotent) runs first.
-          await this.rollback(id, playbook, [...done, step], results, log, recovery);
-          await this.end(id, "rolled-back", log, `${step.name}: ${outcome.message}`);
+          await this.rollback(journal, id, playbook, [...done, step], results, log, recovery);
+          await this.end(journal, id, "rolled-back", log, `${step.name}: ${outcome.message}`);
           return "rolled-back";
         }
-        await this.end(id, "failed", log, `${step.name}: ${outcome.message}`);
+        await this.end(journal, id, "failed", log, `${step.name}: ${outcome.message}`);
         return "failed";
       }
       done.push(step);
     }
-    await this.end(id, "succeeded", log);
+    await this.end(journal, id, "succeeded", log);
     return "succeeded";
   }
 
   private async runStep(
+    journal: RunJournal,
     id: string,
     playbook: Playbook,
     step: Step,
@@ -230,7 +293,8 @@ export class Runner extends EventEmitter {
     let touched = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const base = { recoveryId: id, playbook: playbook.name, host: playbook.host, step: step.name, title: step.title, attempt };
-      await this.record({ type: "step-start", id, at: now(), step: step.name, attempt });
+      // The step's start goes with what is held (the recovery's start, the last step's end): all durable before it acts.
+      await journal.write({ type: "step-start", id, at: now(), step: step.name, attempt });
       this.emit("step-start", { ...base, at: now() } satisfies StepEvent);
       log.info({ attempt }, `step ${step.name}: ${step.title}`);
       if (attempt > 1 && this.deps.lease && !this.deps.lease.isHeld()) throw new LeaseLostError(`no longer the acting instance: not retrying ${step.name}`);
@@ -245,16 +309,19 @@ export class Runner extends EventEmitter {
         const result = await this.withDeadline(step.run(this.context(playbook, results, signal, log, recovery)), signal, step.name, timeoutMs).finally(() => {
           if (watch) clearInterval(watch);
         });
-        await this.record({ type: "step-end", id, at: now(), step: step.name, ok: true, result });
-        results.set(step.name, result);
-        this.emit("step-end", { ...base, at: now(), ok: true } satisfies StepEvent);
-        log.info({ result }, `step ${step.name} done`);
+        // Held for the next record (the next step's start, or the recovery's end): counted done once written.
+        const ended = { type: "step-end", id, at: now(), step: step.name, ok: true, result } as const;
+        journal.hold(ended, () => {
+          results.set(step.name, result);
+          this.emit("step-end", { ...base, at: ended.at, ok: true } satisfies StepEvent);
+          log.info({ result }, `step ${step.name} done`);
+        });
         return "ok";
       } catch (e) {
         if (e instanceof LeaseLostError) throw e;
         lastError = e instanceof Error ? e : new Error(String(e));
         if (!(e instanceof PreconditionError)) touched = true;
-        await this.record({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
+        await journal.write({ type: "step-end", id, at: now(), step: step.name, ok: false, error: lastError.message });
         this.emit("step-end", { ...base, at: now(), ok: false, error: lastError.message } satisfies StepEvent);
         const retry = attempt < attempts && (isRetryable(e) || e instanceof StepVerificationError || signal.aborted);
         log.warn({ attempt, err: lastError.message, retry }, `step ${step.name} failed`);
@@ -266,49 +333,30 @@ export class Runner extends EventEmitter {
     return touched && lastError instanceof PreconditionError ? new Error(lastError.message) : lastError;
   }
 
-  private async rollback(id: string, playbook: Playbook, done: readonly Step[], results: Map<string, unknown>, log: Logger, recovery: RecoveryInfo) {
+  private async rollback(journal: RunJournal, id: string, playbook: Playbook, done: readonly Step[], results: Map<string, unknown>, log: Logger, recovery: RecoveryInfo) {
     const now = this.deps.now ?? Date.now;
     for (const step of [...done].reverse()) {
       if (!step.rollback) continue;
       const signal = AbortSignal.timeout(this.deps.topology.config.recovery.stepTimeoutMs);
       try {
         await step.rollback(this.context(playbook, results, signal, log.child({ step: step.name }), recovery));
-        await this.record({ type: "rollback", id, at: now(), step: step.name, ok: true });
+        await journal.write({ type: "rollback", id, at: now(), step: step.name, ok: true });
         log.info(`rolled back ${step.name}`);
       } catch (e) {
         if (e instanceof Interrupted) throw e;
-        await this.record({ type: "rollback", id, at: now(), step: step.name, ok: false, error: errorMessage(e) });
+        await journal.write({ type: "rollback", id, at: now(), step: step.name, ok: false, error: errorMessage(e) });
         log.error({ err: errorMessage(e) }, `rollback of ${step.name} failed`);
       }
     }
   }
 
-  private async end(id: string, outcome: RecoveryOutcome, log: Logger, error?: string): Promise<void> {
+  private async end(journal: RunJournal, id: string, outcome: RecoveryOutcome, log: Logger, error?: string): Promise<void> {
     const now = this.deps.now ?? Date.now;
-    await this.record({ type: "recovery-end", id, at: now(), outcome, ...(error ? { error } : {}) });
+    await journal.write({ type: "recovery-end", id, at: now(), outcome, ...(error ? { error } : {}) });
     const line = `recovery ${outcome}${error ? `: ${error}` : ""}`;
     if (outcome === "succeeded") log.info(line);
     else log.error(line);
     this.emit("recovery-end", { recoveryId: id, outcome, error, at: now() });
-  }
-
-  /**
-   * Appends a record, waiting while the journal cannot be written (the daemon reports that, once a minute): the
-   * runner never moves on unrecorded. A shutdown ends the wait (Interrupted); the journal then holds the recovery
-   * open, and the next start resumes it.
-   */
-  private async record(r: JournalRecord): Promise<void> {
-    for (;;) {
-      try {
-        await this.deps.journal.append(r);
-        return;
-      } catch (e) {
-        if (!(e instanceof JournalWriteError)) throw e;
-      }
-      if (this.deps.shutdown?.aborted) throw new Interrupted();
-      await sleep(JOURNAL_RETRY_MS, undefined, this.deps.shutdown ? { signal: this.deps.shutdown } : {}).catch(() => {});
-      if (this.deps.shutdown?.aborted) throw new Interrupted();
-    }
   }
 
   private withDeadline<T>(p: Promise<T>, signal: AbortSignal, step: string, ms: number): Promise<T> {

@@ -100,9 +100,11 @@ export class EtcdCluster {
         "--initial-cluster", cluster,
         "--initial-cluster-token", `failoverd-${this.net}`,
         "--initial-cluster-state", "new",
-        // Tolerant of a loaded machine: etcd's own leader elections are not what is under test.
-        "--heartbeat-interval", "250",
-        "--election-timeout", "2500",
+        // Tolerant of a loaded machine (etcd's own leader elections are not what is under test), yet short enough
+        // that etcd grants a 3 s lease as asked: its shortest TTL is 1.5 x the election timeout, rounded up to whole
+        // seconds (2.5 s granted a 3 s lease 4 s, so a dead leader's lease outlived its TTL by a second).
+        "--heartbeat-interval", "200",
+        "--election-timeout", "2000",
       ],
       { stdio: ["ignore", log, log], detached: true },
     );

@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { Registry } from "prom-client";
 import { Coordination } from "../../src/coordination/index.ts";
 import { createLogger } from "../../src/log.ts";
+import type { JournalRecord } from "../../src/recovery/journal.ts";
 import { LeaseLostError } from "../../src/recovery/lease.ts";
 import { EtcdCluster } from "../../src/simulate/etcd-cluster.ts";
 import { testTopology, type TestTopology } from "../helpers/sandbox.ts";
@@ -118,6 +119,23 @@ describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () =
     await until("the deposed leader knows it no longer leads", () => !m1.lease.isHeld());
     await m2.journal.append(rec("r4", 4));
     assert.deepEqual((await m3.journal.read()).map((r) => r.id), ["r1", "r4"]);
+
+    // Several records at once (the runner writes a step's end with the next step's start): one fenced transaction,
+    // read back in their order, even when their times go backwards (a clock stepped back); a follower writes none.
+    const batch: JournalRecord[] = [
+      { type: "step-start", id: "r4", at: 9, step: "unmonitor", attempt: 1 },
+      { type: "step-end", id: "r4", at: 8, step: "unmonitor", ok: true },
+      { type: "step-start", id: "r4", at: 7, step: "fence", attempt: 1 },
+    ];
+    const txns = m2.session.writes;
+    await m2.journal.appendAll(batch);
+    assert.equal(m2.session.writes - txns, 1, "one transaction");
+    await assert.rejects(m3.journal.appendAll([{ type: "step-end", id: "r4", at: 10, step: "fence", ok: true }, rec("r5", 11)]), LeaseLostError);
+    await assert.rejects(m2.journal.appendAll([batch[0]!, { type: "control", id: "c1", at: 12, action: "pause", by: "x" }]), /journaled alone/);
+    assert.deepEqual(
+      (await m1.journal.read()).map((r) => `${r.id} ${r.type}${"step" in r ? ` ${r.step}` : ""}`),
+      ["r1 recovery-start", "r4 recovery-start", "r4 step-start unmonitor", "r4 step-end unmonitor", "r4 step-start fence"],
+    );
 
     // An instance that stops: its verdicts disappear with its lease.
     await m2.lease.release();

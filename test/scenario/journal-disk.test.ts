@@ -7,6 +7,8 @@
  *   state; once space is freed the failover follows.
  * - One page left: the recovery's first records fit, its first step cannot save the daemon's state and it rolls back
  *   having changed nothing. That arms no cooldown (600 s here): once space is freed the failover follows.
+ * - Several records at once (a step's end with the next step's start) that the disk takes only in part: none of them
+ *   is left, the journal reads as before; once space is freed they are written whole.
  *
  * Real sandbox on 127.131.x.y.
  */
@@ -20,7 +22,7 @@ import { after, before, describe, test } from "node:test";
 import type { StatusView } from "../../src/daemon/status.ts";
 import { signal, whyNotFree } from "../../src/providers/local/processes.ts";
 import { sandboxDown, sandboxUp } from "../../src/providers/local/up.ts";
-import { FileJournal, type RecoverySummary, summarize } from "../../src/recovery/journal.ts";
+import { FileJournal, type JournalRecord, JournalWriteError, type RecoverySummary, summarize } from "../../src/recovery/journal.ts";
 import { startDaemon, stopDaemon, waitForDaemon } from "../../src/simulate/daemon-process.ts";
 import { assertAddressesFree, type TestTopology, testTopology } from "../helpers/sandbox.ts";
 
@@ -99,6 +101,33 @@ describe("the state directory on a full disk", { timeout: 300_000 }, () => {
     daemon = undefined;
     await sandboxDown(tt.topology);
   }
+
+  test("several records at once, taken in part by the disk: none is left, the journal reads as before", async () => {
+    for (const f of readdirSync(state)) rmSync(join(state, f), { force: true });
+    const j = journal();
+    const first: JournalRecord[] = [
+      { type: "recovery-start", id: "r1", at: 1, playbook: "failed_redis", host: "redis1", diagnosis: "DeadPrimary" },
+      { type: "step-start", id: "r1", at: 2, step: "unmonitor", attempt: 1 },
+    ];
+    await j.appendAll(first);
+    const size = statSync(join(state, "journal.jsonl")).size;
+    // More than the rest of the journal's last page (which the disk still holds), less than what is free after it.
+    const batch: JournalRecord[] = [
+      { type: "step-end", id: "r1", at: 3, step: "unmonitor", ok: true, result: { note: "x".repeat(6000) } },
+      { type: "step-start", id: "r1", at: 4, step: "fence", attempt: 1 },
+    ];
+    const filler = join(state, "filler");
+    fill(filler);
+    try {
+      await assert.rejects(j.appendAll(batch), (e: unknown) => e instanceof JournalWriteError && e.code === "ENOSPC");
+      assert.equal(statSync(join(state, "journal.jsonl")).size, size, "the part the disk took is cut off again");
+      assert.deepEqual(await journal().read(), first);
+    } finally {
+      unlinkSync(filler);
+    }
+    await j.appendAll(batch);
+    assert.deepEqual(await journal().read(), [...first, ...batch]);
+  });
 
   test("full: no action, one clear error, a metric, /healthz and status; the failover follows once space is freed", async () => {
     const { log, kill } = await begin("full");

@@ -23,14 +23,14 @@ import { isWrite, RecordingMonitor, RecordingProviders, testTopology } from "../
 
 const ENOSPC = () => new JournalWriteError("/state/journal.jsonl", "ENOSPC", "ENOSPC: no space left on device");
 
-/** A journal that refuses the records `refuse` picks (a full disk), and keeps the others. */
+/** A journal that refuses the records `refuse` picks (a full disk), with whatever is written with them, and keeps the others. */
 class FullJournal extends MemoryJournal {
   constructor(public refuse: (r: JournalRecord) => boolean) {
     super();
   }
-  override async append(r: JournalRecord): Promise<void> {
-    if (this.refuse(r)) throw ENOSPC();
-    await super.append(r);
+  override async appendAll(rs: readonly JournalRecord[]): Promise<void> {
+    if (rs.some((r) => this.refuse(r))) throw ENOSPC();
+    await super.appendAll(rs);
   }
 }
 
@@ -63,6 +63,15 @@ describe("FileJournal on a device that is full", () => {
     assert.equal(e.message, "cannot write the journal /dev/full: ENOSPC: no space left on device");
     assert.equal(e.code, "ENOSPC");
     assert.equal(e.path, "/dev/full");
+  });
+
+  test("several records at once: one JournalWriteError for the write (test/scenario/journal-disk.test.ts: none of it is left)", async () => {
+    const j = new FileJournal("/dev/full");
+    const records: JournalRecord[] = [
+      { type: "step-end", id: "r", at: 1, step: "hold", ok: true },
+      { type: "step-start", id: "r", at: 2, step: "promote", attempt: 1 },
+    ];
+    await assert.rejects(j.appendAll(records), (e: unknown) => e instanceof JournalWriteError && e.code === "ENOSPC");
   });
 
   test("a journal whose directory cannot be made: the path and the errno", async () => {
@@ -128,7 +137,11 @@ describe("the runner and a journal that cannot be written", () => {
     setTimeout(() => stop.abort(), 700);
     assert.equal(await run, "interrupted");
     assert.ok(!s.world.calls.some((c) => c.includes("maint")), "no fence without its journaled start");
-    assert.equal(journal.records.at(-1)?.type, "step-end", "the journal ends with unmonitor's end: open, resumable");
+    assert.deepEqual(
+      journal.records.map((r) => r.type),
+      ["recovery-start", "step-start"],
+      "unmonitor's end goes with fence's start, which was refused: the journal holds the recovery open, resumable (unmonitor runs again)",
+    );
   });
 });
 

@@ -73,6 +73,18 @@ describe("FileJournal", () => {
     assert.deepEqual(await new FileJournal(path).read(), RUNNING, "a second instance (a restarted daemon) reads the same");
   });
 
+  test("several records appended at once: one write, read back in order and as if appended one by one", async () => {
+    const path = join(tmp(), "journal.jsonl");
+    const j = new FileJournal(path);
+    await j.appendAll(RUNNING.slice(0, 2));
+    const size = statSync(path).size;
+    await j.appendAll([]);
+    assert.equal(statSync(path).size, size, "nothing to append writes nothing");
+    for (let i = 2; i < RUNNING.length; i += 2) await j.appendAll(RUNNING.slice(i, i + 2));
+    assert.deepEqual(await new FileJournal(path).read(), RUNNING);
+    assert.deepEqual(summarize(await j.read()), summarize(RUNNING), "a resume reads the same recovery");
+  });
+
   test("a read is kept while the file is unchanged, and read anew when another writer (or a corruption) changes it", async () => {
     const path = join(tmp(), "journal.jsonl");
     const j = new FileJournal(path);
@@ -141,6 +153,13 @@ describe("MemoryJournal", () => {
     await j.append(stepStart("r1", "unmonitor", 1001));
     assert.equal(first.length, 1);
     assert.equal((await j.read()).length, 2);
+  });
+
+  test("several records appended at once keep their order", async () => {
+    const j = new MemoryJournal();
+    await j.appendAll(RUNNING.slice(0, 3));
+    await j.append(RUNNING[3]!);
+    assert.deepEqual(await j.read(), RUNNING.slice(0, 4));
   });
 });
 

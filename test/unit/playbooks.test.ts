@@ -143,9 +143,16 @@ function state(s: Setup) {
   return { world: s.world.snapshot(), inventory: s.inventory.all(), unmonitored: [...s.monitor.unmonitored].sort() };
 }
 
-/** A happy run of each playbook: the calls each step makes, the journal's length, and the final state. */
+/** A happy run of each playbook: the calls each step makes, the journal's writes, and the final state. */
 async function happyTrace(c: (typeof CASES)[number]) {
-  const s = setup({ kill: [c.kill] });
+  const inner = new MemoryJournal();
+  let appends = 0;
+  const journal: Journal = {
+    append: (r) => inner.appendAll([r]).finally(() => appends++),
+    appendAll: (rs) => inner.appendAll(rs).finally(() => appends++),
+    read: () => inner.read(),
+  };
+  const s = setup({ kill: [c.kill], journal });
   const byStep = new Map<string, string[]>();
   let from = 0;
   s.runner.on("step-start", () => {
@@ -156,7 +163,7 @@ async function happyTrace(c: (typeof CASES)[number]) {
   });
   const outcome = await s.runner.run(c.playbook(), META);
   assert.equal(outcome, "succeeded", `${c.name}: the happy run must succeed to serve as a reference`);
-  return { byStep, appends: (await records(s)).length, final: state(s) };
+  return { byStep, appends, final: state(s) };
 }
 
 type Trace = Awaited<ReturnType<typeof happyTrace>>;
@@ -475,6 +482,140 @@ describe("retries", () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
+// The journal's writes: a step's end goes with the next step's start
+// ---------------------------------------------------------------------------------------------------------------
+
+/** A journal that keeps each write (an append of several records is one) and how far the world's calls were. */
+class WritesJournal extends MemoryJournal {
+  readonly writes: { readonly records: readonly JournalRecord[]; readonly calls: number }[] = [];
+  world: RecordingProviders | null = null;
+  override async appendAll(rs: readonly JournalRecord[]): Promise<void> {
+    await super.appendAll(rs);
+    this.writes.push({ records: rs, calls: this.world?.calls.length ?? 0 });
+  }
+}
+
+/** What one write held, as `type step` words. */
+const wrote = (rs: readonly JournalRecord[]) => rs.map((r) => ("step" in r ? `${r.type} ${r.step}` : r.type)).join(" + ");
+
+/**
+ * The playbook with every step checking, when it acts, what the journal holds: its own start, and the end of every
+ * step before it (a step acts only once the last one is recorded as ended).
+ */
+function checkedPlaybook(p: Playbook, journal: MemoryJournal): Playbook {
+  return {
+    ...p,
+    steps: p.steps.map((step, i) => ({
+      ...step,
+      run: async (ctx: StepContext) => {
+        const last = journal.records.at(-1);
+        assert.equal(last?.type === "step-start" && last.step, step.name, `${step.name} acts after its start is written`);
+        for (const before of p.steps.slice(0, i)) {
+          assert.ok(summarize(journal.records)[0]?.completed.has(before.name), `${step.name} acts after ${before.name}'s end is written`);
+        }
+        return step.run(ctx);
+      },
+    })),
+  };
+}
+
+describe("the journal's writes", () => {
+  test("failed_redis: four writes before the promotion acts, each a step's end with the next step's start", async () => {
+    const journal = new WritesJournal();
+    const s = setup({ kill: ["redis1"], journal });
+    journal.world = s.world;
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "succeeded");
+    const promoted = s.world.calls.findIndex((c) => c.startsWith("redis.promote"));
+    assert.ok(promoted > 0);
+    assert.deepEqual(
+      journal.writes.filter((w) => w.calls <= promoted).map((w) => wrote(w.records)),
+      [
+        "recovery-start + step-start unmonitor",
+        "step-end unmonitor + step-start fence",
+        "step-end fence + step-start hold",
+        "step-end hold + step-start promote",
+      ],
+      "one fenced etcd transaction per step before the promotion (one per record before: eight)",
+    );
+    assert.equal(wrote(journal.writes.at(-1)!.records), "step-end monitor + recovery-end", "the last step's end goes with the recovery's end");
+    assert.equal(journal.writes.length, failedRedis("redis1").steps.length + 1);
+  });
+
+  for (const c of CASES) {
+    test(`${c.name}: every step acts only once its start and every earlier step's end are written; events follow the journal`, async () => {
+      const journal = new MemoryJournal();
+      const s = setup({ kill: [c.kill], journal });
+      const events: string[] = [];
+      for (const e of ["recovery-start", "step-start", "step-end", "recovery-end"]) {
+        s.runner.on(e, (x: { step?: string; recoveryId: string }) => {
+          events.push(x.step ? `${e} ${x.step}` : e);
+          const written = journal.records.map((r) => ("step" in r ? `${r.type} ${r.step}` : r.type));
+          assert.ok(written.includes(events.at(-1)!), `${events.at(-1)} is told once written`);
+        });
+      }
+      assert.equal(await s.runner.run(checkedPlaybook(c.playbook(), journal), META), "succeeded");
+      assert.deepEqual(
+        events,
+        ["recovery-start", ...c.playbook().steps.flatMap((x) => [`step-start ${x.name}`, `step-end ${x.name}`]), "recovery-end"],
+        "told in the journal's order",
+      );
+      assert.deepEqual(
+        journal.records.map((r) => ("step" in r ? `${r.type} ${r.step}` : r.type)),
+        ["recovery-start", ...c.playbook().steps.flatMap((x) => [`step-start ${x.name}`, `step-end ${x.name}`]), "recovery-end"],
+        "the same records in the same order as one write each",
+      );
+    });
+  }
+
+  test("a failed attempt's end is written at once; the retry's start and the step's end after it go as before", async () => {
+    const journal = new WritesJournal();
+    const s = setup({ kill: ["redis1"], journal });
+    s.world.failOn((c) => c.startsWith("compute.launch"), new ProviderError("InsufficientInstanceCapacity", true), 1);
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "succeeded");
+    const launch = journal.writes.map((w) => wrote(w.records)).filter((w) => w.includes("launch"));
+    assert.deepEqual(launch, ["step-end terminate + step-start launch", "step-end launch", "step-start launch", "step-end launch + step-start replicate"]);
+    assert.deepEqual(stepStarts(journal.records, "launch"), [1, 2]);
+    assert.deepEqual(unfinished(journal.records), []);
+  });
+
+  test("a failure before the point of no return: the rollback and the end follow the failed step's end", async () => {
+    const journal = new WritesJournal();
+    const s = setup({ kill: ["redis1"], journal });
+    s.world.failOn((c) => c === "haproxy.setState 127.0.2.1:9999 be_redis_9001 redis1 maint", new ProviderError("injected: HAProxy refused", false), 1);
+    assert.equal(await s.runner.run(failedRedis("redis1"), META), "rolled-back");
+    const writes = journal.writes.map((w) => wrote(w.records));
+    assert.deepEqual(writes.slice(0, 2), ["recovery-start + step-start unmonitor", "step-end unmonitor + step-start fence"]);
+    assert.equal(writes.at(-1), "recovery-end");
+    const summary = summarize(journal.records)[0];
+    assert.equal(summary?.outcome, "rolled-back");
+    assert.deepEqual(
+      rollbacks(journal.records).map((r) => r.step),
+      ["fence", "unmonitor"],
+    );
+  });
+
+  test("a shutdown between steps writes the held end first; the resumed run's first write is the next step's start alone", async () => {
+    const journal = new WritesJournal();
+    const s = setup({ kill: ["redis1"], journal });
+    // Asked to stop while terminate runs: terminate finishes, its end is written, launch does not start.
+    const stop = new AbortController();
+    const runner = new Runner({ topology: s.topology, inventory: s.inventory, providers: s.world, journal, monitor: s.monitor, log: silentLogger(), shutdown: stop.signal });
+    runner.on("step-start", (e: StepEvent) => e.step === "terminate" && stop.abort());
+    assert.equal(await runner.run(failedRedis("redis1"), META), "interrupted");
+    assert.equal(wrote(journal.writes.at(-1)!.records), "step-end terminate", "written alone: there is no next start to go with");
+    const pending = unfinished(journal.records);
+    assert.equal(pending.length, 1);
+    assert.ok(pending[0]!.completed.has("terminate"), "the resume does not run terminate again");
+    const before = journal.writes.length;
+    assert.equal(await s.runner.run(failedRedis("redis1"), META, pending[0]), "succeeded");
+    assert.equal(wrote(journal.writes[before]!.records), "step-start launch");
+    assert.deepEqual(unfinished(journal.records), []);
+    assert.equal(s.world.calls.filter((c) => c.startsWith("compute.terminate")).length, 1);
+    assert.equal(s.world.calls.filter((c) => c.startsWith("compute.launch")).length, 1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
 // Idempotence: a crash at every journal write, then a resume; every step run twice
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -482,20 +623,26 @@ class SimulatedCrash extends Error {
   override name = "SimulatedCrash";
 }
 
-/** A journal whose `crashAt`-th append (1-based) fails, and every append after it, as if the process had died. */
+/**
+ * A journal whose `crashAt`-th write (1-based; an append of several records is one write) fails, and every write
+ * after it, as if the process had died.
+ */
 class CrashingJournal implements Journal {
   private readonly inner = new MemoryJournal();
   private appends = 0;
   private crashed = false;
   constructor(private crashAt: number | null) {}
-  async append(record: JournalRecord): Promise<void> {
+  append(record: JournalRecord): Promise<void> {
+    return this.appendAll([record]);
+  }
+  async appendAll(records: readonly JournalRecord[]): Promise<void> {
     if (this.crashed) throw new SimulatedCrash("the process is gone");
     this.appends++;
     if (this.appends === this.crashAt) {
       this.crashed = true;
-      throw new SimulatedCrash(`crash before journal write ${this.appends} (${record.type})`);
+      throw new SimulatedCrash(`crash before journal write ${this.appends} (${records.map((r) => r.type).join(" + ")})`);
     }
-    await this.inner.append(record);
+    await this.inner.appendAll(records);
   }
   read(): Promise<JournalRecord[]> {
     return this.inner.read();

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import type { Diagnosis } from "../../src/checks/detector.ts";
-import { Controls } from "../../src/daemon/controls.ts";
+import { Controls, followShared } from "../../src/daemon/controls.ts";
 import { type DaemonEvents, EventBus } from "../../src/daemon/events.ts";
 import { Findings } from "../../src/daemon/findings.ts";
 import type { SharedChange, SharedControls, SharedHolds } from "../../src/daemon/peers.ts";
@@ -29,6 +29,11 @@ const t = testTopology();
 class MemoryStore {
   readonly values = new Map<string, string>();
   private readonly readers: ((key: string, value: string | null) => void)[] = [];
+  private readonly resyncs: (() => void)[] = [];
+  /** Every reader reads the whole store again (as after etcd did not answer). */
+  resync(): void {
+    for (const r of this.resyncs) r();
+  }
   write(key: string, value: string | null): void {
     if (value === null) this.values.delete(key);
     else this.values.set(key, value);
@@ -37,19 +42,42 @@ class MemoryStore {
   reader(): SharedControls {
     const listeners: ((c: SharedChange) => void)[] = [];
     const parse = (key: string, value: string | null): SharedChange | null => {
-      const v = value === null ? null : (JSON.parse(value) as never);
-      if (key === "pause") return { kind: "pause", hold: v };
-      if (key.startsWith("maintenance/")) return { kind: "maintenance", host: key.slice(12), hold: v };
-      if (key.startsWith("acks/")) return { kind: "ack", key: key.slice(5), ack: v };
+      const v = value === null ? null : (JSON.parse(value) as { ended?: { by: string } } | null);
+      // An ended hold keeps who ended it, as in etcd.
+      const by = v?.ended?.by;
+      const hold = v?.ended ? null : (v as never);
+      if (key === "pause") return { kind: "pause", hold, by };
+      if (key.startsWith("maintenance/")) return { kind: "maintenance", host: key.slice(12), hold, by };
+      if (key.startsWith("acks/")) return { kind: "ack", key: key.slice(5), ack: v as never };
       return null;
     };
     this.readers.push((k, v) => {
       const c = parse(k, v);
       if (c) for (const l of listeners) l(c);
     });
+    const resyncListeners: ((h: SharedHolds) => void)[] = [];
+    const read = (): SharedHolds => {
+      let pause: Hold | null = null;
+      let pauseEndedBy: string | null = null;
+      const maintenance = new Map<string, Maintenance>();
+      const maintenanceEndedBy = new Map<string, string>();
+      const acks = new Map<string, { by: string; at: number }>();
+      for (const [k, v] of this.values) {
+        const c = parse(k, v);
+        if (c?.kind === "pause") [pause, pauseEndedBy] = [c.hold, c.by ?? null];
+        else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
+        else if (c?.kind === "maintenance" && c.by !== undefined) maintenanceEndedBy.set(c.host, c.by);
+        else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
+      }
+      return { pause, maintenance, acks, endedBy: { pause: pauseEndedBy, maintenance: maintenanceEndedBy } };
+    };
+    this.resyncs.push(() => {
+      const h = read();
+      for (const l of resyncListeners) l(h);
+    });
     return {
-      setPause: async (hold: Hold | null) => this.write("pause", hold ? JSON.stringify(hold) : null),
-      setMaintenance: async (host: string, m: Maintenance | null) => this.write(`maintenance/${host}`, m ? JSON.stringify(m) : null),
+      setPause: async (hold: Hold | null, by: string) => this.write("pause", JSON.stringify(hold ?? { ended: { by, at: Date.now() } })),
+      setMaintenance: async (host: string, m: Maintenance | null, by: string) => this.write(`maintenance/${host}`, JSON.stringify(m ?? { ended: { by, at: Date.now() } })),
       endExpired: async (what: { host?: string | undefined }, hold: Hold) => {
         const key = what.host !== undefined ? `maintenance/${what.host}` : "pause";
         if (this.values.get(key) !== JSON.stringify(hold)) return false;
@@ -60,19 +88,9 @@ class MemoryStore {
         for (const k of keys) this.write(`acks/${k}`, JSON.stringify({ by, at }));
       },
       forgetAck: async (key: string) => this.write(`acks/${key}`, null),
-      read: async (): Promise<SharedHolds> => {
-        let pause: Hold | null = null;
-        const maintenance = new Map<string, Maintenance>();
-        const acks = new Map<string, { by: string; at: number }>();
-        for (const [k, v] of this.values) {
-          const c = parse(k, v);
-          if (c?.kind === "pause") pause = c.hold;
-          else if (c?.kind === "maintenance" && c.hold) maintenance.set(c.host, c.hold);
-          else if (c?.kind === "ack" && c.ack) acks.set(c.key, c.ack);
-        }
-        return { pause, maintenance, acks };
-      },
+      read: async (): Promise<SharedHolds> => read(),
       onChange: (cb) => listeners.push(cb),
+      onResync: (cb) => resyncListeners.push(cb),
     };
   }
 }
@@ -95,11 +113,15 @@ describe("pause and maintenance shared by the instances", () => {
     const events = new EventBus();
     const paused: DaemonEvents["paused"][] = [];
     events.on("paused", (e) => paused.push(e));
+    const maintenance: DaemonEvents["maintenance"][] = [];
+    events.on("maintenance", (e) => maintenance.push(e));
     let changed = 0;
     const shared = store.reader();
     const controls = new Controls({ state, journal, events, log: silentLogger(), now: Date.now, changed: () => changed++, shared });
-    shared.onChange((c) => controls.apply(c));
-    return { state, journal, paused, controls, shared, changed: () => changed };
+    const findings = new Findings(events);
+    const adopted = { ready: true };
+    followShared(shared, { controls, findings, now: Date.now, ready: () => adopted.ready });
+    return { state, journal, paused, maintenance, controls, shared, findings, adopted, changed: () => changed };
   }
 
   test("a pause through one instance pauses the other; a resume through the other resumes the first", async () => {
@@ -114,13 +136,33 @@ describe("pause and maintenance shared by the instances", () => {
       assert.deepEqual(a.paused.map((e) => [e.paused, e.by]), [[true, "alice via http 127.0.0.2"]], "the other instance tells its bus too");
       assert.equal(b.paused.length, 1, "the writer tells its bus once (its own write read back changes nothing)");
       assert.equal(a.journal.records.length, 0, "only the instance that was asked journals it");
-      await a.controls.resume("bob");
+      await a.controls.resume("bob via http 127.0.0.1");
       await until("b resumed", () => b.state.pause === null);
       assert.ok(b.changed() >= 1, "the resumed instance evaluates again");
       assert.deepEqual(
-        [...a.journal.records, ...b.journal.records].map((r) => (r.type === "control" ? r.action : r.type)).sort(),
-        ["pause", "resume"],
+        [...a.journal.records, ...b.journal.records].map((r) => (r.type === "control" ? `${r.action} by ${r.by}` : r.type)).sort(),
+        ["pause by alice via http 127.0.0.2", "resume by bob via http 127.0.0.1"],
+        "each journaled with who asked, by the instance asked",
       );
+      assert.deepEqual(b.paused.map((e) => [e.paused, e.by]), [[true, "alice via http 127.0.0.2"], [false, "bob via http 127.0.0.1"]], "the other instance says who resumed");
+    } finally {
+      a.controls.close();
+      b.controls.close();
+    }
+  });
+
+  test("a maintenance ended through another instance: the others say who ended it", async () => {
+    const store = new MemoryStore();
+    const a = instance("a", store);
+    const b = instance("b", store);
+    try {
+      await a.controls.startMaintenance("redis1", "carol", { reason: "kernel", forMs: HOUR });
+      await until("b holds it", () => b.state.maintenance.has("redis1"));
+      await b.controls.endMaintenance("redis1", "dave via http 127.0.0.3");
+      await until("a ended it", () => !a.state.maintenance.has("redis1"));
+      assert.deepEqual(a.maintenance.map((e) => [e.active, e.by]), [[true, "carol"], [false, "dave via http 127.0.0.3"]]);
+      assert.deepEqual(b.journal.records.map((r) => (r.type === "control" ? `${r.action} by ${r.by}` : r.type)), ["maintenance-end by dave via http 127.0.0.3"]);
+      assert.equal((await a.shared.read()).maintenance.size, 0, "an ended hold reads as none");
     } finally {
       a.controls.close();
       b.controls.close();
@@ -154,6 +196,60 @@ describe("pause and maintenance shared by the instances", () => {
       store.write("pause", JSON.stringify(newer));
       assert.equal(await a.shared.endExpired({}, old), false);
       assert.equal(store.values.get("pause"), JSON.stringify(newer));
+    } finally {
+      a.controls.close();
+    }
+  });
+
+  test("a whole read of the store applies what the watch missed: a pause, a maintenance, their ends; an expired hold is none", async () => {
+    const store = new MemoryStore();
+    const a = instance("a", store);
+    try {
+      // Written behind the watch's back (a change etcd compacted away before the watch could resume).
+      const pause: Hold = { since: Date.now(), by: "alice via http 127.0.0.2", reason: "db upgrade", until: Date.now() + HOUR };
+      store.values.set("pause", JSON.stringify(pause));
+      store.values.set("maintenance/redis1", JSON.stringify({ since: Date.now(), by: "bob", until: Date.now() + HOUR }));
+      a.adopted.ready = false;
+      store.resync();
+      assert.equal(a.state.pause, null, "before start adopted the store, a whole read is start's own");
+      a.adopted.ready = true;
+      store.resync();
+      assert.deepEqual(a.state.pause, pause);
+      assert.equal(a.state.maintenance.get("redis1")?.by, "bob");
+      store.resync();
+      assert.deepEqual(a.paused.map((e) => [e.paused, e.by]), [[true, "alice via http 127.0.0.2"]], "told once, as the change it was");
+      store.values.set("pause", JSON.stringify({ ended: { by: "frank", at: Date.now() } }));
+      store.values.delete("maintenance/redis1");
+      store.resync();
+      assert.equal(a.state.pause, null);
+      assert.equal(a.state.maintenance.size, 0);
+      assert.deepEqual(a.paused.map((e) => [e.paused, e.by]), [[true, "alice via http 127.0.0.2"], [false, "frank"]], "a missed resume says who resumed");
+      store.values.set("pause", JSON.stringify({ since: Date.now() - 2 * HOUR, by: "erin", until: Date.now() - HOUR }));
+      store.resync();
+      assert.equal(a.state.pause, null, "an expired pause left in the store pauses nothing");
+      assert.deepEqual(a.paused.map((e) => e.paused), [true, false]);
+    } finally {
+      a.controls.close();
+    }
+  });
+
+  test("a whole read of the store acknowledges what was acknowledged meanwhile, and only once", async () => {
+    const store = new MemoryStore();
+    const a = instance("a", store);
+    const alert = (reason: string): Decision => ({ kind: "alert", host: "redis1", diagnosis: { name: "DeadPrimary", host: "redis1", targets: ["redis1:9001"], evidence: [] }, reason });
+    const acked = () => a.findings.list().map((f) => f.acknowledged);
+    try {
+      a.findings.update([alert("paused")], 1);
+      store.values.set("acks/DeadPrimary:redis1", JSON.stringify({ by: "carol", at: 2 }));
+      store.resync();
+      assert.deepEqual(acked(), [true]);
+      a.findings.update([alert("cooling down")], 3);
+      assert.deepEqual(acked(), [false], "changed: news again");
+      store.resync();
+      assert.deepEqual(acked(), [false], "the acknowledgement read before is not taken again for what the finding is now");
+      store.values.set("acks/DeadPrimary:redis1", JSON.stringify({ by: "carol", at: 4 }));
+      store.resync();
+      assert.deepEqual(acked(), [true], "acknowledged again meanwhile");
     } finally {
       a.controls.close();
     }

@@ -360,11 +360,11 @@ class EtcdPeers implements Peers {
 
 /**
  * The operator's holds in etcd, under `<prefix>/controls/`: `pause`, `maintenance/<host>`, `acks/<finding>` (a hold
- * an operator ended keeps who ended it: `holdValue`). Not
- * fenced on leadership (any instance writes what it was sent) and not under a lease (they outlive every instance).
- * Each is one key written whole, so two writers at once leave one whole value; an expiry deletes only the value it
- * saw expire (compared in a transaction), never a newer one. Every instance reads the changes through its watch, and
- * all of them again after every whole read of the store (what the watch may have missed).
+ * an operator ended keeps who ended it: `holdValue`). Not fenced on leadership (any instance writes what it was sent)
+ * and not under a lease (they outlive every instance). Each is one key written whole, so two writers at once leave
+ * one whole value; an expiry deletes only the value it saw expire (compared in a transaction), never a newer one.
+ * Every instance reads the changes through its watch, and all of them again after every whole read of the store
+ * (what the watch may have missed).
  */
 class EtcdControls implements SharedControls {
   private readonly listeners: ((c: SharedChange) => void)[] = [];

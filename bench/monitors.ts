@@ -261,7 +261,8 @@ async function monitorsCrash(etcd: EtcdCluster, n: number): Promise<CrashTrial> 
     await instances.stop();
     client.close();
     await sandboxDown(t);
-    lt.cleanup();
+    if (process.env["KEEP"]) say(`kept ${lt.dir}`);
+    else lt.cleanup();
   }
 }
 

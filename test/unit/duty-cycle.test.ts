@@ -102,4 +102,47 @@ describe("DutyCycle", () => {
     w.advance(2);
     assert.equal(w.runs.length, 2);
   });
+
+  test("a run's cost is the process's CPU time, not the wall clock: a run held up 50 ms without working puts nothing off", () => {
+    const delays: number[] = [];
+    const pending: (() => void)[] = [];
+    const cycle = new DutyCycle(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50), {
+      waitFactor: 9,
+      schedule: (fn, ms) => {
+        delays.push(ms);
+        pending.push(fn);
+      },
+      onError: (e) => assert.fail(String(e)),
+    });
+    cycle.request();
+    pending.shift()!();
+    cycle.request();
+    assert.equal(delays.length, 2);
+    // By the wall clock the next run would wait 9 x 50 ms; by CPU time (a blocked thread uses none) next to nothing.
+    assert.ok(delays[1]! < 100, `the next run waits ${delays[1]} ms`);
+  });
+
+  test("one costly run among cheap ones (code compiled on first use) does not put the next off by nine times its cost", () => {
+    let clock = 0;
+    const costs = [1, 1, 1, 1, 200, 1];
+    const delays: number[] = [];
+    const pending: (() => void)[] = [];
+    const cycle = new DutyCycle(() => void (clock += costs.shift() ?? 1), {
+      waitFactor: 9,
+      now: () => clock,
+      schedule: (fn, ms) => {
+        delays.push(ms);
+        pending.push(fn);
+      },
+      onError: (e) => assert.fail(String(e)),
+    });
+    for (let i = 0; i < 6; i++) {
+      cycle.request();
+      pending.shift()!();
+    }
+    cycle.request();
+    // After the 200 ms run: 9 x a smoothed cost (about 21 ms), not 9 x 200 ms.
+    assert.ok(delays[5]! < 9 * 30, `the run after the costly one waits ${delays[5]} ms`);
+    assert.ok(delays[5]! > 9 * 1, "the costly run still counts");
+  });
 });

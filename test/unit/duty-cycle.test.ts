@@ -127,15 +127,20 @@ describe("DutyCycle", () => {
     const costs = [1, 1, 1, 1, 200, 1];
     const delays: number[] = [];
     const pending: (() => void)[] = [];
-    const cycle = new DutyCycle(() => void (clock += costs.shift() ?? 1), {
+    const cycle = new DutyCycle(
+      () => {
+        clock += costs.shift() ?? 1;
+      },
+      {
       waitFactor: 9,
       now: () => clock,
       schedule: (fn, ms) => {
         delays.push(ms);
         pending.push(fn);
       },
-      onError: (e) => assert.fail(String(e)),
-    });
+        onError: (e) => assert.fail(String(e)),
+      },
+    );
     for (let i = 0; i < 6; i++) {
       cycle.request();
       pending.shift()!();

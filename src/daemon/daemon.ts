@@ -106,9 +106,8 @@ export class Daemon {
   /** The replication of every pair at the last evaluation. */
   private replication: PortReplication[] = [];
   private roundTimer: NodeJS.Timeout | null = null;
-  private readonly recoveries = new Map<string, Promise<void>>();
-  /** The hosts whose recovery runs (a group's recovery is of one host). */
-  private readonly recoveringHosts = new Set<string>();
+  /** The recovery running in each group (a pair, an HAProxy): of which host, and its run. */
+  private readonly recoveries = new Map<string, { readonly host: string; readonly run: Promise<void> }>();
   private readonly loops: Promise<void>[] = [];
   private readonly lastAlert = new Map<string, { text: string; at: number }>();
   private inventory: Inventory;
@@ -333,7 +332,7 @@ export class Daemon {
     this.stopping.abort();
     if (this.roundTimer) clearInterval(this.roundTimer);
     this.controls.close();
-    await Promise.allSettled([...this.loops, ...this.recoveries.values(), this.spares.stop()]);
+    await Promise.allSettled([...this.loops, ...[...this.recoveries.values()].map((r) => r.run), this.spares.stop()]);
     this.checker.close();
     this.journal.close();
     await this.opts.providers.close();
@@ -431,7 +430,7 @@ export class Daemon {
     // Its clients too: no new connection reaches it until it answers as it was. Not while an operator holds failoverd
     // back (a pause, the host's maintenance) nor while a recovery of its host owns its state.
     const now = this.now();
-    if (!this.state.unmonitored.has(host) && !this.state.isPaused(now) && !this.state.maintenanceAt(now).has(host) && !this.recoveringHosts.has(host)) {
+    if (!this.state.unmonitored.has(host) && !this.state.isPaused(now) && !this.state.maintenanceAt(now).has(host) && !this.recovering(host)) {
       void this.syncGuard.drain(primary, this.routeOf(primary), `${primary}: ${why}`);
     }
     const twin = twinOf(this.topology, host);
@@ -451,7 +450,7 @@ export class Daemon {
   private syncGuardSeen(obs: RedisObservation, lost: boolean): void {
     // A drained primary that answers as it was (or restarted with its data, or is a replica now) takes connections
     // again; one that came back empty stays drained. Not while a recovery of its host owns its state.
-    if (this.syncGuard.draining && !lost && this.syncGuard.isDrained(obs.target) && !this.recoveringHosts.has(hostOf(obs.target))) {
+    if (this.syncGuard.draining && !lost && this.syncGuard.isDrained(obs.target) && !this.recovering(hostOf(obs.target))) {
       const r = this.restarts.get(obs.target);
       const why = obs.role !== "primary" ? `${obs.target} is a replica now` : r ? `${r.text}, with its data` : `${obs.target} answers as the same server`;
       void this.syncGuard.undrain(obs.target, why);
@@ -480,7 +479,7 @@ export class Daemon {
     const primary = `${twin}:${this.endpointOf(replica.target).port}`;
     const since = this.syncGuard.drainedSince(primary);
     const fast = this.rules.fastIntervalMs ?? this.rules.intervalMs;
-    if (since === undefined || replica.at < since + Math.max(10, Math.floor(fast / 2)) || this.recoveringHosts.has(twin)) return;
+    if (since === undefined || replica.at < since + Math.max(10, Math.floor(fast / 2)) || this.recovering(twin)) return;
     if (this.restarts.get(primary)?.datasetLost === true) return;
     void this.syncGuard.undrain(primary, `its replica ${replica.target} is linked to it (read after the drain): it is alive`);
   }
@@ -490,9 +489,14 @@ export class Daemon {
    * server may be alive), so failoverd does not keep it out on a doubt. One that came back empty stays drained.
    */
   private drainLimitReached(primary: string): void {
-    if (this.recoveringHosts.has(hostOf(primary))) return;
+    if (this.recovering(hostOf(primary))) return;
     if (this.restarts.get(primary)?.datasetLost === true) return;
     void this.syncGuard.undrain(primary, "no failure confirmed within the limit: not kept out on a doubt");
+  }
+
+  /** Whether a recovery of `host` itself runs (not merely one of its pair). */
+  private recovering(host: string): boolean {
+    return this.recoveries.get(groupOf(this.topology, host))?.host === host;
   }
 
   /** Where a Redis target is routed: its backend and server on every HAProxy that serves its port. */
@@ -518,7 +522,7 @@ export class Daemon {
     for (const s of obs.servers) {
       if (s.drain !== true || !s.backend.startsWith("be_redis_")) continue;
       const target = `${s.server}:${s.port}`;
-      if (this.syncGuard.isDrained(target) || this.recoveringHosts.has(s.server) || this.lastRoles.get(target) !== "primary") continue;
+      if (this.syncGuard.isDrained(target) || this.recovering(s.server) || this.lastRoles.get(target) !== "primary") continue;
       const h = this.health.get(target);
       if (h?.status !== "up" || h.failures > 0 || this.restarts.get(target)?.datasetLost === true) continue;
       const twin = twinOf(this.topology, s.server);
@@ -857,9 +861,7 @@ export class Daemon {
         this.applyPendingReload();
         this.afterRecoveries();
       });
-    this.recoveries.set(group, run);
-    this.recoveringHosts.add(host);
-    void run.finally(() => this.recoveringHosts.delete(host));
+    this.recoveries.set(group, { host, run });
     // Its fence and rollback own the state of the host's servers on the HAProxies now: a drain has no time limit.
     for (const t of this.targets) if (t.host === host && t.type === "redis") this.syncGuard.recoveryOwns(targetId(t));
     return runner;
@@ -1103,7 +1105,7 @@ export class Daemon {
   private started(runner: Runner, group: string): Promise<string | undefined> {
     return new Promise<string | undefined>((resolve) => {
       runner.once("recovery-start", (e: { recoveryId: string }) => resolve(e.recoveryId));
-      void this.recoveries.get(group)?.then(() => resolve(undefined));
+      void this.recoveries.get(group)?.run.then(() => resolve(undefined));
     });
   }
 

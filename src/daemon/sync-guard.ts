@@ -57,12 +57,12 @@ export class SyncGuard {
   constructor(
     private readonly o: {
       readonly redis: () => Pick<RedisAdmin, "holdSync" | "releaseSync" | "syncHeld">;
-      readonly haproxy?: () => HaproxyAdmin;
+      readonly haproxy: () => HaproxyAdmin;
       readonly log: Logger;
       /** How long a drain may last without a recovery of the primary's host taking it over. */
-      readonly drainLimitMs?: () => number;
+      readonly drainLimitMs: () => number;
       /** Called when a drain reaches `drainLimitMs`: the daemon releases it unless a recovery owns it or it must stay. */
-      readonly onDrainLimit?: (primary: string) => void;
+      readonly onDrainLimit: (primary: string) => void;
       readonly now?: () => number;
     },
   ) {}
@@ -137,10 +137,9 @@ export class SyncGuard {
    */
   async drain(primary: string, route: Route, why: string): Promise<void> {
     const haproxy = this.o.haproxy;
-    if (!haproxy || route.haproxies.length === 0 || this.drained.has(primary) || this.busy.has(drainKey(primary))) return;
+    if (route.haproxies.length === 0 || this.drained.has(primary) || this.busy.has(drainKey(primary))) return;
     this.busy.add(drainKey(primary));
-    const limit = this.o.drainLimitMs?.() ?? 10_000;
-    const timer = setTimeout(() => this.o.onDrainLimit?.(primary), limit);
+    const timer = setTimeout(() => this.o.onDrainLimit(primary), this.o.drainLimitMs());
     timer.unref();
     this.drained.set(primary, { route, since: (this.o.now ?? Date.now)(), timer });
     try {
@@ -207,7 +206,6 @@ export class SyncGuard {
    */
   private async releaseDrain(route: Route): Promise<string[]> {
     const haproxy = this.o.haproxy;
-    if (!haproxy) return [];
     const settled = await Promise.allSettled(
       route.haproxies.map(async (h) => {
         const rows = await haproxy().serversState(h.admin, route.backend);

@@ -47,6 +47,10 @@ export type Verdicts = ReadonlyMap<string, ReadonlyMap<string, Verdict>>;
 
 const enc = encodeURIComponent;
 
+/** gRPC keep-alive pings while a call (the watch) is open, and how long one may go unanswered. */
+const WATCH_PING_MS = 6000;
+const WATCH_PING_TIMEOUT_MS = 2000;
+
 export class EtcdSession extends EventEmitter {
   readonly client: Etcd3;
   readonly instance: string;
@@ -85,8 +89,13 @@ export class EtcdSession extends EventEmitter {
     const options: IOptions = {
       hosts: [...opts.endpoints],
       dialTimeout: 2000,
-      // Every call has a deadline shorter than the time we may lead on one keep-alive.
-      defaultCallOptions: () => ({ deadline: Date.now() + this.callTimeoutMs }),
+      // Every call has a deadline shorter than the time we may lead on one keep-alive; the keep-alive's stream too.
+      // Not the watch's stream: it lives as long as the session, and a deadline cut it every callTimeoutMs (the
+      // client re-created it after a backoff, and everything written meanwhile arrived 100-150 ms late, in a burst;
+      // each cut also cost a read of the whole prefix). A watch on a connection that died silently is found by
+      // gRPC's keep-alive pings instead (etcd accepts one every 5 s at most: --grpc-keepalive-min-time).
+      defaultCallOptions: (ctx) => (ctx.service === "Watch" ? {} : { deadline: Date.now() + this.callTimeoutMs }),
+      grpcOptions: { "grpc.keepalive_time_ms": WATCH_PING_MS, "grpc.keepalive_timeout_ms": WATCH_PING_TIMEOUT_MS },
       ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
       ...(opts.tls?.ca ? { credentials: { rootCertificate: opts.tls.ca, ...(opts.tls.key ? { privateKey: opts.tls.key } : {}), ...(opts.tls.cert ? { certChain: opts.tls.cert } : {}) } } : {}),
     };
@@ -209,8 +218,8 @@ export class EtcdSession extends EventEmitter {
   private flushSoon(): void {
     if (this.flushing || this.lease === null) return;
     this.flushing = (async () => {
-      // One turn of the event loop gathers the changes of one evaluation (or of many targets at once).
-      await sleep(5);
+      // The rest of this turn of the event loop gathers the changes of one check round (or of many targets at once).
+      await new Promise<void>((r) => setImmediate(r));
       while (this.dirty.size > 0 && !this.stopped && this.lease !== null) {
         const batch = [...this.dirty].slice(0, 100);
         for (const t of batch) this.dirty.delete(t);

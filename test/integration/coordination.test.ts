@@ -142,4 +142,19 @@ describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () =
     await until("m2's verdicts are gone", () => !m3.session.verdicts().has("m2"));
     await until("a leader again after m2 resigned", () => m3.lease.isHeld() || m1.lease.isHeld());
   });
+
+  test("the watch lives as long as the session: no full read while etcd answers, and changes arrive through it", async () => {
+    const [a, b] = [await instance("w1"), await instance("w2")];
+    // Every full read of the prefix ends with a `controls` event; one follows whenever the watch's stream broke.
+    let fullReads = 0;
+    b.session.on("controls", () => fullReads++);
+    // Four of the calls' deadline (a TTL of 2 s: 1 s): a deadline on the watch's stream cut it, and so read everything
+    // again, every second.
+    await sleep(4_000);
+    assert.equal(fullReads, 0, "the watch was cut and the whole prefix read again");
+    a.session.publish("redis1:9002", { status: "down", kind: "reset", since: 20 });
+    await until("w2 sees w1's verdict through the watch", () => b.session.verdicts().get("w1")?.get("redis1:9002")?.status === "down");
+    assert.equal(fullReads, 0, "the verdict came by the watch, not by a full read");
+  });
 });
+

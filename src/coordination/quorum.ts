@@ -44,7 +44,9 @@ export function confirmByQuorum(input: QuorumInput): Diagnosis[] {
     // the promotion is undone if the server answers; the promotion still waits for `fall` failed checks.
     const agree: string[] = [];
     if (d.early === true || d.targets.every((t) => input.statusOf(t) === "down")) agree.push(input.self);
-    for (const [inst, verdicts] of [...input.peers.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    // Sorted by code unit, not localeCompare: its first call loads the ICU collator, 15-30 ms of CPU spent at the
+    // moment a crash is first weighed (it delayed every instance's first evaluation of a crash by that much).
+    for (const [inst, verdicts] of [...input.peers.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (d.targets.every((t) => seesDown(verdicts.get(t), d.early === true))) agree.push(inst);
     }
     if (agree.length >= need) {

@@ -82,6 +82,7 @@ export class Daemon {
    */
   private readonly evaluation = new DutyCycle(() => this.evaluate(), {
     waitFactor: 9,
+    minWaitMs: () => (this.opts.peers !== undefined && !this.mayAct() ? (this.rules.fastIntervalMs ?? this.rules.intervalMs) : 0),
     stopped: () => this.stopping.signal.aborted,
     onError: (e) => this.log.error({ err: errorMessage(e) }, "evaluation failed unexpectedly (a bug); the next check asks again"),
   });

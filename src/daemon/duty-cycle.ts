@@ -19,6 +19,12 @@ export interface DutyCycleOptions {
   readonly cost?: () => number;
   /** Runs `fn` after `ms` (0: after the current turn of the event loop). */
   readonly schedule?: (fn: () => void, ms: number) => void;
+  /**
+   * The least wait between two runs, asked after each run (0 when absent). An instance that only observes (another
+   * leads) weighs the evidence at most once per fast interval: its evaluations decide nothing, and on a crash they
+   * competed for the CPU with the checks and the etcd writes the acting instance waits for.
+   */
+  readonly minWaitMs?: () => number;
   /** No more runs once this says so. */
   readonly stopped?: () => boolean;
   /** A run that throws: reported here; later requests run again. */
@@ -63,7 +69,7 @@ export class DutyCycle {
     // failure since the start: code compiled on first use) costs ten to a hundred times the usual, and nine times that
     // would put off the very decision the next piece of evidence asks for. Costs that last raise it within runs.
     this.avgCost = this.avgCost === null ? spent : this.avgCost + SMOOTHING * (spent - this.avgCost);
-    this.nextAt = this.now() + this.opts.waitFactor * this.avgCost;
+    this.nextAt = this.now() + Math.max(this.opts.waitFactor * this.avgCost, this.opts.minWaitMs?.() ?? 0);
   }
 }
 

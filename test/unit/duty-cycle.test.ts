@@ -150,4 +150,34 @@ describe("DutyCycle", () => {
     assert.ok(delays[5]! < 9 * 30, `the run after the costly one waits ${delays[5]} ms`);
     assert.ok(delays[5]! > 9 * 1, "the costly run still counts");
   });
+
+  test("a least wait (an instance that only observes) spaces cheap runs out; without it they run back to back", () => {
+    let clock = 0;
+    let observing = true;
+    const delays: number[] = [];
+    const pending: (() => void)[] = [];
+    const cycle = new DutyCycle(() => {}, {
+      waitFactor: 9,
+      now: () => clock,
+      minWaitMs: () => (observing ? 50 : 0),
+      schedule: (fn, ms) => {
+        delays.push(ms);
+        pending.push(fn);
+      },
+      onError: (e) => assert.fail(String(e)),
+    });
+    cycle.request();
+    pending.shift()!();
+    clock += 10;
+    cycle.request();
+    assert.equal(delays[1], 40, "the next run comes 50 ms after the last one, not at once");
+    pending.shift()!();
+    // Leading now: the wait asked after this run is none again.
+    observing = false;
+    clock += 60;
+    cycle.request();
+    pending.shift()!();
+    cycle.request();
+    assert.equal(delays[3], 0, "an acting instance runs at once");
+  });
 });

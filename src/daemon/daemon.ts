@@ -496,6 +496,18 @@ export class Daemon {
   }
 
   /** Whether a recovery of `host` itself runs (not merely one of its pair). */
+  /**
+   * A target of a host unmonitored by a recovery that started before the failure was confirmed (early, on crash
+   * evidence; see detector.ts) and that is failing but not down yet: it is still checked on its schedule, and its
+   * failures counted, until it is down or answers. The promotion must see `fall` failed checks in a row; counted from
+   * the last check before the unmonitor instead, a promotion reached late (several instances: each step's start is
+   * an etcd transaction) waited up to (fall - 1) fast intervals more for checks that could have been made meanwhile.
+   */
+  private confirming(id: string): boolean {
+    const h = this.health.get(id);
+    return h !== undefined && h.failures > 0 && h.status !== "down" && this.recovering(hostOf(id));
+  }
+
   private recovering(host: string): boolean {
     return this.recoveries.get(groupOf(this.topology, host))?.host === host;
   }
@@ -562,7 +574,7 @@ export class Daemon {
       const target = this.targetOf(id);
       if (!target) return; // removed by a reload
       let delay = this.rules.intervalMs;
-      if (!this.state.unmonitored.has(target.host)) {
+      if (!this.state.unmonitored.has(target.host) || this.confirming(id)) {
         try {
           const address = this.inventory.addressOf(target.host);
           const obs = await this.checker.check(address === target.address ? target : { ...target, address });
@@ -570,9 +582,12 @@ export class Daemon {
           if (signal.aborted) return;
           if (!this.state.unmonitored.has(target.host)) {
             this.ingest(obs, true);
-            const h = this.health.get(id);
-            if (h) delay = nextCheckDelay(h, this.rules);
+          } else if (this.confirming(id)) {
+            // Counted, not weighed: the recovery's point of no return reads the count (confirmStillFailed).
+            this.health.set(id, observe(this.health.get(id), obs, this.rules));
           }
+          const h = this.health.get(id);
+          if (h) delay = nextCheckDelay(h, this.rules);
         } catch (e) {
           this.log.error({ target: id, err: errorMessage(e) }, "check failed unexpectedly (a bug); the loop goes on");
         }

@@ -16,7 +16,7 @@
  *
  * usage: node dist/bench/monitors.js [--trials N] [--kills N] [--rounds N] [--windows N] [--window-ms MS]
  *        [--sizes 1000@1000,5000@3000] [--parts crash,takeover,cost]; writes bench/results/monitors.json (a full run only).
- *        KEEP=1 keeps each three-instance crash trial's directory (the instances' logs) and says where.
+ *        KEEP=1 keeps each three-instance crash trial's directory (the instances' logs) and the etcd members' logs, and says where.
  * Loopback: 127.220.x.y (single instance), 127.221.x.y (three instances, etcd on 127.221.9.1-3), 127.222.x.y
  * (cost relays), 127.223.9.1-3 (cost etcd).
  */
@@ -592,7 +592,8 @@ if (PARTS.includes("crash") || PARTS.includes("takeover")) {
     if (PARTS.includes("takeover")) result["takeover"] = await takeoverPart(kills, etcd);
   } finally {
     await etcd.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env["KEEP"]) say(`kept the etcd members' logs in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 if (PARTS.includes("cost")) result["cost"] = await costPart(SIZES, rounds, windows, windowMs);

@@ -926,6 +926,10 @@ export class Daemon {
         return this.checker.check(address === t.address ? t : { ...t, address }, deadlineMs);
       },
       failuresOf: (target) => this.health.get(target)?.failures ?? 0,
+      downSince: (target) => {
+        const h = this.health.get(target);
+        return h?.status === "down" ? h.since : undefined;
+      },
       lastGood: (target) => this.restarts.get(target)?.before ?? this.lastGood.get(target),
       firstAbove: (target, offset) => this.offsets.firstAbove(target, offset),
       noteRole: (target, role) => {

@@ -190,17 +190,19 @@ export class Runner extends EventEmitter {
     const id = resume?.id ?? `${new Date(now()).toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${playbook.host}-${randomBytes(3).toString("hex")}`;
     const log = this.deps.log.child({ recoveryId: id, playbook: playbook.name, host: playbook.host });
     const results = new Map<string, unknown>(resume?.completed ?? []);
+    const startedAt = resume ? resume.startedAt : now();
     const recovery: RecoveryInfo = {
       id,
       targets: meta.targets ?? resume?.targets ?? [],
       acceptDataLoss: (meta.acceptDataLoss ?? resume?.acceptDataLoss) === true,
       forced: meta.forced === true,
+      startedAt,
     };
     if (!resume) {
       const record: JournalRecord = {
         type: "recovery-start",
         id,
-        at: now(),
+        at: startedAt,
         playbook: playbook.name,
         host: playbook.host,
         diagnosis: meta.diagnosis,

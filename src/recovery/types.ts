@@ -58,6 +58,8 @@ export interface MonitorControl {
   recheck(target: string, deadlineMs?: number): Promise<Observation>;
   /** Consecutive failed checks of a target so far (its current run). */
   failuresOf(target: string): number;
+  /** When the target was marked down (its `fall`-th failed check in a row), while it is; else undefined. */
+  downSince?(target: string): number | undefined;
   /** A Redis server's last healthy observation before its failure: what it had acknowledged, and its identity. */
   lastGood(target: string): RedisObservation | undefined;
   /** The earliest time a primary's offset was seen past `offset` (for the data-loss estimate in time). */
@@ -75,6 +77,8 @@ export interface RecoveryInfo {
   readonly acceptDataLoss: boolean;
   /** A forced failover (`failoverd failover --host`): the host answers by design and is not re-checked before the point of no return. */
   readonly forced?: boolean;
+  /** When the recovery started (its journaled start). */
+  readonly startedAt?: number;
 }
 
 export interface StepContext {

@@ -24,6 +24,12 @@ export interface Confirmation {
   readonly evidence: string[];
   /** The failure was not yet confirmed when the step began (an early start): it was watched until it was. */
   readonly waited: boolean;
+  /**
+   * When the failure was confirmed, for a recovery that started before it was (early, on crash evidence): now, when
+   * this step's re-checks confirmed it; else when the daemon's checks after the unmonitor did (the last target marked
+   * down). Undefined when it was confirmed before the recovery began.
+   */
+  readonly confirmedAt?: number;
 }
 
 /**
@@ -57,7 +63,11 @@ export async function confirmStillFailed(ctx: StepContext, targets: readonly str
       }
     }),
   );
-  return { evidence, waited };
+  if (waited) return { evidence, waited, confirmedAt: Date.now() };
+  const startedAt = ctx.recovery.startedAt;
+  const downSince = targets.map((t) => ctx.monitor.downSince?.(t));
+  const last = downSince.every((d) => d !== undefined) ? Math.max(...(downSince as number[])) : undefined;
+  return { evidence, waited, ...(startedAt !== undefined && last !== undefined && last > startedAt ? { confirmedAt: last } : {}) };
 }
 
 /** A target that answered: is its failure over, or did it come back without its data? */

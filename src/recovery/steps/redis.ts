@@ -201,8 +201,8 @@ export const promoteSurvivor: Step = {
     // here (rolled back, nothing promoted); one seen failing fewer than `fall` times is watched until confirmed.
     const confirmation = await confirmStillFailed(ctx, failedTargets(ctx, portsOf(ctx).map((p) => `${ctx.host}:${p}`)), "promotion");
     const confirmed = confirmation.evidence;
-    // When the failure was confirmed: now, for a recovery that started early and waited for it (else at its start).
-    const confirmedAt = confirmation.waited ? Date.now() : undefined;
+    // When the failure was confirmed, for a recovery that started early (else at its start).
+    const confirmedAt = confirmation.confirmedAt;
     // Every candidate is checked before any is promoted: a refusal here changes nothing and may still roll back.
     const candidates = await Promise.all(
       portsOf(ctx).map(async (port) => {

@@ -192,10 +192,16 @@ export class EtcdSession extends EventEmitter {
     this.flushSoon();
   }
 
-  /** Records whether a target fails now with crash evidence (its kind) or not (undefined); written on change only. */
+  /**
+   * Records whether a target fails now with crash evidence (the kind that began it) or not (undefined); written when
+   * that starts or ends. A run that goes on with another kind of crash evidence (a kept connection reset, then
+   * refused) writes nothing more: the others weigh only whether it is crash evidence, and at a crash every write costs
+   * every instance and etcd member CPU the acting instance is waiting for.
+   */
   publishFailing(target: string, failing: string | undefined): void {
     const prev = this.mine.get(target);
     if (!prev || prev.failing === failing || (prev.status === "down" && failing !== undefined)) return;
+    if (prev.failing !== undefined && failing !== undefined) return;
     this.mine.set(target, { ...prev, failing });
     this.dirty.add(target);
     this.flushSoon();

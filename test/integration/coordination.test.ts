@@ -155,6 +155,22 @@ describe("coordination through a real 3-member etcd", { timeout: 120_000 }, () =
     a.session.publish("redis1:9002", { status: "down", kind: "reset", since: 20 });
     await until("w2 sees w1's verdict through the watch", () => b.session.verdicts().get("w1")?.get("redis1:9002")?.status === "down");
     assert.equal(fullReads, 0, "the verdict came by the watch, not by a full read");
+
+    // Crash evidence is written when it starts and when it ends, not again when its kind changes.
+    const seen = () => b.session.verdicts().get("w1")?.get("redis2:9001");
+    a.session.publish("redis2:9001", { status: "up", since: 30 });
+    await until("w2 sees w1's up verdict", () => seen()?.status === "up");
+    const w0 = a.session.writes;
+    a.session.publishFailing("redis2:9001", "reset");
+    await until("w2 sees the crash evidence", () => seen()?.failing === "reset");
+    a.session.publishFailing("redis2:9001", "refused");
+    // A marker written after it: had the change of kind been written, it would have gone with the marker or before.
+    a.session.publish("redis2:9002", { status: "up", since: 31 });
+    await until("w2 sees the marker", () => b.session.verdicts().get("w1")?.get("redis2:9002")?.status === "up");
+    assert.equal(seen()?.failing, "reset", "the change of kind (reset -> refused) was written");
+    a.session.publishFailing("redis2:9001", undefined);
+    await until("w2 sees the crash evidence end", () => seen() !== undefined && seen()?.failing === undefined);
+    assert.equal(a.session.writes - w0, 3, "one write when the evidence began, one for the marker, one when it ended");
   });
 });
 

@@ -38,7 +38,19 @@ export type JournalRecord =
       readonly origin?: RecoveryTrigger;
       readonly reason?: string;
     }
-  | { readonly type: "step-start"; readonly id: string; readonly at: number; readonly step: string; readonly attempt: number }
+  | {
+      readonly type: "step-start";
+      readonly id: string;
+      readonly at: number;
+      readonly step: string;
+      readonly attempt: number;
+      /**
+       * Written ahead, with the recovery's start, for a step before the point of no return (see the runner's
+       * RunJournal.plan): it may start once the steps before it ended, without a write of its own. Not shown as
+       * started until it has an end (which says when it really started).
+       */
+      readonly ahead?: boolean;
+    }
   | {
       readonly type: "step-end";
       readonly id: string;
@@ -47,6 +59,8 @@ export type JournalRecord =
       readonly ok: boolean;
       readonly result?: unknown;
       readonly error?: string;
+      /** When a step whose start was written ahead really started. */
+      readonly startedAt?: number;
     }
   | { readonly type: "rollback"; readonly id: string; readonly at: number; readonly step: string; readonly ok: boolean; readonly error?: string }
   | { readonly type: "recovery-end"; readonly id: string; readonly at: number; readonly outcome: RecoveryOutcome; readonly error?: string }
@@ -254,6 +268,8 @@ export interface RecoverySummary {
 /** Folds the records into one summary per recovery, oldest first. */
 export function summarize(records: readonly JournalRecord[]): RecoverySummary[] {
   const byId = new Map<string, RecoverySummary & { completed: Map<string, unknown>; steps: RecoverySummary["steps"][number][] }>();
+  // Starts written ahead, per recovery and step: shown only once the step has an end (else it may never have run).
+  const ahead = new Map<string, number>();
   for (const r of records) {
     if (r.type === "recovery-start") {
       byId.set(r.id, {
@@ -278,10 +294,21 @@ export function summarize(records: readonly JournalRecord[]): RecoverySummary[] 
     const s = byId.get(r.id);
     if (!s) continue;
     if (r.type === "step-start") {
+      if (r.ahead === true) {
+        ahead.set(`${r.id}\n${r.step}`, r.at);
+        continue;
+      }
+      ahead.delete(`${r.id}\n${r.step}`);
       const last = s.steps[s.steps.length - 1];
       if (last && last.step === r.step && last.endedAt === undefined) last.attempts = r.attempt;
       else s.steps.push({ step: r.step, startedAt: r.at, attempts: r.attempt });
     } else if (r.type === "step-end") {
+      const key = `${r.id}\n${r.step}`;
+      const early = ahead.get(key);
+      if (early !== undefined) {
+        ahead.delete(key);
+        s.steps.push({ step: r.step, startedAt: r.startedAt ?? early, attempts: 1 });
+      }
       const st = [...s.steps].reverse().find((x) => x.step === r.step);
       if (st) {
         st.endedAt = r.at;

@@ -378,7 +378,7 @@ function monitorsReport(
   let resumedBy: string | null = null;
   if (struck) {
     if (struck.step !== null) {
-      const next = records.find((r) => r.type === "step-start" && r.at >= struck.at);
+      const next = records.find((r) => r.type === "step-start" && r.ahead !== true && r.at >= struck.at);
       resumedAt = next?.at ?? null;
       resumedBy = fleet.acts(struck.marks).find((a) => a.what === "resumed" && a.instance !== struck.instance)?.instance ?? null;
       if (resumedAt === null) problems.push(`no instance resumed the recovery after ${struck.instance} was struck before ${struck.step}`);

@@ -14,7 +14,7 @@ import { describe, test } from "node:test";
 import { WatchedJournal } from "../../src/daemon/journal-health.ts";
 import { RecoveryGate } from "../../src/daemon/recovery-gate.ts";
 import { createLogger, silentLogger } from "../../src/log.ts";
-import { FileJournal, type JournalRecord, JournalWriteError, MemoryJournal } from "../../src/recovery/journal.ts";
+import { FileJournal, summarize, type JournalRecord, JournalWriteError, MemoryJournal } from "../../src/recovery/journal.ts";
 import type { Decision } from "../../src/recovery/decider.ts";
 import { failedRedis } from "../../src/recovery/playbooks/failed-redis.ts";
 import { Runner } from "../../src/recovery/runner.ts";
@@ -119,9 +119,10 @@ describe("the runner and a journal that cannot be written", () => {
     assert.deepEqual(s.events, []);
   });
 
+  // The promotion's is the first start written on its own: fence's and hold's go ahead with the recovery's start.
   test("a step's start refused for a while: the runner waits, starts the step only once it is journaled, and finishes", async () => {
     let refusals = 3;
-    const journal = new FullJournal((r) => r.type === "step-start" && r.step === "fence" && refusals-- > 0);
+    const journal = new FullJournal((r) => r.type === "step-start" && r.step === "promote" && refusals-- > 0);
     const s = setup(journal);
     assert.equal(await s.runner.run(failedRedis("redis1"), { diagnosis: "DeadPrimary" }), "succeeded");
     assert.equal(refusals, -1, "the refused record was tried again until written");
@@ -131,16 +132,21 @@ describe("the runner and a journal that cannot be written", () => {
 
   test("a shutdown while waiting for the journal: interrupted, the step never ran", async () => {
     const stop = new AbortController();
-    const journal = new FullJournal((r) => r.type === "step-start" && r.step === "fence");
+    const journal = new FullJournal((r) => r.type === "step-start" && r.step === "promote");
     const s = setup(journal, stop.signal);
     const run = s.runner.run(failedRedis("redis1"), { diagnosis: "DeadPrimary" });
     setTimeout(() => stop.abort(), 700);
     assert.equal(await run, "interrupted");
-    assert.ok(!s.world.calls.some((c) => c.includes("maint")), "no fence without its journaled start");
+    assert.ok(!s.world.calls.some((c) => c.startsWith("redis.promote")), "no promotion without its journaled start");
     assert.deepEqual(
-      journal.records.map((r) => r.type),
-      ["recovery-start", "step-start"],
-      "unmonitor's end goes with fence's start, which was refused: the journal holds the recovery open, resumable (unmonitor runs again)",
+      journal.records.map((r) => ("step" in r ? `${r.type} ${r.step}` : r.type)),
+      ["recovery-start", "step-start unmonitor", "step-start fence", "step-start hold"],
+      "the earlier steps' ends go with the promotion's start, which was refused: the journal holds the recovery open, resumable (they run again)",
+    );
+    assert.deepEqual(
+      summarize(journal.records)[0]?.steps.map((x) => x.step),
+      ["unmonitor"],
+      "the starts written ahead are not shown as started: they have no end",
     );
   });
 });

@@ -125,8 +125,10 @@ function rollbacks(rs: readonly JournalRecord[]) {
   return rs.filter((r): r is Extract<JournalRecord, { type: "rollback" }> => r.type === "rollback");
 }
 
+/** The attempts of a step that started: a start written ahead (see the runner's RunJournal.plan) once it has an end. */
 function stepStarts(rs: readonly JournalRecord[], step: string): number[] {
-  return rs.flatMap((r) => (r.type === "step-start" && r.step === step ? [r.attempt] : []));
+  const ended = (id: string) => rs.some((e) => e.type === "step-end" && e.id === id && e.step === step);
+  return rs.flatMap((r) => (r.type === "step-start" && r.step === step && (r.ahead !== true || ended(r.id)) ? [r.attempt] : []));
 }
 
 /** Writes and monitoring switches, in order: the runbook's effects. */
@@ -153,13 +155,22 @@ async function happyTrace(c: (typeof CASES)[number]) {
     read: () => inner.read(),
   };
   const s = setup({ kill: [c.kill], journal });
+  // A step's calls: from its start to its end, or to the next step's start (a step whose start was written ahead
+  // starts before the end of the one before it is told: the ends are told together, once written).
   const byStep = new Map<string, string[]>();
+  let current: string | null = null;
   let from = 0;
-  s.runner.on("step-start", () => {
+  const close = () => {
+    if (current !== null) byStep.set(current, s.world.calls.slice(from));
+    current = null;
+  };
+  s.runner.on("step-start", (e: StepEvent) => {
+    close();
+    current = e.step;
     from = s.world.calls.length;
   });
   s.runner.on("step-end", (e: StepEvent) => {
-    byStep.set(e.step, s.world.calls.slice(from));
+    if (e.step === current) close();
   });
   const outcome = await s.runner.run(c.playbook(), META);
   assert.equal(outcome, "succeeded", `${c.name}: the happy run must succeed to serve as a reference`);
@@ -496,18 +507,29 @@ class WritesJournal extends MemoryJournal {
 }
 
 /** What one write held, as `type step` words. */
-const wrote = (rs: readonly JournalRecord[]) => rs.map((r) => ("step" in r ? `${r.type} ${r.step}` : r.type)).join(" + ");
+const wrote = (rs: readonly JournalRecord[]) =>
+  rs.map((r) => ("step" in r ? `${r.type} ${r.step}${r.type === "step-start" && r.ahead === true ? " (ahead)" : ""}` : r.type)).join(" + ");
+
+/** The steps whose start is written ahead: those after the first and before the point of no return. */
+const aheadOf = (p: Playbook) => p.steps.slice(1, Math.max(1, p.steps.findIndex((x) => x.pointOfNoReturn)));
 
 /**
- * The playbook with every step checking, when it acts, what the journal holds: its own start, and the end of every
- * step before it (a step acts only once the last one is recorded as ended).
+ * The playbook with every step checking, when it acts, what the journal holds: its own start; and, from the point of
+ * no return on, the end of every step before it (a step acts only once the last one is recorded as ended). A step
+ * whose start was written ahead acts once the steps before it ran: their ends go with the point of no return's start.
  */
 function checkedPlaybook(p: Playbook, journal: MemoryJournal): Playbook {
+  const ahead = new Set(aheadOf(p).map((x) => x.name));
   return {
     ...p,
     steps: p.steps.map((step, i) => ({
       ...step,
       run: async (ctx: StepContext) => {
+        if (i === 0 || ahead.has(step.name)) {
+          // The first step's start goes with the starts written ahead, after them in the same write.
+          assert.ok(journal.records.some((r) => r.type === "step-start" && r.step === step.name && (i === 0 || r.ahead === true)), `${step.name}'s start is written`);
+          return step.run(ctx);
+        }
         const last = journal.records.at(-1);
         assert.equal(last?.type === "step-start" && last.step, step.name, `${step.name} acts after its start is written`);
         for (const before of p.steps.slice(0, i)) {
@@ -519,8 +541,21 @@ function checkedPlaybook(p: Playbook, journal: MemoryJournal): Playbook {
   };
 }
 
+/** The records (and the events) of a whole successful run, in order: the starts ahead, then their ends together. */
+function runOrder(p: Playbook): string[] {
+  const ahead = aheadOf(p).map((x) => x.name);
+  const first = p.steps.slice(0, 1 + ahead.length).map((x) => x.name);
+  return [
+    "recovery-start",
+    ...first.map((x) => `step-start ${x}`),
+    ...first.map((x) => `step-end ${x}`),
+    ...p.steps.slice(first.length).flatMap((x) => [`step-start ${x.name}`, `step-end ${x.name}`]),
+    "recovery-end",
+  ];
+}
+
 describe("the journal's writes", () => {
-  test("failed_redis: four writes before the promotion acts, each a step's end with the next step's start", async () => {
+  test("failed_redis: two writes before the promotion acts: the starts before it ahead, then their ends with its start", async () => {
     const journal = new WritesJournal();
     const s = setup({ kill: ["redis1"], journal });
     journal.world = s.world;
@@ -530,15 +565,20 @@ describe("the journal's writes", () => {
     assert.deepEqual(
       journal.writes.filter((w) => w.calls <= promoted).map((w) => wrote(w.records)),
       [
-        "recovery-start + step-start unmonitor",
-        "step-end unmonitor + step-start fence",
-        "step-end fence + step-start hold",
-        "step-end hold + step-start promote",
+        "recovery-start + step-start unmonitor + step-start fence (ahead) + step-start hold (ahead)",
+        "step-end unmonitor + step-end fence + step-end hold + step-start promote",
       ],
-      "one fenced etcd transaction per step before the promotion (one per record before: eight)",
+      "two fenced etcd transactions before the promotion (one per step: four; one per record: eight)",
     );
     assert.equal(wrote(journal.writes.at(-1)!.records), "step-end monitor + recovery-end", "the last step's end goes with the recovery's end");
-    assert.equal(journal.writes.length, failedRedis("redis1").steps.length + 1);
+    assert.equal(journal.writes.length, failedRedis("redis1").steps.length - 1);
+    // The history says when each really started and ended, in order.
+    const steps = summarize(journal.records)[0]!.steps;
+    assert.deepEqual(steps.map((x) => x.step), failedRedis("redis1").steps.map((x) => x.name));
+    for (const [i, x] of steps.entries()) {
+      assert.ok(x.endedAt !== undefined && x.startedAt <= x.endedAt, `${x.step} ends after it starts`);
+      if (i > 0) assert.ok(x.startedAt >= steps[i - 1]!.endedAt!, `${x.step} starts after ${steps[i - 1]!.step} ended, as the history says`);
+    }
   });
 
   for (const c of CASES) {
@@ -554,14 +594,10 @@ describe("the journal's writes", () => {
         });
       }
       assert.equal(await s.runner.run(checkedPlaybook(c.playbook(), journal), META), "succeeded");
-      assert.deepEqual(
-        events,
-        ["recovery-start", ...c.playbook().steps.flatMap((x) => [`step-start ${x.name}`, `step-end ${x.name}`]), "recovery-end"],
-        "told in the journal's order",
-      );
+      assert.deepEqual(events, runOrder(c.playbook()), "told in the journal's order");
       assert.deepEqual(
         journal.records.map((r) => ("step" in r ? `${r.type} ${r.step}` : r.type)),
-        ["recovery-start", ...c.playbook().steps.flatMap((x) => [`step-start ${x.name}`, `step-end ${x.name}`]), "recovery-end"],
+        runOrder(c.playbook()),
         "the same records in the same order as one write each",
       );
     });
@@ -584,10 +620,11 @@ describe("the journal's writes", () => {
     s.world.failOn((c) => c === "haproxy.setState 127.0.2.1:9999 be_redis_9001 redis1 maint", new ProviderError("injected: HAProxy refused", false), 1);
     assert.equal(await s.runner.run(failedRedis("redis1"), META), "rolled-back");
     const writes = journal.writes.map((w) => wrote(w.records));
-    assert.deepEqual(writes.slice(0, 2), ["recovery-start + step-start unmonitor", "step-end unmonitor + step-start fence"]);
+    assert.deepEqual(writes.slice(0, 2), ["recovery-start + step-start unmonitor + step-start fence (ahead) + step-start hold (ahead)", "step-end unmonitor + step-end fence"]);
     assert.equal(writes.at(-1), "recovery-end");
     const summary = summarize(journal.records)[0];
     assert.equal(summary?.outcome, "rolled-back");
+    assert.deepEqual(summary?.steps.map((x) => `${x.step} ${x.ok}`), ["unmonitor true", "fence false"], "hold, written ahead, never ran: not shown");
     assert.deepEqual(
       rollbacks(journal.records).map((r) => r.step),
       ["fence", "unmonitor"],

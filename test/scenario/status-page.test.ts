@@ -137,8 +137,14 @@ describe("the status page under stress, in Chromium", { timeout: 600_000 }, () =
 
   test("resumed: the recoveries run, writes OK again since the promotion, routing follows, the history tells it all", async () => {
     await post("/resume", { confirm: true });
-    await page.waitForSelector('[data-history][data-outcome="succeeded"]', { timeout: 120_000 });
-    await page.waitForFunction(() => document.querySelectorAll('[data-history][data-outcome="succeeded"]').length === 2, undefined, { timeout: 120_000 });
+    try {
+      await page.waitForFunction(() => document.querySelectorAll('[data-history][data-outcome="succeeded"]').length === 2, undefined, { timeout: 120_000 });
+    } catch (e) {
+      // Say what the journal says instead of a bare timeout: each recovery's outcome, error and steps, and the log's end.
+      const history = (await (await fetch(`${API}/history`)).json()) as { recoveries: { playbook: string; host: string; outcome?: string; error?: string; steps: { step: string; ok?: boolean; error?: string }[] }[] };
+      const told = history.recoveries.map((r) => `${r.playbook} ${r.host}: ${r.outcome ?? "running"}${r.error ? ` (${r.error})` : ""} [${r.steps.map((x) => `${x.step}${x.ok === false ? ` failed: ${x.error}` : ""}`).join(", ")}]`);
+      assert.fail(`${(e as Error).message}; the history: ${told.join("; ")}; the log ends: ${readFileSync(log(), "utf8").split("\n").slice(-15).join("\n")}`);
+    }
     await page.waitForSelector('[data-verdict="redis1+redis2"][data-writes="OK"]', { timeout: 30_000 });
     const ok = /writes OK since (\d\d:\d\d:\d\d)/.exec(await text('[data-verdict-port="9001"]'));
     assert.ok(ok);

@@ -11,7 +11,7 @@ export interface DutyCycleOptions {
   /** A clock for when the next run may start, in ms (performance.now by default). */
   readonly now?: () => number;
   /**
-   * What a run costs, in ms: a reading before and after it. By default the process's CPU time (`process.cpuUsage`),
+   * What a run costs, in ms: a reading before and after it. By default the main thread's CPU time (`process.threadCpuUsage`),
    * not the wall clock: on a busy machine a run preempted halfway would otherwise count the time other processes ran,
    * and put off the next evaluation (a decision waiting on fresh evidence) by nine times that. With `now` given
    * (tests), that clock.
@@ -76,8 +76,12 @@ export class DutyCycle {
 /** The weight of the latest run in the smoothed cost. */
 const SMOOTHING = 0.1;
 
-/** The process's CPU time so far (user and system), in ms. */
+/**
+ * The main thread's CPU time so far (user and system), in ms: where the runs execute. Not the process's: its other
+ * threads (V8's concurrent garbage collection and compilation) charged a run that blocked 50 ms with 10-20 ms of
+ * their work now and then.
+ */
 function cpuMs(): number {
-  const u = process.cpuUsage();
+  const u = process.threadCpuUsage();
   return (u.user + u.system) / 1000;
 }

@@ -47,6 +47,17 @@ function world(costMs: number) {
   };
 }
 
+/** A scheduler that records each wait asked for and keeps the runs for the test to call. */
+function recorder() {
+  const delays: number[] = [];
+  const pending: (() => void)[] = [];
+  const schedule = (fn: () => void, ms: number): void => {
+    delays.push(ms);
+    pending.push(fn);
+  };
+  return { delays, pending, schedule };
+}
+
 describe("DutyCycle", () => {
   test("requests before the run share it: a burst of 1,000 is one run", () => {
     const w = world(0);
@@ -103,15 +114,11 @@ describe("DutyCycle", () => {
     assert.equal(w.runs.length, 2);
   });
 
-  test("a run's cost is the process's CPU time, not the wall clock: a run held up 50 ms without working puts nothing off", () => {
-    const delays: number[] = [];
-    const pending: (() => void)[] = [];
+  test("a run's cost is the main thread's CPU time, not the wall clock (nor the process's other threads): a run held up 50 ms without working puts nothing off", () => {
+    const { delays, pending, schedule } = recorder();
     const cycle = new DutyCycle(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50), {
       waitFactor: 9,
-      schedule: (fn, ms) => {
-        delays.push(ms);
-        pending.push(fn);
-      },
+      schedule,
       onError: (e) => assert.fail(String(e)),
     });
     cycle.request();
@@ -125,8 +132,7 @@ describe("DutyCycle", () => {
   test("one costly run among cheap ones (code compiled on first use) does not put the next off by nine times its cost", () => {
     let clock = 0;
     const costs = [1, 1, 1, 1, 200, 1];
-    const delays: number[] = [];
-    const pending: (() => void)[] = [];
+    const { delays, pending, schedule } = recorder();
     const cycle = new DutyCycle(
       () => {
         clock += costs.shift() ?? 1;
@@ -134,10 +140,7 @@ describe("DutyCycle", () => {
       {
       waitFactor: 9,
       now: () => clock,
-      schedule: (fn, ms) => {
-        delays.push(ms);
-        pending.push(fn);
-      },
+      schedule,
         onError: (e) => assert.fail(String(e)),
       },
     );
@@ -154,16 +157,12 @@ describe("DutyCycle", () => {
   test("a least wait (an instance that only observes) spaces cheap runs out; without it they run back to back", () => {
     let clock = 0;
     let observing = true;
-    const delays: number[] = [];
-    const pending: (() => void)[] = [];
+    const { delays, pending, schedule } = recorder();
     const cycle = new DutyCycle(() => {}, {
       waitFactor: 9,
       now: () => clock,
       minWaitMs: () => (observing ? 50 : 0),
-      schedule: (fn, ms) => {
-        delays.push(ms);
-        pending.push(fn);
-      },
+      schedule,
       onError: (e) => assert.fail(String(e)),
     });
     cycle.request();

@@ -236,7 +236,6 @@ export function diagnose(input: DetectorInput): Diagnosis[] {
   return out;
 }
 
-
 function diagnoseRedisHost(
   input: DetectorInput,
   host: string,
@@ -257,7 +256,7 @@ function diagnoseRedisHost(
   const early = ports.filter((p) => {
     if (lost.includes(p) || down.includes(p)) return false;
     const h = input.health.get(target(p));
-    if (!isFailingNow(h) || !h!.last.failure || !CRASH_EVIDENCE.has(h!.last.failure.kind)) return false;
+    if (h === undefined || crashFailing(h) === undefined) return false;
     if (roleOf(input, host, twin, p, address) !== "primary") return false;
     const t = redisObs(input, `${twin}:${p}`);
     return t !== undefined && isFresh(t, h) && t.ok && t.role === "replica" && t.primaryAddress === address && t.linkUp === false && !isNeverSynced(t);

@@ -495,7 +495,6 @@ export class Daemon {
     void this.syncGuard.undrain(primary, "no failure confirmed within the limit: not kept out on a doubt");
   }
 
-  /** Whether a recovery of `host` itself runs (not merely one of its pair). */
   /**
    * A target of a host unmonitored by a recovery that started before the failure was confirmed (early, on crash
    * evidence; see detector.ts) and that is failing but not down yet: it is still checked on its schedule, and its
@@ -508,6 +507,7 @@ export class Daemon {
     return h !== undefined && h.failures > 0 && h.status !== "down" && this.recovering(hostOf(id));
   }
 
+  /** Whether a recovery of `host` itself runs (not merely one of its pair). */
   private recovering(host: string): boolean {
     return this.recoveries.get(groupOf(this.topology, host))?.host === host;
   }

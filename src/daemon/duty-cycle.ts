@@ -1,20 +1,20 @@
 /**
- * Runs a costly function soon after it is asked for, within a budget of the process's time.
+ * Runs a costly function soon after it is asked for, within a budget of the main thread's time.
  *
  * Requests made before the run share it (one run per turn of the event loop at most), and after runs that took d ms
  * of CPU time (smoothed over the recent runs) the next waits `waitFactor` x d ms: with a factor of 9, runs take at
- * most about a tenth of the time, however often they are asked for. While runs are cheap the wait is nothing. The daemon's diagnosis uses it: it looks at the whole
- * topology, and every check of a down target asks for one.
+ * most about a tenth of the time, however often they are asked for. While runs are cheap the wait is nothing. The
+ * daemon's diagnosis uses it: it looks at the whole topology, and every check of a down target asks for one.
  */
 export interface DutyCycleOptions {
   readonly waitFactor: number;
   /** A clock for when the next run may start, in ms (performance.now by default). */
   readonly now?: () => number;
   /**
-   * What a run costs, in ms: a reading before and after it. By default the main thread's CPU time (`process.threadCpuUsage`),
-   * not the wall clock: on a busy machine a run preempted halfway would otherwise count the time other processes ran,
-   * and put off the next evaluation (a decision waiting on fresh evidence) by nine times that. With `now` given
-   * (tests), that clock.
+   * What a run costs, in ms: a reading before and after it. By default the main thread's CPU time
+   * (`process.threadCpuUsage`), not the wall clock: on a busy machine a run preempted halfway would otherwise count the
+   * time other processes ran, and put off the next evaluation (a decision waiting on fresh evidence) by nine times
+   * that. With `now` given (tests), that clock.
    */
   readonly cost?: () => number;
   /** Runs `fn` after `ms` (0: after the current turn of the event loop). */
